@@ -1,0 +1,214 @@
+// Package bus is the one way services talk over NATS JetStream: the streams
+// and subjects of the platform, publishing with trace context and a
+// Nats-Msg-Id, and consuming with a span per message and acks decided by the
+// error's kind (see package fault).
+package bus
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/protobuf/proto"
+
+	"pushsms.io/lib/fault"
+	"pushsms.io/lib/telemetry"
+)
+
+// Headers set on every event. NATS headers are case-sensitive: these are
+// written and read exactly as spelled.
+const (
+	HeaderType  = "Pushsms-Type"
+	HeaderMsgID = jetstream.MsgIDHeader
+)
+
+// Config says where the NATS server is and how many replicas streams get.
+type Config struct {
+	URL string
+	// Replicas of every stream: 1 on one machine, 3 on a cluster.
+	Replicas int
+}
+
+// DefaultConfig is a local server with one replica.
+func DefaultConfig() Config { return Config{URL: nats.DefaultURL, Replicas: 1} }
+
+// RegisterFlags adds -nats-url and -nats-replicas.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.URL, "nats-url", c.URL, "NATS server URL(s), comma-separated")
+	fs.IntVar(&c.Replicas, "nats-replicas", c.Replicas, "replicas of each JetStream stream (1 on one machine, 3 on a cluster)")
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	if c.URL == "" {
+		return errors.New("bus: nats-url is empty")
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		return fmt.Errorf("bus: nats-replicas %d: want 1 to 5", c.Replicas)
+	}
+	return nil
+}
+
+// Bus is a service's connection to JetStream.
+type Bus struct {
+	Conn   *nats.Conn
+	JS     jetstream.JetStream
+	tracer trace.Tracer
+	prop   propagation.TextMapPropagator
+	log    *slog.Logger
+}
+
+// Connect connects as service (the client name the server shows), waits for
+// the server if it is not up yet, and ensures streams and buckets exist.
+func Connect(ctx context.Context, cfg Config, service string, tel *telemetry.Telemetry) (*Bus, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := tel.Logger.With("component", "bus")
+	nc, err := nats.Connect(cfg.URL,
+		nats.Name(service),
+		nats.RetryOnFailedConnect(true),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats reconnected") }),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("connect to nats %s: %w", cfg.URL, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	b := &Bus{Conn: nc, JS: js, tracer: tel.Tracer("pushsms.io/lib/bus"), prop: tel.Propagator, log: log}
+	// The server may still be starting (RetryOnFailedConnect): retry until ctx ends.
+	for attempt := 0; ; attempt++ {
+		err = Ensure(ctx, js, cfg.Replicas)
+		if err == nil {
+			return b, nil
+		}
+		select {
+		case <-ctx.Done():
+			nc.Close()
+			return nil, fmt.Errorf("ensure streams: %w", err)
+		case <-time.After(backoff(attempt)):
+		}
+	}
+}
+
+// Close drains the connection: consumers finish the message in hand and
+// pending publishes are flushed.
+func (b *Bus) Close() error {
+	if b == nil || b.Conn == nil {
+		return nil
+	}
+	err := b.Conn.Drain()
+	for i := 0; i < 100 && !b.Conn.IsClosed(); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return err
+}
+
+// Publish stores msg on subject. msgID identifies the event: a retried
+// publish with the same msgID is stored once (within DuplicateWindow). The
+// current span's context travels in the headers, so the consumer's span
+// joins the same trace. Publish retries transient failures until ctx ends.
+func (b *Bus) Publish(ctx context.Context, subject string, msg proto.Message, msgID string) error {
+	data, err := proto.Marshal(msg)
+	if err != nil {
+		return fault.Permanent(fmt.Errorf("marshal %s: %w", msg.ProtoReflect().Descriptor().FullName(), err))
+	}
+	typ := string(msg.ProtoReflect().Descriptor().FullName())
+	ctx, span := b.tracer.Start(ctx, "send "+subjectPattern(subject),
+		trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.destination.name", subject),
+			attribute.String("messaging.message.id", msgID),
+			attribute.String("pushsms.event.type", typ),
+		))
+	defer span.End()
+
+	m := nats.NewMsg(subject)
+	m.Data = data
+	m.Header.Set(HeaderType, typ)
+	b.prop.Inject(ctx, headerCarrier(m.Header))
+	for attempt := 0; ; attempt++ {
+		_, err = b.JS.PublishMsg(ctx, m, jetstream.WithMsgID(msgID))
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil || !transient(err) || attempt >= 8 {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "publish failed")
+			return fmt.Errorf("publish %s: %w", subject, errors.Join(err, fault.ErrUnavailable))
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff(attempt)):
+		}
+	}
+}
+
+// transient tells whether a publish may succeed if tried again: anything
+// but an answer of the JetStream API (wrong stream, bad config) is a
+// transport failure, and the Nats-Msg-Id makes the retry safe.
+func transient(err error) bool {
+	var apiErr *jetstream.APIError
+	return !errors.As(err, &apiErr)
+}
+
+// backoff grows from 100 ms to 5 s.
+func backoff(attempt int) time.Duration {
+	d := 100 * time.Millisecond << min(attempt, 6)
+	return min(d, 5*time.Second)
+}
+
+// subjectPattern keeps span names few: a subject is named after its first
+// two tokens (sms.submit), three for reports (sms.report.delivered), never
+// after a tenant or a short code.
+func subjectPattern(subject string) string {
+	keep := 2
+	if strings.HasPrefix(subject, "sms.report.") {
+		keep = 3
+	}
+	tokens := strings.SplitN(subject, ".", keep+1)
+	return strings.Join(tokens[:min(keep, len(tokens))], ".")
+}
+
+// headerCarrier lets the OTel propagator read and write NATS headers. It
+// keeps keys as written: nats.Header is case-sensitive, and the canonical
+// form of http.Header ("Traceparent") would not match.
+type headerCarrier nats.Header
+
+func (c headerCarrier) Get(key string) string {
+	if v := c[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func (c headerCarrier) Set(key, value string) { c[key] = []string{value} }
+
+func (c headerCarrier) Keys() []string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	return keys
+}

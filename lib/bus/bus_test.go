@@ -1,0 +1,174 @@
+package bus_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"pushsms.io/lib/bus"
+	"pushsms.io/lib/bus/bustest"
+	"pushsms.io/lib/fault"
+	"pushsms.io/lib/telemetry"
+)
+
+func connect(t *testing.T, s *bustest.Server, rec *tracetest.SpanRecorder) *bus.Bus {
+	t.Helper()
+	cfg := telemetry.Config{LogLevel: "error", LogFormat: "text"}
+	if rec != nil {
+		cfg.TracerProvider = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	}
+	tel, err := telemetry.Setup(context.Background(), "test", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bus.Connect(context.Background(), bus.Config{URL: s.URL(), Replicas: 1}, "test", tel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func TestPublishConsumeCarriesTrace(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	b := connect(t, bustest.Start(t), rec)
+	ctx := context.Background()
+
+	got := make(chan string, 1)
+	c, err := b.Consume(ctx, bus.ConsumerSpec{Stream: bus.StreamMO, Durable: "t"}, func(ctx context.Context, m *bus.Msg) error {
+		var v wrapperspb.StringValue
+		if err := m.Decode(&v); err != nil {
+			return err
+		}
+		got <- v.Value + "|" + m.Type
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	pctx, parent := tp.Tracer("t").Start(ctx, "root")
+	if err := b.Publish(pctx, bus.MOSubject("36000"), wrapperspb.String("STOP"), "mo-1"); err != nil {
+		t.Fatal(err)
+	}
+	parent.End()
+	select {
+	case v := <-got:
+		if want := "STOP|google.protobuf.StringValue"; v != want {
+			t.Errorf("got %q, want %q", v, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("event not consumed")
+	}
+	bustest.Eventually(t, 2*time.Second, func() error {
+		for _, s := range rec.Ended() {
+			if s.Name() == "process sms.mo" {
+				if s.SpanContext().TraceID() != parent.SpanContext().TraceID() {
+					return errors.New("consumer span is in another trace")
+				}
+				return nil
+			}
+		}
+		return errors.New("no consumer span")
+	})
+}
+
+func TestPublishDeduplicatesByMsgID(t *testing.T) {
+	b := connect(t, bustest.Start(t), nil)
+	ctx := context.Background()
+	for range 3 {
+		if err := b.Publish(ctx, bus.MOSubject("36000"), wrapperspb.String("x"), "same-id"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Publish(ctx, bus.MOSubject("36000"), wrapperspb.String("y"), "other-id"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.JS.Stream(ctx, bus.StreamMO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.State.Msgs; got != 2 {
+		t.Errorf("stream holds %d events, want 2", got)
+	}
+}
+
+func TestAckByErrorKind(t *testing.T) {
+	tests := []struct {
+		name       string
+		err        error
+		wantCalls  int32
+		redelivers bool
+	}{
+		{name: "success_acks", err: nil, wantCalls: 1},
+		{name: "permanent_terminates", err: fault.Permanent(errors.New("bad payload")), wantCalls: 1},
+		{name: "transient_redelivers", err: errors.New("database down"), wantCalls: 3, redelivers: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := connect(t, bustest.Start(t), nil)
+			ctx := context.Background()
+			var calls atomic.Int32
+			var mu sync.Mutex
+			c, err := b.Consume(ctx, bus.ConsumerSpec{Stream: bus.StreamMO, Durable: "t", AckWait: time.Second}, func(ctx context.Context, m *bus.Msg) error {
+				mu.Lock()
+				defer mu.Unlock()
+				n := calls.Add(1)
+				if tt.redelivers && n >= 3 {
+					return nil
+				}
+				return tt.err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Stop()
+			if err := b.Publish(ctx, bus.MOSubject("36000"), wrapperspb.String("x"), "id"); err != nil {
+				t.Fatal(err)
+			}
+			bustest.Eventually(t, 5*time.Second, func() error {
+				n, err := c.Pending(ctx)
+				if err != nil {
+					return err
+				}
+				if n != 0 || calls.Load() < tt.wantCalls {
+					return fmt.Errorf("pending %d, calls %d", n, calls.Load())
+				}
+				return nil
+			})
+			time.Sleep(300 * time.Millisecond) // a wrong redelivery would show within the backoff
+			if got := calls.Load(); got != tt.wantCalls {
+				t.Errorf("handler called %d times, want %d", got, tt.wantCalls)
+			}
+		})
+	}
+}
+
+func TestSubjects(t *testing.T) {
+	tests := []struct{ got, want string }{
+		{bus.AcceptedSubject("acme", "36000"), "sms.accepted.acme.36000"},
+		{bus.ReportSubject("delivered", "acme", "36000"), "sms.report.delivered.acme.36000"},
+		{bus.SubmitSubject("36.*"), "sms.submit._"},
+		{bus.ClearedSubject("", "36000"), "sms.cleared._.36000"},
+		{bus.ReportTenantFilter("acme"), "sms.report.*.acme.*"},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("got %q, want %q", tt.got, tt.want)
+		}
+	}
+}

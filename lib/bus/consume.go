@@ -1,0 +1,192 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/protobuf/proto"
+
+	"pushsms.io/lib/fault"
+)
+
+// Msg is one event handed to a Handler.
+type Msg struct {
+	Subject string
+	Data    []byte
+	Header  nats.Header
+	// Type is the protobuf full name of the payload (HeaderType).
+	Type string
+	// Delivered counts deliveries of this event, 1 the first time.
+	Delivered uint64
+	// Stream sequence: a cursor for resuming.
+	Sequence uint64
+	// Time the event was stored.
+	Time time.Time
+	raw  jetstream.Msg
+}
+
+// Decode unmarshals the payload into v.
+func (m *Msg) Decode(v proto.Message) error {
+	if err := proto.Unmarshal(m.Data, v); err != nil {
+		return fault.Permanent(fmt.Errorf("decode %s on %s: %w", v.ProtoReflect().Descriptor().FullName(), m.Subject, err))
+	}
+	return nil
+}
+
+// InProgress tells the server the handler is still working, so the event is
+// not redelivered to another replica while a long handler holds it.
+func (m *Msg) InProgress() error { return m.raw.InProgress() }
+
+// Handler processes one event. Its error decides the ack: nil acks the
+// event, a permanent error (fault.IsPermanent) terminates it, any other
+// error redelivers it later with backoff.
+type Handler func(ctx context.Context, m *Msg) error
+
+// ConsumerSpec is a durable consumer: several replicas of a service that
+// use the same Durable share its events.
+type ConsumerSpec struct {
+	Stream         string
+	Durable        string
+	FilterSubjects []string
+	// AckWait is how long an unacknowledged event waits before redelivery.
+	AckWait time.Duration
+	// MaxAckPending bounds events in flight across all replicas.
+	MaxAckPending int
+	// Workers is how many events a replica handles at once (default 1).
+	Workers int
+	// DoubleAck waits for the server to confirm each ack, for handlers
+	// whose effect must not be repeated by a lost ack.
+	DoubleAck bool
+}
+
+// Consumer is a running durable consumer.
+type Consumer struct {
+	cc   jetstream.ConsumeContext
+	wg   sync.WaitGroup
+	info jetstream.Consumer
+}
+
+// Stop stops fetching and waits for the events in hand.
+func (c *Consumer) Stop() {
+	c.cc.Stop()
+	<-c.cc.Closed()
+	c.wg.Wait()
+}
+
+// Pending returns the number of events not yet delivered to the consumer.
+func (c *Consumer) Pending(ctx context.Context) (uint64, error) {
+	ci, err := c.info.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return ci.NumPending + uint64(ci.NumAckPending), nil
+}
+
+// Consume creates (or updates) the durable consumer of spec and hands its
+// events to h until Stop. Each event gets a consumer span, child of the
+// publisher's span carried in the headers.
+func (b *Bus) Consume(ctx context.Context, spec ConsumerSpec, h Handler) (*Consumer, error) {
+	if spec.Workers < 1 {
+		spec.Workers = 1
+	}
+	if spec.AckWait == 0 {
+		spec.AckWait = 30 * time.Second
+	}
+	if spec.MaxAckPending == 0 {
+		spec.MaxAckPending = 1000
+	}
+	cfg := jetstream.ConsumerConfig{
+		Durable:        spec.Durable,
+		FilterSubjects: spec.FilterSubjects,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        spec.AckWait,
+		MaxAckPending:  spec.MaxAckPending,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		MaxDeliver:     -1,
+	}
+	cons, err := b.JS.CreateOrUpdateConsumer(ctx, spec.Stream, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s on %s: %w", spec.Durable, spec.Stream, err)
+	}
+	c := &Consumer{info: cons}
+	sem := make(chan struct{}, spec.Workers)
+	// Handlers run with a context that outlives a Stop only until the event
+	// in hand is done; it carries no deadline of its own.
+	base := context.WithoutCancel(ctx)
+	cc, err := cons.Consume(func(jm jetstream.Msg) {
+		sem <- struct{}{}
+		c.wg.Add(1)
+		go func() {
+			defer func() { <-sem; c.wg.Done() }()
+			b.handle(base, spec, jm, h)
+		}()
+	}, jetstream.PullMaxMessages(max(2*spec.Workers, 16)))
+	if err != nil {
+		return nil, fmt.Errorf("consume %s on %s: %w", spec.Durable, spec.Stream, err)
+	}
+	c.cc = cc
+	return c, nil
+}
+
+func (b *Bus) handle(ctx context.Context, spec ConsumerSpec, jm jetstream.Msg, h Handler) {
+	m := &Msg{Subject: jm.Subject(), Data: jm.Data(), Header: jm.Headers(), raw: jm}
+	if m.Header != nil {
+		m.Type = m.Header.Get(HeaderType)
+	}
+	if md, err := jm.Metadata(); err == nil {
+		m.Delivered, m.Sequence, m.Time = md.NumDelivered, md.Sequence.Stream, md.Timestamp
+	}
+	if m.Header != nil {
+		ctx = b.prop.Extract(ctx, headerCarrier(m.Header))
+	}
+	ctx, span := b.tracer.Start(ctx, "process "+subjectPattern(m.Subject),
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.destination.name", m.Subject),
+			attribute.String("messaging.consumer.group.name", spec.Durable),
+			attribute.Int64("messaging.message.delivery_count", int64(m.Delivered)),
+			attribute.String("pushsms.event.type", m.Type),
+		))
+	defer span.End()
+
+	err := h(ctx, m)
+	switch {
+	case err == nil:
+		if spec.DoubleAck {
+			ackCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err = jm.DoubleAck(ackCtx)
+			cancel()
+		} else {
+			err = jm.Ack()
+		}
+		if err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			b.log.WarnContext(ctx, "ack failed; the event will be redelivered", "consumer", spec.Durable, "err", err)
+		}
+	case fault.IsPermanent(err):
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "terminated")
+		b.log.ErrorContext(ctx, "event terminated", "consumer", spec.Durable, "subject", m.Subject, "err", err)
+		_ = jm.TermWithReason(truncate(err.Error(), 200))
+	default:
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "redelivered")
+		b.log.WarnContext(ctx, "event redelivered", "consumer", spec.Durable, "subject", m.Subject, "delivered", m.Delivered, "err", err)
+		_ = jm.NakWithDelay(backoff(int(min(m.Delivered, 10))))
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

@@ -1,0 +1,390 @@
+package ucp
+
+import (
+	"fmt"
+)
+
+// Framing bytes.
+const (
+	STX = 0x02
+	ETX = 0x03
+)
+
+// headerLen is "TT/LLLLL/O/OT/"; a frame body is headerLen + data + 2 checksum chars.
+const headerLen = 14
+
+// maxFields bounds the number of data fields we split, so that hostile input
+// cannot make us allocate per slash. The largest layout (5x) has 33.
+const maxFields = 64
+
+// maxLEN is the largest value the 5-digit LEN field can hold.
+const maxLEN = 99999
+
+// Kind tells an operation (request) from a result (response).
+type Kind byte
+
+const (
+	KindOperation Kind = 'O'
+	KindResult    Kind = 'R'
+)
+
+// OT is a UCP operation type.
+type OT uint8
+
+const (
+	OTCall              OT = 1
+	OTMultiCall         OT = 2
+	OTCallSupplementary OT = 3
+	OTTransfer          OT = 30
+	OTAlert             OT = 31
+	OTSubmit            OT = 51
+	OTDeliver           OT = 52
+	OTNotification      OT = 53
+	OTModify            OT = 54
+	OTInquiry           OT = 55
+	OTDelete            OT = 56
+	OTResponseInquiry   OT = 57
+	OTResponseDelete    OT = 58
+	OTSession           OT = 60
+	OTProvisioning      OT = 61
+)
+
+func (o OT) String() string { return string(twoDigits(int(o))) }
+
+// resultHasMVP reports whether the positive result of this OT carries the
+// MVP field (A/MVP/SM) rather than A/SM (ucp.md §1.4).
+func (o OT) resultHasMVP() bool { return o == OTTransfer || (o >= 50 && o <= 59) }
+
+// Header is the parsed frame header.
+type Header struct {
+	TRN  uint8 // 0–99
+	Len  int   // LEN field as received
+	Kind Kind
+	OT   OT
+}
+
+// Message is anything that can be the data part of a frame: one of the
+// operation types (*Submit, *Deliver, *Notification, *Login, *Alert, *Call,
+// *RawOp) or a *Result.
+type Message interface {
+	Kind() Kind
+	OpType() OT
+	appendData(dst []byte) ([]byte, error)
+}
+
+// Frame is a decoded frame.
+type Frame struct {
+	TRN uint8
+	Msg Message
+}
+
+// Kind returns the kind of the frame's message.
+func (f Frame) Kind() Kind { return f.Msg.Kind() }
+
+// OT returns the frame's operation type.
+func (f Frame) OT() OT { return f.Msg.OpType() }
+
+// AppendFrame appends the complete frame (STX … ETX) for m with the given
+// TRN to dst. It does not allocate when dst has enough capacity.
+func AppendFrame(dst []byte, trn uint8, m Message) ([]byte, error) {
+	if trn > 99 {
+		return dst, fmt.Errorf("encode TRN %d: %w", trn, ErrField)
+	}
+	k := m.Kind()
+	if k != KindOperation && k != KindResult {
+		return dst, fmt.Errorf("encode kind %q: %w", byte(k), ErrField)
+	}
+	ot := m.OpType()
+	if ot > 99 {
+		return dst, fmt.Errorf("encode OT %d: %w", ot, ErrField)
+	}
+	orig := len(dst)
+	dst = append(dst, STX)
+	start := len(dst)
+	dst = appendTwoDigits(dst, int(trn))
+	dst = append(dst, "/00000/"...)
+	dst = append(dst, byte(k), '/')
+	dst = appendTwoDigits(dst, int(ot))
+	dst = append(dst, '/')
+	dst, err := m.appendData(dst)
+	if err != nil {
+		return dst[:orig], fmt.Errorf("encode OT %s: %w", ot, err)
+	}
+	n := len(dst) - start + 2
+	if n > maxLEN {
+		return dst[:orig], fmt.Errorf("encode OT %s: LEN %d: %w", ot, n, ErrField)
+	}
+	for i, p := 4, n; i >= 0; i-- {
+		dst[start+3+i] = byte('0' + p%10)
+		p /= 10
+	}
+	var sum byte
+	for _, b := range dst[start:] {
+		sum += b
+	}
+	dst = append(dst, hexUpper[sum>>4], hexUpper[sum&0x0f], ETX)
+	return dst, nil
+}
+
+// ParseHeader checks the framing and header syntax of frame (STX … ETX
+// included) and returns the header. It does not verify LEN or the checksum,
+// so that a receiver can still answer an operation with a corrupted body
+// (NACK 01, conformance case C21). Decode does the full validation.
+func ParseHeader(frame []byte) (Header, error) {
+	var h Header
+	if len(frame) < 2 || frame[0] != STX || frame[len(frame)-1] != ETX {
+		return h, ErrFraming
+	}
+	body := frame[1 : len(frame)-1]
+	if len(body) < headerLen+2 {
+		return h, fmt.Errorf("header: short frame: %w", ErrSyntax)
+	}
+	if body[2] != '/' || body[8] != '/' || body[10] != '/' || body[13] != '/' {
+		return h, fmt.Errorf("header: separators: %w", ErrSyntax)
+	}
+	trn, ok := parseDigits(body[0:2])
+	if !ok {
+		return h, fmt.Errorf("header: TRN: %w", ErrSyntax)
+	}
+	n, ok := parseDigits(body[3:8])
+	if !ok {
+		return h, fmt.Errorf("header: LEN: %w", ErrSyntax)
+	}
+	k := Kind(body[9])
+	if k != KindOperation && k != KindResult {
+		return h, fmt.Errorf("header: O/R: %w", ErrSyntax)
+	}
+	ot, ok := parseDigits(body[11:13])
+	if !ok {
+		return h, fmt.Errorf("header: OT: %w", ErrSyntax)
+	}
+	h = Header{TRN: uint8(trn), Len: n, Kind: k, OT: OT(ot)}
+	return h, nil
+}
+
+// checkFrame validates the whole frame and returns the header and the data
+// part: the fields with their trailing slashes, without the checksum.
+func checkFrame(frame []byte) (Header, []byte, error) {
+	h, err := ParseHeader(frame)
+	if err != nil {
+		return h, nil, err
+	}
+	body := frame[1 : len(frame)-1]
+	if h.Len != len(body) {
+		return h, nil, fmt.Errorf("header: LEN %d for %d characters: %w", h.Len, len(body), ErrLength)
+	}
+	if body[len(body)-3] != '/' {
+		return h, nil, fmt.Errorf("checksum separator: %w", ErrSyntax)
+	}
+	hi, ok1 := unhex(body[len(body)-2])
+	lo, ok2 := unhex(body[len(body)-1])
+	if !ok1 || !ok2 {
+		return h, nil, fmt.Errorf("checksum digits: %w", ErrChecksum)
+	}
+	var sum byte
+	for _, b := range body[:len(body)-2] {
+		sum += b
+	}
+	if sum != hi<<4|lo {
+		return h, nil, ErrChecksum
+	}
+	return h, body[headerLen : len(body)-2], nil
+}
+
+// splitFields splits "f1/f2/…/fn/" into its fields, appending to dst. Every
+// field is followed by exactly one slash, so empty data means no fields.
+func splitFields(data string, dst []string) ([]string, error) {
+	for len(data) > 0 {
+		if len(dst) == maxFields {
+			return dst, fmt.Errorf("more than %d fields: %w", maxFields, ErrSyntax)
+		}
+		i := 0
+		for i < len(data) && data[i] != '/' {
+			i++
+		}
+		if i == len(data) {
+			return dst, fmt.Errorf("last field without separator: %w", ErrSyntax)
+		}
+		dst = append(dst, data[:i])
+		data = data[i+1:]
+	}
+	return dst, nil
+}
+
+// Decode validates a frame (STX … ETX included) and decodes it. Operations
+// without a typed decoder (02, 03, 30, 54–58, 61, and unknown ones) come
+// back as *RawOp with their fields.
+func Decode(frame []byte) (Frame, error) {
+	h, data, err := checkFrame(frame)
+	if err != nil {
+		return Frame{}, err
+	}
+	var m Message
+	if h.Kind == KindResult {
+		m = &Result{}
+	} else {
+		switch h.OT {
+		case OTCall:
+			m = &Call{}
+		case OTAlert:
+			m = &Alert{}
+		case OTSubmit:
+			m = &Submit{}
+		case OTDeliver:
+			m = &Deliver{}
+		case OTNotification:
+			m = &Notification{}
+		case OTSession:
+			m = &Login{}
+		default:
+			m = &RawOp{}
+		}
+	}
+	if err := decodeData(h, data, m); err != nil {
+		return Frame{}, err
+	}
+	return Frame{TRN: h.TRN, Msg: m}, nil
+}
+
+// DecodeInto decodes frame into m, which must be a pointer to the type that
+// matches the frame (a *Result for any result, *Submit for an O/51, …, or a
+// *RawOp for any operation). It returns the frame's TRN. Reusing m avoids
+// the allocation Decode makes for the message value.
+func DecodeInto(frame []byte, m Message) (uint8, error) {
+	h, data, err := checkFrame(frame)
+	if err != nil {
+		return 0, err
+	}
+	if err := decodeData(h, data, m); err != nil {
+		return 0, err
+	}
+	return h.TRN, nil
+}
+
+func decodeData(h Header, data []byte, m Message) error {
+	var arr [36]string
+	fields, err := splitFields(string(data), arr[:0])
+	if err != nil {
+		return fmt.Errorf("decode OT %s: %w", h.OT, err)
+	}
+	want := func(k Kind, ot OT) error {
+		if h.Kind != k || h.OT != ot {
+			return fmt.Errorf("decode %c/%s into %c/%s: %w", byte(h.Kind), h.OT, byte(k), ot, ErrSyntax)
+		}
+		return nil
+	}
+	switch m := m.(type) {
+	case *Result:
+		if h.Kind != KindResult {
+			return fmt.Errorf("decode %c/%s as result: %w", byte(h.Kind), h.OT, ErrSyntax)
+		}
+		err = m.decode(h.OT, fields)
+	case *RawOp:
+		if h.Kind != KindOperation {
+			return fmt.Errorf("decode %c/%s as operation: %w", byte(h.Kind), h.OT, ErrSyntax)
+		}
+		m.OT = h.OT
+		m.Fields = append(m.Fields[:0], fields...)
+	case *Submit:
+		if err = want(KindOperation, OTSubmit); err == nil {
+			err = m.decode(fields)
+		}
+	case *Deliver:
+		if err = want(KindOperation, OTDeliver); err == nil {
+			err = m.decode(fields)
+		}
+	case *Notification:
+		if err = want(KindOperation, OTNotification); err == nil {
+			err = m.decode(fields)
+		}
+	case *Login:
+		if err = want(KindOperation, OTSession); err == nil {
+			err = m.decode(fields)
+		}
+	case *Alert:
+		if err = want(KindOperation, OTAlert); err == nil {
+			err = m.decode(fields)
+		}
+	case *Call:
+		if err = want(KindOperation, OTCall); err == nil {
+			err = m.decode(fields)
+		}
+	default:
+		return fmt.Errorf("decode OT %s into %T: %w", h.OT, m, ErrSyntax)
+	}
+	if err != nil {
+		return fmt.Errorf("decode %c/%s: %w", byte(h.Kind), h.OT, err)
+	}
+	return nil
+}
+
+const hexUpper = "0123456789ABCDEF"
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
+}
+
+func parseDigits[T string | []byte](s T) (int, bool) {
+	if len(s) == 0 || len(s) > 9 {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
+func twoDigits(n int) []byte { return []byte{byte('0' + n/10%10), byte('0' + n%10)} }
+
+func appendTwoDigits(dst []byte, n int) []byte {
+	return append(dst, byte('0'+n/10%10), byte('0'+n%10))
+}
+
+// appendHex appends b as upper-case hex.
+func appendHex(dst []byte, b []byte) []byte {
+	for _, c := range b {
+		dst = append(dst, hexUpper[c>>4], hexUpper[c&0x0f])
+	}
+	return dst
+}
+
+// decodeHexInto decodes hex s into dst (which must be len(s)/2 long).
+func decodeHexInto(dst []byte, s string) bool {
+	if len(s)%2 != 0 || len(dst) != len(s)/2 {
+		return false
+	}
+	for i := range dst {
+		hi, ok1 := unhex(s[2*i])
+		lo, ok2 := unhex(s[2*i+1])
+		if !ok1 || !ok2 {
+			return false
+		}
+		dst[i] = hi<<4 | lo
+	}
+	return true
+}
+
+// appendField appends a clear-text field and its separator. Only printable
+// IRA characters other than '/' can travel in a field.
+func appendField(dst []byte, name, v string) ([]byte, error) {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c > 0x7e || c == '/' {
+			return dst, fmt.Errorf("field %s: byte 0x%02x: %w", name, c, ErrField)
+		}
+	}
+	dst = append(dst, v...)
+	return append(dst, '/'), nil
+}
