@@ -30,7 +30,7 @@ type Msg struct {
 	Sequence uint64
 	// Time the event was stored.
 	Time time.Time
-	raw  jetstream.Msg
+	raw  *deferrableMsg
 }
 
 // Decode unmarshals the payload into v.
@@ -126,7 +126,7 @@ func (b *Bus) Consume(ctx context.Context, spec ConsumerSpec, h Handler) (*Consu
 		c.wg.Add(1)
 		go func() {
 			defer func() { <-sem; c.wg.Done() }()
-			b.handle(base, spec, jm, h)
+			b.handle(base, spec, &deferrableMsg{Msg: jm}, h)
 		}()
 	}, jetstream.PullMaxMessages(max(2*spec.Workers, 16)))
 	if err != nil {
@@ -136,7 +136,7 @@ func (b *Bus) Consume(ctx context.Context, spec ConsumerSpec, h Handler) (*Consu
 	return c, nil
 }
 
-func (b *Bus) handle(ctx context.Context, spec ConsumerSpec, jm jetstream.Msg, h Handler) {
+func (b *Bus) handle(ctx context.Context, spec ConsumerSpec, jm *deferrableMsg, h Handler) {
 	m := &Msg{Subject: jm.Subject(), Data: jm.Data(), Header: jm.Headers(), raw: jm}
 	if m.Header != nil {
 		m.Type = m.Header.Get(HeaderType)

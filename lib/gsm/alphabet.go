@@ -198,21 +198,31 @@ func Septets(r rune) (int, bool) {
 // ErrUnencodable (the message names the code point, not the text, because
 // message bodies may hold personal data).
 func EncodeGSM7(s string) ([]byte, error) {
-	out := make([]byte, 0, len(s))
+	out, err := AppendGSM7(make([]byte, 0, len(s)), s)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AppendGSM7 is EncodeGSM7 appending to dst, for callers that encode into a
+// reused or stack buffer (the UCP codec). On error dst is returned with
+// the septets of the characters before the bad one appended.
+func AppendGSM7(dst []byte, s string) ([]byte, error) {
 	for i, r := range s {
 		c, ext, ok := code(r)
 		if !ok {
 			if r == utf8.RuneError {
-				return nil, fmt.Errorf("encode byte %d: invalid UTF-8: %w", i, ErrUnencodable)
+				return dst, fmt.Errorf("encode byte %d: invalid UTF-8: %w", i, ErrUnencodable)
 			}
-			return nil, fmt.Errorf("encode byte %d: %U: %w", i, r, ErrUnencodable)
+			return dst, fmt.Errorf("encode byte %d: %U: %w", i, r, ErrUnencodable)
 		}
 		if ext {
-			out = append(out, esc)
+			dst = append(dst, esc)
 		}
-		out = append(out, c)
+		dst = append(dst, c)
 	}
-	return out, nil
+	return dst, nil
 }
 
 // DecodeGSM7 converts unpacked septets (one per byte) to text. It never

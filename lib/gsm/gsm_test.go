@@ -371,6 +371,25 @@ func TestEncodeGSM7(t *testing.T) {
 	}
 }
 
+func TestAppendGSM7(t *testing.T) {
+	tests := []struct {
+		dst     []byte
+		in      string
+		want    []byte
+		wantErr bool
+	}{
+		{nil, "", nil, false},
+		{[]byte{0x41}, "€", []byte{0x41, 0x1B, 0x65}, false},
+		{[]byte{0x41}, "B`C", []byte{0x41, 0x42}, true},
+	}
+	for _, tt := range tests {
+		got, err := gsm.AppendGSM7(tt.dst, tt.in)
+		if (err != nil) != tt.wantErr || !bytes.Equal(got, tt.want) {
+			t.Errorf("AppendGSM7(% x, %q): got % x, %v; want % x, err %v", tt.dst, tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
 func TestPackSeptets(t *testing.T) {
 	// The TS 23.040 textbook example: "hellohello" packs to 9 octets.
 	septets, err := gsm.EncodeGSM7("hellohello")

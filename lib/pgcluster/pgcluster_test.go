@@ -168,7 +168,8 @@ func TestStartOtherPortWhileRunning(t *testing.T) {
 func TestStalePID(t *testing.T) {
 	needServer(t)
 	ctx := t.Context()
-	c := &Cluster{DataDir: dataDir(t), NoSync: true, SocketDir: filepath.Join(t.TempDir(), "s")}
+	// Durable: with NoSync the kill could lose the committed row.
+	c := &Cluster{DataDir: dataDir(t), SocketDir: filepath.Join(t.TempDir(), "s")}
 	if err := os.Chmod(filepath.Dir(c.SocketDir), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -184,6 +185,13 @@ func TestStalePID(t *testing.T) {
 	}
 	if err := syscall.Kill(pid.pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for deadline := time.Now().Add(10 * time.Second); !zombie(pid.pid); <-tick.C {
+		if time.Now().After(deadline) {
+			t.Fatalf("postmaster %d still alive 10s after SIGKILL", pid.pid)
+		}
 	}
 
 	url, err = c.Start(ctx)

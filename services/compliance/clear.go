@@ -1,0 +1,141 @@
+package compliance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"pushsms.io/lib/bus"
+	"pushsms.io/lib/fault"
+	"pushsms.io/lib/gsm"
+	eventsv1 "pushsms.io/proto/gen/pushsms/events/v1"
+	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
+)
+
+// textPolicy is the one ingest counts with (PreviewText and SendMessage use
+// gsm.French): the parts split here must be the parts the partner was told
+// and will be billed for.
+var textPolicy = gsm.French()
+
+// handle decides one accepted message. Everything it publishes carries a
+// Nats-Msg-Id derived from the message id, and the decision depends only on
+// the event (and the clock for validity), so a redelivery publishes nothing
+// new.
+func (s *Service) handle(ctx context.Context, m *bus.Msg) error {
+	var acc eventsv1.MessageAccepted
+	if err := m.Decode(&acc); err != nil {
+		return err
+	}
+	if acc.GetMessageId() == "" {
+		return fault.Permanent(fmt.Errorf("accepted event on %s has no message_id", m.Subject))
+	}
+	c := &Candidate{Accepted: &acc, Now: s.now()}
+	v, err := s.check(ctx, c)
+	if err != nil {
+		return err
+	}
+	if v.Reason != partnerv1.Reason_REASON_UNSPECIFIED {
+		return s.reject(ctx, c, v)
+	}
+	segs, err := split(&acc)
+	if errors.Is(err, gsm.ErrTooLong) {
+		return s.reject(ctx, c, Verdict{Reason: partnerv1.Reason_REASON_CONTENT, Detail: "text needs more than 255 parts"})
+	}
+	if err != nil {
+		return fault.Permanent(fmt.Errorf("message %s: %w", acc.GetMessageId(), err))
+	}
+	if n := acc.GetSegmentCount(); n != 0 && int(n) != len(segs) {
+		// Ingest told the partner another count: the bill will surprise them.
+		s.log.WarnContext(ctx, "segment count differs from ingest's", "message_id", acc.GetMessageId(), "accepted", n, "split", len(segs))
+	}
+	cleared := &eventsv1.MessageCleared{
+		Message:       &acc,
+		RecipientE164: c.Number.E164(),
+		Segments:      segs,
+		ClearedAt:     timestamppb.New(c.Now),
+	}
+	if err := s.bus.Publish(ctx, bus.ClearedSubject(acc.GetTenantId(), acc.GetShortCode()), cleared, acc.GetMessageId()+"/cleared"); err != nil {
+		return err
+	}
+	s.log.DebugContext(ctx, "message cleared", "message_id", acc.GetMessageId(), "recipient", c.Number, "segments", len(segs))
+	return nil
+}
+
+// check runs the rules in order; the first that refuses decides.
+func (s *Service) check(ctx context.Context, c *Candidate) (Verdict, error) {
+	for _, r := range s.rules {
+		v, err := r.Check(ctx, c)
+		if err != nil {
+			return Verdict{}, fmt.Errorf("message %s: rule %s: %w", c.Accepted.GetMessageId(), r.Name, err)
+		}
+		if v.Reason != partnerv1.Reason_REASON_UNSPECIFIED {
+			v.rule = r.Name
+			return v, nil
+		}
+	}
+	return Verdict{}, nil
+}
+
+func (s *Service) reject(ctx context.Context, c *Candidate, v Verdict) error {
+	acc := c.Accepted
+	rej := &eventsv1.MessageRejected{
+		MessageId:  acc.GetMessageId(),
+		TenantId:   acc.GetTenantId(),
+		CampaignId: acc.GetCampaignId(),
+		ShortCode:  acc.GetShortCode(),
+		Reason:     v.Reason,
+		Detail:     v.Detail,
+		At:         timestamppb.New(c.Now),
+	}
+	if err := s.bus.Publish(ctx, bus.ReportSubject("rejected", acc.GetTenantId(), acc.GetShortCode()), rej, acc.GetMessageId()+"/rejected"); err != nil {
+		return err
+	}
+	s.log.DebugContext(ctx, "message rejected", "message_id", acc.GetMessageId(), "rule", v.rule, "reason", v.Reason.String())
+	return nil
+}
+
+// split cuts the text into segments with the concatenation reference of
+// the message, so that every split of the same message is identical.
+func split(acc *eventsv1.MessageAccepted) ([]*eventsv1.Segment, error) {
+	parts, _, err := gsm.Split(acc.GetText(), textPolicy, segmentRef(acc.GetMessageId()))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*eventsv1.Segment, len(parts))
+	for i, p := range parts {
+		out[i] = &eventsv1.Segment{
+			Index:    int32(p.Index),
+			Count:    int32(p.Count),
+			Encoding: encoding(p.Encoding),
+			UserData: p.UserData,
+			Udh:      p.UDH,
+		}
+	}
+	return out, nil
+}
+
+// segmentRef derives the 8-bit concatenation reference from the message id:
+// a redelivered message is split with the same reference, and two messages
+// to one handset rarely share one (1 in 256), without keeping a counter per
+// recipient.
+func segmentRef(messageID string) uint8 {
+	h := fnv.New32a()
+	h.Write([]byte(messageID))
+	v := h.Sum32()
+	return uint8(v ^ v>>8 ^ v>>16 ^ v>>24)
+}
+
+func encoding(e gsm.Encoding) partnerv1.Encoding {
+	switch e {
+	case gsm.GSM7:
+		return partnerv1.Encoding_ENCODING_GSM7
+	case gsm.UCS2:
+		return partnerv1.Encoding_ENCODING_UCS2
+	case gsm.Binary:
+		return partnerv1.Encoding_ENCODING_BINARY
+	}
+	return partnerv1.Encoding_ENCODING_UNSPECIFIED
+}

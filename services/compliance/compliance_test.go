@@ -1,0 +1,483 @@
+package compliance_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode/utf16"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"pushsms.io/lib/bus"
+	"pushsms.io/lib/bus/bustest"
+	"pushsms.io/lib/telemetry"
+	eventsv1 "pushsms.io/proto/gen/pushsms/events/v1"
+	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
+	"pushsms.io/services/compliance"
+)
+
+const wait = 15 * time.Second
+
+const (
+	marketing = partnerv1.TrafficCategory_TRAFFIC_CATEGORY_MARKETING
+	m2m       = partnerv1.TrafficCategory_TRAFFIC_CATEGORY_M2M
+)
+
+// syncBuffer collects the service's log lines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type env struct {
+	addr string
+	pub  *bus.Bus
+	log  *syncBuffer
+}
+
+// start runs the service, logging at debug level into env.log, on a fresh
+// bus; it is stopped when t ends.
+func start(t *testing.T) env {
+	t.Helper()
+	srv := bustest.Start(t)
+	logs := &syncBuffer{}
+	logger, err := telemetry.NewLogger(logs, "debug", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := compliance.DefaultConfig()
+	cfg.Bus.URL = srv.URL()
+	cfg.GRPCAddr = "127.0.0.1:0"
+	cfg.Telemetry = telemetry.Config{Logger: logger}
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := compliance.New(ctx, cfg)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if s.Addr() == "" {
+		t.Error("no gRPC address")
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		if err := s.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return env{addr: s.Addr(), pub: bustest.Connect(t, srv), log: logs}
+}
+
+func accepted(id, recipient string, cat partnerv1.TrafficCategory, text string) *eventsv1.MessageAccepted {
+	now := time.Now()
+	return &eventsv1.MessageAccepted{
+		MessageId:    id,
+		TenantId:     "acme",
+		CampaignId:   "camp-1",
+		ShortCode:    "36123",
+		Brand:        "Acme",
+		Category:     cat,
+		Recipient:    recipient,
+		Text:         text,
+		AcceptedAt:   timestamppb.New(now),
+		ExpiresAt:    timestamppb.New(now.Add(48 * time.Hour)),
+		Encoding:     partnerv1.Encoding_ENCODING_GSM7,
+		SegmentCount: 1,
+	}
+}
+
+// publish publishes m as ingest does, with msgID as its Nats-Msg-Id.
+func (e env) publish(t *testing.T, m *eventsv1.MessageAccepted, msgID string) {
+	t.Helper()
+	if err := e.pub.Publish(context.Background(), bus.AcceptedSubject(m.GetTenantId(), m.GetShortCode()), m, msgID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// idle waits until the compliance consumer was handed n events and holds
+// none.
+func (e env) idle(t *testing.T, n uint64) {
+	t.Helper()
+	bustest.Eventually(t, wait, func() error {
+		c, err := e.pub.JS.Consumer(context.Background(), bus.StreamAccepted, compliance.Name)
+		if err != nil {
+			return err
+		}
+		ci, err := c.Info(context.Background())
+		if err != nil {
+			return err
+		}
+		if ci.Delivered.Consumer < n || ci.NumPending != 0 || ci.NumAckPending != 0 {
+			return fmt.Errorf("consumer delivered %d (want %d), pending %d, ack pending %d", ci.Delivered.Consumer, n, ci.NumPending, ci.NumAckPending)
+		}
+		return nil
+	})
+}
+
+// output is one event compliance stored.
+type output struct {
+	msgID    string
+	subject  string
+	cleared  *eventsv1.MessageCleared
+	rejected *eventsv1.MessageRejected
+}
+
+// outputs reads every event of SMS_CLEARED and SMS_REPORTS, by message id.
+// A message id seen twice fails the test.
+func (e env) outputs(t *testing.T) map[string]output {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string]output{}
+	for _, name := range []string{bus.StreamCleared, bus.StreamReports} {
+		st, err := e.pub.JS.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+			raw, err := st.GetMsg(ctx, seq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := output{msgID: raw.Header.Get(bus.HeaderMsgID), subject: raw.Subject}
+			var id string
+			switch typ := raw.Header.Get(bus.HeaderType); typ {
+			case "pushsms.events.v1.MessageCleared":
+				o.cleared = &eventsv1.MessageCleared{}
+				if err := proto.Unmarshal(raw.Data, o.cleared); err != nil {
+					t.Fatal(err)
+				}
+				id = o.cleared.GetMessage().GetMessageId()
+			case "pushsms.events.v1.MessageRejected":
+				o.rejected = &eventsv1.MessageRejected{}
+				if err := proto.Unmarshal(raw.Data, o.rejected); err != nil {
+					t.Fatal(err)
+				}
+				id = o.rejected.GetMessageId()
+			default:
+				t.Fatalf("%s: unexpected event type %q", raw.Subject, typ)
+			}
+			if prev, dup := out[id]; dup {
+				t.Errorf("%s: second output %s after %s", id, o.msgID, prev.msgID)
+			}
+			out[id] = o
+		}
+	}
+	return out
+}
+
+func TestDecisions(t *testing.T) {
+	e := start(t)
+	const ok = partnerv1.Reason_REASON_UNSPECIFIED
+	tests := []struct {
+		name      string
+		recipient string
+		category  partnerv1.TrafficCategory
+		reason    partnerv1.Reason
+		e164      string
+	}{
+		{"06 national", "06 12 34 56 78", marketing, ok, "+33612345678"},
+		{"07 national dotted", "07.81.23.45.67", marketing, ok, "+33781234567"},
+		{"+33 6", "+33 6 12 34 56 78", marketing, ok, "+33612345678"},
+		{"+33 (0)7", "+33 (0)7 51 23 45 67", marketing, ok, "+33751234567"},
+		{"0033", "0033612345678", marketing, ok, "+33612345678"},
+		{"33 without plus", "33612345678", marketing, ok, "+33612345678"},
+		{"+33 1 fixed line", "+33 1 23 45 67 89", marketing, partnerv1.Reason_REASON_NOT_MOBILE, ""},
+		{"08 special rate", "08 92 12 34 56", marketing, partnerv1.Reason_REASON_NOT_MOBILE, ""},
+		{"+262 Reunion", "+262 692 12 34 56", marketing, partnerv1.Reason_REASON_OVERSEAS, ""},
+		{"0690 Guadeloupe", "0690 12 34 56", marketing, partnerv1.Reason_REASON_OVERSEAS, ""},
+		{"+32 Belgium", "+32 470 12 34 56", marketing, partnerv1.Reason_REASON_NOT_FRENCH, ""},
+		{"0032 Belgium", "0032 470 12 34 56", marketing, partnerv1.Reason_REASON_NOT_FRENCH, ""},
+		{"0700 M2M in marketing", "07 00 01 23 45 67 89", marketing, partnerv1.Reason_REASON_M2M_NUMBER, ""},
+		{"0700 M2M in M2M", "07 00 01 23 45 67 89", m2m, ok, "+337000123456789"},
+		{"06 in M2M", "06 12 34 56 78", m2m, ok, "+33612345678"},
+		{"0600x routing prefix", "06 00 12 34 56", marketing, partnerv1.Reason_REASON_ROUTING_PREFIX, ""},
+		{"garbage", "call me maybe", marketing, partnerv1.Reason_REASON_INVALID_NUMBER, ""},
+		{"empty", "", marketing, partnerv1.Reason_REASON_INVALID_NUMBER, ""},
+		{"nine digits", "612345678", marketing, partnerv1.Reason_REASON_INVALID_NUMBER, ""},
+		{"too short", "06 12 34", marketing, partnerv1.Reason_REASON_INVALID_NUMBER, ""},
+	}
+	inputs := map[string]*eventsv1.MessageAccepted{}
+	for i, tt := range tests {
+		m := accepted(fmt.Sprintf("msg-%02d", i), tt.recipient, tt.category, "Soldes -50% ce week-end. STOP 36123")
+		inputs[m.MessageId] = m
+		e.publish(t, m, m.MessageId)
+		// The same event again with another Nats-Msg-Id: the bus stores it,
+		// as after a crash of ingest between its commit and its publish
+		// confirmation; compliance must still publish one output.
+		e.publish(t, m, m.MessageId+"#again")
+	}
+	expired := accepted("msg-expired", "06 12 34 56 78", marketing, "Trop tard")
+	expired.ExpiresAt = timestamppb.New(time.Now().Add(-time.Minute))
+	inputs[expired.MessageId] = expired
+	e.publish(t, expired, expired.MessageId)
+
+	e.idle(t, uint64(2*len(tests)+1))
+	out := e.outputs(t)
+	if len(out) != len(inputs) {
+		t.Errorf("got %d outputs, want %d", len(out), len(inputs))
+	}
+
+	check := func(name string, in *eventsv1.MessageAccepted, reason partnerv1.Reason, e164 string) {
+		t.Helper()
+		o, found := out[in.MessageId]
+		if !found {
+			t.Errorf("%s: no output", name)
+			return
+		}
+		if reason != ok {
+			if o.rejected == nil {
+				t.Errorf("%s: got cleared to %s, want rejected %s", name, o.cleared.GetRecipientE164(), reason)
+				return
+			}
+			checkRejected(t, name, in, o, reason)
+			return
+		}
+		if o.cleared == nil {
+			t.Errorf("%s: got rejected %s (%s), want cleared", name, o.rejected.GetReason(), o.rejected.GetDetail())
+			return
+		}
+		checkCleared(t, name, in, o, e164, 1)
+	}
+	for i, tt := range tests {
+		check(tt.name, inputs[fmt.Sprintf("msg-%02d", i)], tt.reason, tt.e164)
+	}
+	check("expired", expired, partnerv1.Reason_REASON_VALIDITY_EXPIRED, "")
+
+	// Decisions are logged at debug level, never with a number in clear.
+	bustest.Eventually(t, wait, func() error {
+		logs := e.log.String()
+		if !strings.Contains(logs, `"msg":"message cleared"`) || !strings.Contains(logs, `"msg":"message rejected"`) {
+			return fmt.Errorf("no decision in the logs:\n%s", logs)
+		}
+		return nil
+	})
+	logs := e.log.String()
+	for _, tt := range tests {
+		for _, s := range []string{tt.e164, digits(tt.recipient)} {
+			if len(s) >= 6 && strings.Contains(logs, s) {
+				t.Errorf("%s: the logs hold the number %q in clear", tt.name, s)
+			}
+		}
+	}
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		if strings.Contains(line, `"msg":"message cleared"`) || strings.Contains(line, `"msg":"message rejected"`) {
+			if !strings.Contains(line, `"level":"DEBUG"`) {
+				t.Errorf("decision not at debug level: %s", line)
+			}
+		}
+	}
+}
+
+func checkRejected(t *testing.T, name string, in *eventsv1.MessageAccepted, o output, reason partnerv1.Reason) {
+	t.Helper()
+	r := o.rejected
+	if want := in.MessageId + "/rejected"; o.msgID != want {
+		t.Errorf("%s: Nats-Msg-Id %q, want %q", name, o.msgID, want)
+	}
+	if want := bus.ReportSubject("rejected", in.TenantId, in.ShortCode); o.subject != want {
+		t.Errorf("%s: subject %q, want %q", name, o.subject, want)
+	}
+	if r.GetAt() == nil {
+		t.Errorf("%s: no time", name)
+	}
+	if r.GetDetail() == "" {
+		t.Errorf("%s: no detail", name)
+	}
+	if d := digits(in.Recipient); len(d) >= 6 && strings.Contains(digits(r.GetDetail()), d[len(d)-6:]) {
+		t.Errorf("%s: detail %q holds the number", name, r.GetDetail())
+	}
+	want := &eventsv1.MessageRejected{
+		MessageId:  in.MessageId,
+		TenantId:   in.TenantId,
+		CampaignId: in.CampaignId,
+		ShortCode:  in.ShortCode,
+		Reason:     reason,
+		Detail:     r.GetDetail(),
+		At:         r.GetAt(),
+	}
+	if !proto.Equal(r, want) {
+		t.Errorf("%s: got %v, want %v", name, r, want)
+	}
+}
+
+func checkCleared(t *testing.T, name string, in *eventsv1.MessageAccepted, o output, e164 string, segments int) {
+	t.Helper()
+	c := o.cleared
+	if want := in.MessageId + "/cleared"; o.msgID != want {
+		t.Errorf("%s: Nats-Msg-Id %q, want %q", name, o.msgID, want)
+	}
+	if want := bus.ClearedSubject(in.TenantId, in.ShortCode); o.subject != want {
+		t.Errorf("%s: subject %q, want %q", name, o.subject, want)
+	}
+	if c.GetRecipientE164() != e164 {
+		t.Errorf("%s: recipient %q, want %q", name, c.GetRecipientE164(), e164)
+	}
+	if !proto.Equal(c.GetMessage(), in) {
+		t.Errorf("%s: message %v, want the accepted one %v", name, c.GetMessage(), in)
+	}
+	if c.GetClearedAt() == nil {
+		t.Errorf("%s: no time", name)
+	}
+	if len(c.GetSegments()) != segments {
+		t.Errorf("%s: %d segments, want %d", name, len(c.GetSegments()), segments)
+	}
+}
+
+func digits(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func TestSegments(t *testing.T) {
+	e := start(t)
+	// ê is not in GSM-7 and the French policy keeps accents: UCS-2, 67
+	// characters per part, so 150 characters make 3 parts.
+	long := strings.Repeat("Fête des mères ", 10)
+	tests := []struct {
+		name     string
+		text     string
+		encoding partnerv1.Encoding
+		parts    int
+	}{
+		{"short GSM-7", "Votre code : 123456", partnerv1.Encoding_ENCODING_GSM7, 1},
+		{"160 GSM-7", strings.Repeat("a", 160), partnerv1.Encoding_ENCODING_GSM7, 1},
+		{"161 GSM-7", strings.Repeat("a", 161), partnerv1.Encoding_ENCODING_GSM7, 2},
+		{"typography kept GSM-7", "C’est l’été… «\u00a0Soldes\u00a0»", partnerv1.Encoding_ENCODING_GSM7, 1},
+		{"3-part UCS-2", long, partnerv1.Encoding_ENCODING_UCS2, 3},
+	}
+	inputs := make([]*eventsv1.MessageAccepted, len(tests))
+	for i, tt := range tests {
+		m := accepted(fmt.Sprintf("seg-%d", i), "06 12 34 56 78", marketing, tt.text)
+		m.Encoding, m.SegmentCount = tt.encoding, int32(tt.parts)
+		inputs[i] = m
+		e.publish(t, m, m.MessageId)
+		e.publish(t, m, m.MessageId+"#again")
+	}
+	e.idle(t, uint64(2*len(tests)))
+	out := e.outputs(t)
+	for i, tt := range tests {
+		o := out[inputs[i].MessageId]
+		if o.cleared == nil {
+			t.Errorf("%s: not cleared: %v", tt.name, o.rejected)
+			continue
+		}
+		checkCleared(t, tt.name, inputs[i], o, "+33612345678", tt.parts)
+		segs := o.cleared.GetSegments()
+		var ref byte
+		var ucs2 []uint16
+		for j, s := range segs {
+			if s.GetIndex() != int32(j+1) || s.GetCount() != int32(tt.parts) || s.GetEncoding() != tt.encoding {
+				t.Errorf("%s: segment %d is %d/%d %s, want %d/%d %s", tt.name, j, s.GetIndex(), s.GetCount(), s.GetEncoding(), j+1, tt.parts, tt.encoding)
+			}
+			if tt.parts == 1 {
+				if len(s.GetUdh()) != 0 {
+					t.Errorf("%s: single segment has UDH % x", tt.name, s.GetUdh())
+				}
+			} else {
+				udh := s.GetUdh()
+				if j == 0 && len(udh) == 6 {
+					ref = udh[3]
+				}
+				if want := []byte{5, 0, 3, ref, byte(tt.parts), byte(j + 1)}; !bytes.Equal(udh, want) {
+					t.Errorf("%s: segment %d UDH % x, want % x", tt.name, j+1, udh, want)
+				}
+			}
+			if tt.encoding == partnerv1.Encoding_ENCODING_UCS2 {
+				ud := s.GetUserData()
+				if len(ud) > 134 {
+					t.Errorf("%s: segment %d has %d octets of user data, want at most 134", tt.name, j+1, len(ud))
+				}
+				for k := 0; k+1 < len(ud); k += 2 {
+					ucs2 = append(ucs2, uint16(ud[k])<<8|uint16(ud[k+1]))
+				}
+			}
+		}
+		if tt.encoding == partnerv1.Encoding_ENCODING_UCS2 {
+			if got := string(utf16.Decode(ucs2)); got != tt.text {
+				t.Errorf("%s: segments hold %q, want %q", tt.name, got, tt.text)
+			}
+		}
+	}
+}
+
+// A text longer than 255 parts cannot be sent: it is rejected, not lost.
+func TestTooLongIsRejected(t *testing.T) {
+	e := start(t)
+	m := accepted("too-long", "06 12 34 56 78", marketing, strings.Repeat("ê", 67*255+1))
+	e.publish(t, m, m.MessageId)
+	e.idle(t, 1)
+	o := e.outputs(t)[m.MessageId]
+	if o.rejected == nil {
+		t.Fatalf("got %v, want rejected", o.cleared)
+	}
+	checkRejected(t, "too long", m, o, partnerv1.Reason_REASON_CONTENT)
+}
+
+func TestConfigValidate(t *testing.T) {
+	cfg := compliance.DefaultConfig()
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("default config: %v", err)
+	}
+	cfg.Workers = 0
+	if err := cfg.Validate(); err == nil {
+		t.Error("0 workers: got no error")
+	}
+	cfg = compliance.DefaultConfig()
+	cfg.GRPCAddr = ""
+	if err := cfg.Validate(); err == nil {
+		t.Error("no gRPC address: got no error")
+	}
+}
+
+func TestHealth(t *testing.T) {
+	e := start(t)
+	conn, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := healthpb.NewHealthClient(conn)
+	bustest.Eventually(t, wait, func() error {
+		resp, err := client.Check(context.Background(), &healthpb.HealthCheckRequest{})
+		if err != nil {
+			return err
+		}
+		if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			return fmt.Errorf("status %s, want SERVING", resp.GetStatus())
+		}
+		return nil
+	})
+}

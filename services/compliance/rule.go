@@ -1,0 +1,94 @@
+package compliance
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"pushsms.io/lib/numplan"
+	eventsv1 "pushsms.io/proto/gen/pushsms/events/v1"
+	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
+)
+
+// Candidate is a message under review: the accepted event and what the
+// rules that already passed learned about it.
+type Candidate struct {
+	Accepted *eventsv1.MessageAccepted
+	// Now is the time of the decision, the same for every rule.
+	Now time.Time
+	// Number is the parsed recipient, set by the numbering rule: later
+	// rules (opt-out, frequency cap) key on it. It prints masked; only
+	// Number.E164 gives the digits.
+	Number numplan.Number
+}
+
+// Verdict is a rule's answer. The zero Verdict lets the message through.
+type Verdict struct {
+	Reason partnerv1.Reason
+	// Detail tells the partner why, in words; it never holds the MSISDN.
+	Detail string
+	rule   string
+}
+
+func refuse(r partnerv1.Reason, detail string) Verdict { return Verdict{Reason: r, Detail: detail} }
+
+// Rule is one check. Check returns the zero Verdict to let the message
+// through, or a reason to reject it. An error means the rule could not
+// decide (a store it reads is down): the message is retried later.
+type Rule struct {
+	Name  string
+	Check func(ctx context.Context, c *Candidate) (Verdict, error)
+}
+
+// DefaultRules are the rules in the order they apply; the first refusal
+// decides. Numbering comes first: every later rule needs the E.164 number.
+func DefaultRules() []Rule {
+	return []Rule{
+		{Name: "numbering", Check: checkNumbering},
+		{Name: "validity", Check: checkValidity},
+	}
+}
+
+// numberingRefusals maps numplan's sentinels to reasons and details.
+var numberingRefusals = []struct {
+	err    error
+	reason partnerv1.Reason
+	detail string
+}{
+	{numplan.ErrInvalid, partnerv1.Reason_REASON_INVALID_NUMBER, "the recipient is not a valid phone number"},
+	{numplan.ErrNotFrench, partnerv1.Reason_REASON_NOT_FRENCH, "the recipient is not a French number"},
+	{numplan.ErrNotMobile, partnerv1.Reason_REASON_NOT_MOBILE, "the recipient is a French fixed-line or special number, not a mobile"},
+	{numplan.ErrOverseas, partnerv1.Reason_REASON_OVERSEAS, "the recipient is an overseas French number, not served from metropolitan short codes"},
+	{numplan.ErrM2M, partnerv1.Reason_REASON_M2M_NUMBER, "the recipient is an M2M number, allowed in the M2M category only"},
+	{numplan.ErrRoutingPrefix, partnerv1.Reason_REASON_ROUTING_PREFIX, "the recipient starts with a portability routing prefix, not a subscriber number"},
+}
+
+// checkNumbering normalises the recipient to E.164 and lets through
+// metropolitan mobile numbers only, and M2M numbers in the M2M category.
+func checkNumbering(_ context.Context, c *Candidate) (Verdict, error) {
+	n, err := numplan.Parse(c.Accepted.GetRecipient())
+	if err == nil {
+		err = n.CheckMobile(c.Accepted.GetCategory() == partnerv1.TrafficCategory_TRAFFIC_CATEGORY_M2M)
+	}
+	if err == nil {
+		c.Number = n
+		return Verdict{}, nil
+	}
+	for _, r := range numberingRefusals {
+		if errors.Is(err, r.err) {
+			return refuse(r.reason, r.detail), nil
+		}
+	}
+	// A sentinel numplan added later: still a number we may not send to.
+	return refuse(partnerv1.Reason_REASON_INVALID_NUMBER, "the recipient is not a number we can send to"), nil
+}
+
+// checkValidity refuses a message whose validity ended before it was
+// checked: sending it would be late, and the SMSC would expire it anyway.
+func checkValidity(_ context.Context, c *Candidate) (Verdict, error) {
+	exp := c.Accepted.GetExpiresAt()
+	if exp == nil || c.Now.Before(exp.AsTime()) {
+		return Verdict{}, nil
+	}
+	return refuse(partnerv1.Reason_REASON_VALIDITY_EXPIRED, "the message's validity ended before it could be sent"), nil
+}

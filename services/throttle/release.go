@@ -1,0 +1,268 @@
+package throttle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"pushsms.io/lib/bus"
+	"pushsms.io/lib/fault"
+	eventsv1 "pushsms.io/proto/gen/pushsms/events/v1"
+	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
+)
+
+// shutdownRedelivery is how long an event let go at shutdown waits before
+// it is delivered again: long enough not to come straight back to the
+// stopping process, short enough for its successor.
+const shutdownRedelivery = time.Second
+
+// outcome is why a handler stopped waiting for a release.
+type outcome int
+
+const (
+	granted outcome = iota
+	evicted
+	expired
+	stopping
+)
+
+// handle paces one MessageCleared: it decides whether the message can go,
+// waits for each segment's release and publishes it as a SegmentSubmit.
+// The event is acked (nil) only once every segment is published, or once
+// the message is reported cancelled or expired.
+func (s *Service) handle(ctx context.Context, m *bus.Msg) error {
+	var c eventsv1.MessageCleared
+	if err := m.Decode(&c); err != nil {
+		return err
+	}
+	if err := checkCleared(&c); err != nil {
+		return fault.Permanent(fmt.Errorf("cleared event %d on %s: %w", m.Sequence, m.Subject, err))
+	}
+	msg := c.GetMessage()
+	now := time.Now()
+	exp := timeOf(msg.GetExpiresAt())
+
+	// Cancelled wins over expired (the partner's decision, and the
+	// message's final state either way); expired over paused, which would
+	// otherwise park a message that can no longer go.
+	state := s.campaigns.get(msg.GetCampaignId())
+	if state == campaignCancelled {
+		return s.cancel(ctx, &c, now)
+	}
+	if !exp.IsZero() && !now.Before(exp) {
+		return s.expire(ctx, &c, 0, now)
+	}
+	if state == campaignPaused {
+		return s.park(m, now, exp, s.pauseRecheck())
+	}
+	if nb := timeOf(msg.GetNotBefore()); nb.After(now) {
+		if !exp.IsZero() && !exp.After(nb) {
+			return s.expire(ctx, &c, 0, now) // it could never go out
+		}
+		wait := nb.Sub(now)
+		if wait > s.cfg.Lookahead {
+			return m.Defer(wait)
+		}
+		if !s.sleep(wait) {
+			return m.Defer(time.Until(nb))
+		}
+		now = time.Now()
+	}
+
+	l := s.lanes.get(msg.GetShortCode())
+	t := newTicket(classOf(msg.GetCategory()), msg.GetCampaignId(), m.Sequence, len(c.GetSegments()))
+	if wait, ok := l.admit(t, now); !ok {
+		return s.park(m, now, exp, wait)
+	}
+	defer l.leave(t)
+
+	for i, seg := range c.GetSegments() {
+		if i > 0 {
+			l.request(t)
+		}
+		at, why := s.await(m, t, exp, i > 0)
+		switch why {
+		case expired:
+			l.leave(t)
+			return s.expire(ctx, &c, i, time.Now())
+		case stopping:
+			return m.Defer(shutdownRedelivery)
+		case evicted:
+			switch s.campaigns.get(msg.GetCampaignId()) {
+			case campaignCancelled:
+				return s.cancel(ctx, &c, time.Now())
+			case campaignPaused:
+				return s.park(m, time.Now(), exp, s.pauseRecheck())
+			}
+			return m.Defer(0) // resumed in the meantime: queue again
+		}
+		if err := s.publishSegment(ctx, &c, seg, at); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkCleared rejects what cannot be paced: such an event would fail the
+// same way on every delivery.
+func checkCleared(c *eventsv1.MessageCleared) error {
+	msg := c.GetMessage()
+	switch {
+	case msg == nil:
+		return errors.New("no message")
+	case msg.GetMessageId() == "":
+		return errors.New("no message id")
+	case msg.GetShortCode() == "":
+		return errors.New("no short code")
+	case len(c.GetSegments()) == 0:
+		return errors.New("no segments")
+	}
+	for _, seg := range c.GetSegments() {
+		if seg.GetIndex() < 1 {
+			return fmt.Errorf("segment index %d: want 1-based", seg.GetIndex())
+		}
+	}
+	return nil
+}
+
+// await waits for the lane's next release to t. It keeps the event alive
+// on the server (InProgress) while it waits. A handler whose message has
+// started does not stop at shutdown: finishing a concatenated message takes
+// a few releases, and a message half sent now and half after a restart
+// longer than the duplicate window would have its first parts sent twice.
+func (s *Service) await(m *bus.Msg, t *ticket, exp time.Time, started bool) (time.Time, outcome) {
+	var expiry <-chan time.Time
+	if !exp.IsZero() {
+		tm := time.NewTimer(time.Until(exp))
+		defer tm.Stop()
+		expiry = tm.C
+	}
+	progress := time.NewTicker(s.cfg.AckWait / 3)
+	defer progress.Stop()
+	stop := s.stopping.Done()
+	if started {
+		stop = nil
+	}
+	for {
+		select {
+		case at := <-t.grant:
+			return at, granted
+		case <-t.evicted:
+			return time.Time{}, evicted
+		case <-expiry:
+			return time.Time{}, expired
+		case <-stop:
+			return time.Time{}, stopping
+		case <-progress.C:
+			_ = m.InProgress() // a lost one is repeated at the next tick
+		}
+	}
+}
+
+// sleep waits d unless the service is stopping.
+func (s *Service) sleep(d time.Duration) bool {
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return true
+	case <-s.stopping.Done():
+		return false
+	}
+}
+
+// park gives the event back to the server for wait, or until the message
+// expires if that is sooner, so that expiry is reported on time.
+func (s *Service) park(m *bus.Msg, now, exp time.Time, wait time.Duration) error {
+	if !exp.IsZero() {
+		wait = min(wait, exp.Sub(now)+time.Millisecond)
+	}
+	return m.Defer(wait)
+}
+
+// pauseRecheck spreads paused events' returns over ±10 %, so that a
+// paused campaign does not come back as one herd every interval.
+func (s *Service) pauseRecheck() time.Duration {
+	d := s.cfg.PauseRecheck
+	return d - d/10 + rand.N(d/5+1)
+}
+
+func (s *Service) publishSegment(ctx context.Context, c *eventsv1.MessageCleared, seg *eventsv1.Segment, at time.Time) error {
+	msg := c.GetMessage()
+	ev := &eventsv1.SegmentSubmit{
+		MessageId:     msg.GetMessageId(),
+		TenantId:      msg.GetTenantId(),
+		CampaignId:    msg.GetCampaignId(),
+		ShortCode:     msg.GetShortCode(),
+		Sender:        msg.GetSender(),
+		Category:      msg.GetCategory(),
+		RecipientE164: c.GetRecipientE164(),
+		Segment:       seg,
+		ExpiresAt:     msg.GetExpiresAt(),
+		ReleasedAt:    timestamppb.New(at),
+	}
+	id := msg.GetMessageId() + "/" + strconv.Itoa(int(seg.GetIndex()))
+	if err := s.bus.Publish(ctx, bus.SubmitSubject(msg.GetShortCode()), ev, id); err != nil {
+		return fmt.Errorf("submit segment %s: %w", id, err)
+	}
+	return nil
+}
+
+// expire reports the segments from index i on as EXPIRED, final: they were
+// never submitted, so the message ends EXPIRED.
+func (s *Service) expire(ctx context.Context, c *eventsv1.MessageCleared, i int, now time.Time) error {
+	msg := c.GetMessage()
+	subject := bus.ReportSubject("expired", msg.GetTenantId(), msg.GetShortCode())
+	for _, seg := range c.GetSegments()[i:] {
+		ev := &eventsv1.SegmentReport{
+			MessageId:    msg.GetMessageId(),
+			TenantId:     msg.GetTenantId(),
+			CampaignId:   msg.GetCampaignId(),
+			ShortCode:    msg.GetShortCode(),
+			SegmentIndex: seg.GetIndex(),
+			SegmentCount: int32(len(c.GetSegments())),
+			State:        partnerv1.SegmentState_SEGMENT_STATE_EXPIRED,
+			Detail:       "validity ended before the segment could be released",
+			At:           timestamppb.New(now),
+			Final:        true,
+		}
+		id := msg.GetMessageId() + "/" + strconv.Itoa(int(seg.GetIndex())) + "/expired"
+		if err := s.bus.Publish(ctx, subject, ev, id); err != nil {
+			return fmt.Errorf("report expired %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// cancel reports the message cancelled: its campaign was cancelled before
+// any of its segments was released.
+func (s *Service) cancel(ctx context.Context, c *eventsv1.MessageCleared, now time.Time) error {
+	msg := c.GetMessage()
+	ev := &eventsv1.MessageRejected{
+		MessageId:  msg.GetMessageId(),
+		TenantId:   msg.GetTenantId(),
+		CampaignId: msg.GetCampaignId(),
+		ShortCode:  msg.GetShortCode(),
+		Reason:     partnerv1.Reason_REASON_CANCELLED,
+		Detail:     "campaign cancelled",
+		At:         timestamppb.New(now),
+	}
+	id := msg.GetMessageId() + "/cancelled"
+	if err := s.bus.Publish(ctx, bus.ReportSubject("cancelled", msg.GetTenantId(), msg.GetShortCode()), ev, id); err != nil {
+		return fmt.Errorf("report cancelled %s: %w", id, err)
+	}
+	return nil
+}
+
+// timeOf is the time of ts, zero when unset.
+func timeOf(ts *timestamppb.Timestamp) time.Time {
+	if ts == nil {
+		return time.Time{}
+	}
+	return ts.AsTime()
+}

@@ -1,0 +1,326 @@
+// Package throttle paces the SMS-MTs of each short code to the throughput
+// the operator sold for it: it consumes MessageCleared from SMS_CLEARED
+// (durable "throttle") and releases each segment as a SegmentSubmit on
+// sms.submit.<short_code>, with Nats-Msg-Id "<message_id>/<index>".
+//
+// # Rate
+//
+// A short code's rate R (submits per second, from a RateSource) means: at
+// most R segments released in any 1-second window. Every segment counts,
+// so a 3-part message uses 3. It is enforced by spacing: two releases of a
+// short code are never less than 1/R apart (a token bucket of rate R and
+// depth 1: unused time is not saved up, there is no burst). Consequences at
+// window edges:
+//
+//   - a half-open window [t, t+1s) holds at most R releases; a closed one
+//     [t, t+1s] can hold R+1 when releases sit exactly on both edges;
+//   - a window that straddles a rate decrease can hold up to the old rate;
+//   - what the SMSC sees is shifted by the delays between release and
+//     submission (publish, smsc-link), which differ from one segment to the
+//     next. So releases are scheduled every (1s + guard)/R (-rate-guard,
+//     20 ms by default: 98 % of R), with 1/R as the hard floor. Two
+//     releases R apart are then 1s + guard apart, and a jitter below the
+//     guard keeps every window at R or less;
+//   - the schedule is a fixed clock: a release late by up to guard/R does
+//     not push the next one back. Later than that, the floor wins and the
+//     time is lost (depth 1: never caught up in a burst), so the lane
+//     sleeps its last millisecond with the kernel's timer, not the
+//     runtime's.
+//
+// # Scheduling
+//
+// Each short code has its own lane, so one short code's backlog never waits
+// behind another's. A lane holds in memory about -lookahead of work (R ×
+// lookahead segments); a message beyond that is given back to the server
+// (NAK with delay) to return about when its turn nears, each parked message
+// one slot after the previous one. Within a lane, customer-relationship and
+// other functional traffic goes before marketing, FIFO within a class, and a
+// message whose first segment is out is finished before a new one starts.
+//
+// not_before in the future: held in memory if within the lookahead, else
+// given back to the server until then. expires_at passed: no submit; each
+// unsent segment is reported EXPIRED (final). A campaign paused or
+// cancelled in the CAMPAIGNS bucket stops releasing at once; its unsent
+// messages are held (paused) or reported CANCELLED. docs/throttle.md has
+// the details and the limits.
+package throttle
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"pushsms.io/lib/bus"
+	"pushsms.io/lib/rpc"
+	"pushsms.io/lib/telemetry"
+)
+
+// Durable is the name of the consumer on SMS_CLEARED.
+const Durable = "throttle"
+
+// Config of the throttle service.
+type Config struct {
+	Bus       bus.Config
+	Telemetry telemetry.Config
+	// GRPCAddr serves gRPC health and reflection.
+	GRPCAddr string
+
+	// DefaultRate is the rate of a short code without an override, in
+	// SMS-MT per second (the offer's default is 10).
+	DefaultRate int
+	// Rates overrides DefaultRate per short code: "36000=20,36001=50".
+	Rates RateTable
+	// RateSource, when set, replaces DefaultRate and Rates (tests; a source
+	// backed by a KV bucket later). Never from flags.
+	RateSource RateSource `json:"-"`
+	// RateGuard is added to each second of schedule: releases are spaced
+	// (1s + RateGuard)/R, never less than 1/R.
+	RateGuard time.Duration
+
+	// Lookahead is how much work (in time at the short code's rate) a lane
+	// holds in memory; beyond it messages wait on the server. It is also
+	// the longest not_before wait held in memory.
+	Lookahead time.Duration
+	// Workers is how many events are handled at once: enough for every
+	// lane's lookahead (sum over short codes of rate × lookahead, in
+	// messages) plus the events being parked.
+	Workers int
+	// MaxAckPending bounds the events delivered and not yet acked, parked
+	// ones included: backlogs and scheduled campaigns waiting for their
+	// not_before (ingest allows 6 days ahead). When they exceed it, all
+	// short codes together, new events of every short code wait.
+	MaxAckPending int
+	// AckWait is how long a crashed replica's events wait before
+	// redelivery; held events are kept alive with InProgress meanwhile.
+	AckWait time.Duration
+	// PauseRecheck is how often an event of a paused campaign is looked at
+	// again (±10 %).
+	PauseRecheck time.Duration
+}
+
+// DefaultConfig is the offer's default rate and settings for one machine.
+func DefaultConfig() Config {
+	return Config{
+		Bus:           bus.DefaultConfig(),
+		Telemetry:     telemetry.DefaultConfig(),
+		GRPCAddr:      ":9092",
+		DefaultRate:   10,
+		Rates:         RateTable{},
+		RateGuard:     20 * time.Millisecond,
+		Lookahead:     5 * time.Second,
+		Workers:       4096,
+		MaxAckPending: 1_000_000,
+		AckWait:       30 * time.Second,
+		PauseRecheck:  30 * time.Second,
+	}
+}
+
+// RegisterFlags adds the service's flags to fs.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	c.Bus.RegisterFlags(fs)
+	c.Telemetry.RegisterFlags(fs)
+	if c.Rates == nil {
+		c.Rates = RateTable{}
+	}
+	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "gRPC health and reflection address")
+	fs.IntVar(&c.DefaultRate, "default-rate", c.DefaultRate, "SMS-MT per second of a short code without an override")
+	fs.Var(&c.Rates, "rates", `per short code rates, e.g. "36000=20,36001=50"`)
+	fs.DurationVar(&c.RateGuard, "rate-guard", c.RateGuard, "slack added to each second of schedule: releases are spaced (1s + guard)/rate, never less than 1/rate")
+	fs.DurationVar(&c.Lookahead, "lookahead", c.Lookahead, "work held in memory per short code; beyond it messages wait on the server")
+	fs.IntVar(&c.Workers, "workers", c.Workers, "events handled at once (at least the sum of rate × lookahead)")
+	fs.IntVar(&c.MaxAckPending, "max-ack-pending", c.MaxAckPending, "events delivered and not yet acked, parked ones included")
+	fs.DurationVar(&c.AckWait, "ack-wait", c.AckWait, "redelivery delay of the events of a crashed replica")
+	fs.DurationVar(&c.PauseRecheck, "pause-recheck", c.PauseRecheck, "how often a paused campaign's message is looked at again")
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf("throttle: "+format, args...)) }
+	errs = append(errs, c.Bus.Validate())
+	if c.GRPCAddr == "" {
+		add("grpc-addr is empty")
+	}
+	if c.RateSource == nil && (c.DefaultRate < 1 || c.DefaultRate > MaxRate) {
+		add("default-rate %d: want 1 to %d", c.DefaultRate, MaxRate)
+	}
+	for code, r := range c.Rates {
+		if !isShortCode(code) || r < 1 || r > MaxRate {
+			add("rates: %s=%d: want digits=1 to %d", code, r, MaxRate)
+		}
+	}
+	if c.RateGuard < 0 || c.RateGuard > time.Second {
+		add("rate-guard %v: want 0 to 1s", c.RateGuard)
+	}
+	if c.AckWait < time.Second {
+		add("ack-wait %v: want at least 1s", c.AckWait)
+	}
+	if c.Lookahead < 10*time.Millisecond || c.Lookahead > c.AckWait/2 {
+		add("lookahead %v: want 10ms to half of ack-wait (%v)", c.Lookahead, c.AckWait/2)
+	}
+	if c.Workers < 1 {
+		add("workers %d: want at least 1", c.Workers)
+	}
+	if c.MaxAckPending != -1 && c.MaxAckPending < c.Workers {
+		add("max-ack-pending %d: want at least workers (%d), or -1 for no limit", c.MaxAckPending, c.Workers)
+	}
+	if c.PauseRecheck < 100*time.Millisecond {
+		add("pause-recheck %v: want at least 100ms", c.PauseRecheck)
+	}
+	return errors.Join(errs...)
+}
+
+// rates returns the configured RateSource.
+func (c Config) rates() RateSource {
+	if c.RateSource != nil {
+		return c.RateSource
+	}
+	return StaticRates{Default: c.DefaultRate, Overrides: c.Rates}
+}
+
+// Service is a running throttle.
+type Service struct {
+	cfg       Config
+	log       *slog.Logger
+	tel       *telemetry.Telemetry
+	bus       *bus.Bus
+	grpc      *rpc.Server
+	campaigns *campaigns
+	lanes     *lanes
+
+	// stopping ends the waits of events not yet started, at shutdown.
+	stopping   context.Context
+	stop       context.CancelFunc
+	stopLanes  context.CancelFunc
+	closeOnce  sync.Once
+	mu         sync.Mutex
+	consumer   *bus.Consumer
+	watcher    *bus.Watcher
+	closeError error
+}
+
+// New checks cfg, connects to the bus and binds the gRPC address.
+func New(ctx context.Context, cfg Config) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	tel, err := telemetry.Setup(ctx, "throttle", cfg.Telemetry)
+	if err != nil {
+		return nil, err
+	}
+	b, err := bus.Connect(ctx, cfg.Bus, "throttle", tel)
+	if err != nil {
+		_ = tel.Shutdown(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	srv, err := rpc.Listen(cfg.GRPCAddr, tel, nil, nil)
+	if err != nil {
+		_ = b.Close()
+		_ = tel.Shutdown(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	srv.Health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+
+	s := &Service{cfg: cfg, log: tel.Logger, tel: tel, bus: b, grpc: srv}
+	s.stopping, s.stop = context.WithCancel(context.Background())
+	lanesCtx, stopLanes := context.WithCancel(context.Background())
+	s.stopLanes = stopLanes
+	s.lanes = &lanes{ctx: lanesCtx, rates: cfg.rates(), guard: cfg.RateGuard, lookahead: cfg.Lookahead, m: map[string]*lane{}}
+	s.campaigns = newCampaigns(s.log, s.lanes.evictCampaign)
+	s.lanes.running = s.campaigns.running
+	return s, nil
+}
+
+// Addr is the bound gRPC address.
+func (s *Service) Addr() string { return s.grpc.Addr() }
+
+// Serve loads the campaigns' states, starts the consumer and the gRPC
+// server, and blocks until ctx is done.
+func (s *Service) Serve(ctx context.Context) error {
+	w, err := s.bus.WatchBucket(ctx, bus.BucketCampaigns, s.campaigns.set)
+	if err != nil {
+		return err
+	}
+	s.campaigns.loaded.Store(true)
+	s.mu.Lock()
+	s.watcher = w
+	s.mu.Unlock()
+
+	c, err := s.bus.Consume(ctx, bus.ConsumerSpec{
+		Stream:         bus.StreamCleared,
+		Durable:        Durable,
+		FilterSubjects: []string{bus.SubjectCleared},
+		AckWait:        s.cfg.AckWait,
+		MaxAckPending:  s.cfg.MaxAckPending,
+		Workers:        s.cfg.Workers,
+	}, s.handle)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.consumer = c
+	s.mu.Unlock()
+
+	errc := make(chan error, 1)
+	go func() { errc <- s.grpc.Serve() }()
+	s.grpc.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.log.InfoContext(ctx, "throttle consuming", "default_rate", s.cfg.DefaultRate, "rates", s.cfg.Rates.String(),
+		"lookahead", s.cfg.Lookahead, "workers", s.cfg.Workers)
+
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-errc:
+		if err != nil {
+			return fmt.Errorf("grpc: %w", err)
+		}
+		return nil // stopped by Close
+	case <-w.Done():
+		if ctx.Err() != nil || s.stopping.Err() != nil {
+			return nil
+		}
+		return errors.New("throttle: campaigns watch ended")
+	}
+}
+
+// Close stops the service: gRPC, then the consumer (events not yet started
+// are given back to the server; messages already started are finished),
+// then the lanes, the campaigns watch, the bus and telemetry.
+func (s *Service) Close() error {
+	s.closeOnce.Do(func() {
+		s.grpc.Stop(5 * time.Second)
+		s.stop()
+		s.mu.Lock()
+		c, w := s.consumer, s.watcher
+		s.mu.Unlock()
+		if c != nil {
+			c.Stop()
+		}
+		s.stopLanes()
+		s.lanes.wg.Wait()
+		if w != nil {
+			w.Stop()
+		}
+		err := s.bus.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.closeError = errors.Join(err, s.tel.Shutdown(ctx))
+	})
+	return s.closeError
+}
+
+// Run runs the service until ctx is done.
+func Run(ctx context.Context, cfg Config) error {
+	s, err := New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return s.Serve(ctx)
+}
