@@ -73,6 +73,9 @@ func (s *Server) Stop(d time.Duration) {
 	case <-time.After(d):
 		s.Server.Stop()
 	}
+	// Serve closes the listener it was given; one never served is closed
+	// here so that its port is free again.
+	_ = s.lis.Close()
 }
 
 func (s *Server) unaryStatus(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {

@@ -11,16 +11,10 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
-	"log/slog"
-	"sync"
-	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"pushsms.io/lib/bus"
 	"pushsms.io/lib/pgdb"
-	"pushsms.io/lib/rpc"
+	"pushsms.io/lib/service"
 	"pushsms.io/lib/telemetry"
 )
 
@@ -98,25 +92,13 @@ func (c Config) Validate() error {
 // Run runs the service until ctx is done.
 func Run(ctx context.Context, cfg Config) error {
 	s, err := New(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	return s.Serve(ctx)
+	return service.Run(ctx, s, err)
 }
 
 // Service is a running billing service.
 type Service struct {
-	cfg  Config
-	tel  *telemetry.Telemetry
-	log  *slog.Logger
-	bus  *bus.Bus
-	pool *pgxpool.Pool
-	rpc  *rpc.Server
-
-	mu     sync.Mutex
-	cons   *bus.Consumer
-	closed bool
+	*service.Core
+	cfg Config
 }
 
 // New connects to the bus and the database, migrates the ledger and binds
@@ -125,47 +107,19 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	tel, err := telemetry.Setup(ctx, Name, cfg.Telemetry)
+	core, err := service.Open(ctx, service.Options{
+		Name: Name, Bus: cfg.Bus, Telemetry: cfg.Telemetry, GRPCAddr: cfg.GRPCAddr,
+		DB: &cfg.DB, Schema: Schema, Migrations: Migrations(),
+	})
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, tel: tel, log: tel.Logger}
-	if s.bus, err = bus.Connect(ctx, cfg.Bus, Name, tel); err != nil {
-		s.Close()
-		return nil, err
-	}
-	if s.pool, err = pgdb.Open(ctx, cfg.DB, tel.TracerProvider); err != nil {
-		s.Close()
-		return nil, err
-	}
-	if err = pgdb.Migrate(ctx, s.pool, Schema, Migrations()); err != nil {
-		s.Close()
-		return nil, err
-	}
-	if s.rpc, err = rpc.Listen(cfg.GRPCAddr, tel, nil, nil); err != nil {
-		s.Close()
-		return nil, err
-	}
-	// Not serving until the consumer runs.
-	s.rpc.Health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	return s, nil
+	return &Service{Core: core, cfg: cfg}, nil
 }
-
-// Addr is the bound gRPC address.
-func (s *Service) Addr() string { return s.rpc.Addr() }
-
-// Pool is the service's database pool, for the one-machine mode's queries
-// (DeliveredCount, Entries).
-func (s *Service) Pool() *pgxpool.Pool { return s.pool }
 
 // Serve records final segment reports and serves gRPC until ctx is done.
 func (s *Service) Serve(ctx context.Context) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return errors.New("billing: serve after close")
-	}
-	cons, err := s.bus.Consume(ctx, bus.ConsumerSpec{
+	_, err := s.Consume(ctx, bus.ConsumerSpec{
 		Stream:         bus.StreamReports,
 		Durable:        Name,
 		FilterSubjects: bus.FinalReportSubjects,
@@ -175,56 +129,7 @@ func (s *Service) Serve(ctx context.Context) error {
 		DoubleAck: true,
 	}, s.handle)
 	if err != nil {
-		s.mu.Unlock()
 		return err
 	}
-	s.cons = cons
-	s.mu.Unlock()
-
-	s.rpc.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	s.log.InfoContext(ctx, "billing serving", "grpc_addr", s.Addr(), "workers", s.cfg.Workers)
-	errc := make(chan error, 1)
-	go func() { errc <- s.rpc.Serve() }()
-	select {
-	case <-ctx.Done():
-		return nil
-	case err := <-errc:
-		if err != nil {
-			return fmt.Errorf("grpc server: %w", err)
-		}
-		// Stopped by Close: keep to the contract of returning when ctx is done.
-		<-ctx.Done()
-		return nil
-	}
-}
-
-// Close stops gRPC, then the consumer (the report in hand is recorded and
-// acked), then drains the bus, closes the pool and flushes telemetry.
-func (s *Service) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
-	cons := s.cons
-	s.mu.Unlock()
-
-	if s.rpc != nil {
-		s.rpc.Stop(5 * time.Second)
-	}
-	if cons != nil {
-		cons.Stop()
-	}
-	var errs []error
-	if s.bus != nil {
-		errs = append(errs, s.bus.Close())
-	}
-	if s.pool != nil {
-		s.pool.Close()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	errs = append(errs, s.tel.Shutdown(ctx))
-	return errors.Join(errs...)
+	return s.Core.Serve(ctx)
 }

@@ -22,11 +22,11 @@ func (s *Service) handle(ctx context.Context, m *bus.Msg) error {
 	if err != nil {
 		return err
 	}
-	n, err := Record(ctx, s.pool, e)
+	n, err := Record(ctx, s.Pool, e)
 	if err != nil {
 		return fmt.Errorf("message %s segment %d: %w", e.MessageID, e.SegmentIndex, errors.Join(err, fault.ErrUnavailable))
 	}
-	s.log.DebugContext(ctx, "segment recorded", "message_id", e.MessageID, "segment", e.SegmentIndex, "state", string(e.State), "new", n == 1)
+	s.Log.DebugContext(ctx, "segment recorded", "message_id", e.MessageID, "segment", e.SegmentIndex, "state", string(e.State), "new", n == 1)
 	return nil
 }
 

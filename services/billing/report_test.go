@@ -12,6 +12,7 @@ import (
 
 	"pushsms.io/lib/bus"
 	"pushsms.io/lib/fault"
+	"pushsms.io/lib/service"
 	eventsv1 "pushsms.io/proto/gen/pushsms/events/v1"
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
 )
@@ -84,7 +85,7 @@ func TestHandleDatabaseErrorIsRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	pool.Close()
-	s := &Service{pool: pool, log: slog.New(slog.DiscardHandler)}
+	s := &Service{Core: &service.Core{Pool: pool, Log: slog.New(slog.DiscardHandler)}}
 	r := &eventsv1.SegmentReport{MessageId: "m", TenantId: "acme", ShortCode: "36123", SegmentIndex: 1, State: partnerv1.SegmentState_SEGMENT_STATE_DELIVERED}
 	err = s.handle(context.Background(), msgOf(t, r))
 	if err == nil {

@@ -49,7 +49,7 @@ func (s *Service) handle(ctx context.Context, m *bus.Msg) error {
 	}
 	if n := acc.GetSegmentCount(); n != 0 && int(n) != len(segs) {
 		// Ingest told the partner another count: the bill will surprise them.
-		s.log.WarnContext(ctx, "segment count differs from ingest's", "message_id", acc.GetMessageId(), "accepted", n, "split", len(segs))
+		s.Log.WarnContext(ctx, "segment count differs from ingest's", "message_id", acc.GetMessageId(), "accepted", n, "split", len(segs))
 	}
 	cleared := &eventsv1.MessageCleared{
 		Message:       &acc,
@@ -57,10 +57,10 @@ func (s *Service) handle(ctx context.Context, m *bus.Msg) error {
 		Segments:      segs,
 		ClearedAt:     timestamppb.New(c.Now),
 	}
-	if err := s.bus.Publish(ctx, bus.ClearedSubject(acc.GetTenantId(), acc.GetShortCode()), cleared, acc.GetMessageId()+"/cleared"); err != nil {
+	if err := s.Bus.Publish(ctx, bus.ClearedSubject(acc.GetTenantId(), acc.GetShortCode()), cleared, acc.GetMessageId()+"/cleared"); err != nil {
 		return err
 	}
-	s.log.DebugContext(ctx, "message cleared", "message_id", acc.GetMessageId(), "recipient", c.Number, "segments", len(segs))
+	s.Log.DebugContext(ctx, "message cleared", "message_id", acc.GetMessageId(), "recipient", c.Number, "segments", len(segs))
 	return nil
 }
 
@@ -90,10 +90,10 @@ func (s *Service) reject(ctx context.Context, c *Candidate, v Verdict) error {
 		Detail:     v.Detail,
 		At:         timestamppb.New(c.Now),
 	}
-	if err := s.bus.Publish(ctx, bus.ReportSubject("rejected", acc.GetTenantId(), acc.GetShortCode()), rej, acc.GetMessageId()+"/rejected"); err != nil {
+	if err := s.Bus.Publish(ctx, bus.ReportSubject("rejected", acc.GetTenantId(), acc.GetShortCode()), rej, acc.GetMessageId()+"/rejected"); err != nil {
 		return err
 	}
-	s.log.DebugContext(ctx, "message rejected", "message_id", acc.GetMessageId(), "rule", v.rule, "reason", v.Reason.String())
+	s.Log.DebugContext(ctx, "message rejected", "message_id", acc.GetMessageId(), "rule", v.rule, "reason", v.Reason.String())
 	return nil
 }
 

@@ -11,14 +11,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
-	"sync"
 	"time"
 
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-
 	"pushsms.io/lib/bus"
-	"pushsms.io/lib/rpc"
+	"pushsms.io/lib/service"
 	"pushsms.io/lib/telemetry"
 )
 
@@ -72,26 +68,15 @@ func (c Config) Validate() error {
 // Run runs the service until ctx is done.
 func Run(ctx context.Context, cfg Config) error {
 	s, err := New(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	return s.Serve(ctx)
+	return service.Run(ctx, s, err)
 }
 
 // Service is a running compliance service.
 type Service struct {
+	*service.Core
 	cfg   Config
-	tel   *telemetry.Telemetry
-	log   *slog.Logger
-	bus   *bus.Bus
-	rpc   *rpc.Server
 	rules []Rule
 	now   func() time.Time
-
-	mu     sync.Mutex
-	cons   *bus.Consumer
-	closed bool
 }
 
 // New connects to the bus and binds the gRPC address; nothing is consumed
@@ -100,90 +85,23 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	tel, err := telemetry.Setup(ctx, Name, cfg.Telemetry)
+	core, err := service.Open(ctx, service.Options{Name: Name, Bus: cfg.Bus, Telemetry: cfg.Telemetry, GRPCAddr: cfg.GRPCAddr})
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, tel: tel, log: tel.Logger, rules: DefaultRules(), now: time.Now}
-	s.bus, err = bus.Connect(ctx, cfg.Bus, Name, tel)
-	if err != nil {
-		s.Close()
-		return nil, err
-	}
-	s.rpc, err = rpc.Listen(cfg.GRPCAddr, tel, nil, nil)
-	if err != nil {
-		s.Close()
-		return nil, err
-	}
-	// Not serving until the consumer runs.
-	s.rpc.Health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	return s, nil
+	return &Service{Core: core, cfg: cfg, rules: DefaultRules(), now: time.Now}, nil
 }
-
-// Addr is the bound gRPC address.
-func (s *Service) Addr() string { return s.rpc.Addr() }
 
 // Serve consumes accepted messages and serves gRPC until ctx is done.
 func (s *Service) Serve(ctx context.Context) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return errors.New("compliance: serve after close")
-	}
-	cons, err := s.bus.Consume(ctx, bus.ConsumerSpec{
+	_, err := s.Consume(ctx, bus.ConsumerSpec{
 		Stream:         bus.StreamAccepted,
 		Durable:        Name,
 		FilterSubjects: []string{bus.SubjectAccepted},
 		Workers:        s.cfg.Workers,
 	}, s.handle)
 	if err != nil {
-		s.mu.Unlock()
 		return err
 	}
-	s.cons = cons
-	s.mu.Unlock()
-
-	s.rpc.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	s.log.InfoContext(ctx, "compliance serving", "grpc_addr", s.Addr(), "workers", s.cfg.Workers)
-	errc := make(chan error, 1)
-	go func() { errc <- s.rpc.Serve() }()
-	select {
-	case <-ctx.Done():
-		return nil
-	case err := <-errc:
-		if err != nil {
-			return fmt.Errorf("grpc server: %w", err)
-		}
-		// Stopped by Close: keep to the contract of returning when ctx is done.
-		<-ctx.Done()
-		return nil
-	}
-}
-
-// Close stops gRPC, then the consumer (the message in hand is finished),
-// then drains the bus and flushes telemetry.
-func (s *Service) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
-	cons := s.cons
-	s.mu.Unlock()
-
-	if s.rpc != nil {
-		s.rpc.Stop(5 * time.Second)
-	}
-	if cons != nil {
-		cons.Stop()
-	}
-	var errs []error
-	if s.bus != nil {
-		errs = append(errs, s.bus.Close())
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	errs = append(errs, s.tel.Shutdown(ctx))
-	return errors.Join(errs...)
+	return s.Core.Serve(ctx)
 }

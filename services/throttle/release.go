@@ -144,7 +144,7 @@ func (s *Service) await(m *bus.Msg, t *ticket, exp time.Time, started bool) (tim
 	}
 	progress := time.NewTicker(s.cfg.AckWait / 3)
 	defer progress.Stop()
-	stop := s.stopping.Done()
+	stop := s.Stopping().Done()
 	if started {
 		stop = nil
 	}
@@ -171,7 +171,7 @@ func (s *Service) sleep(d time.Duration) bool {
 	select {
 	case <-tm.C:
 		return true
-	case <-s.stopping.Done():
+	case <-s.Stopping().Done():
 		return false
 	}
 }
@@ -207,7 +207,7 @@ func (s *Service) publishSegment(ctx context.Context, c *eventsv1.MessageCleared
 		ReleasedAt:    timestamppb.New(at),
 	}
 	id := msg.GetMessageId() + "/" + strconv.Itoa(int(seg.GetIndex()))
-	if err := s.bus.Publish(ctx, bus.SubmitSubject(msg.GetShortCode()), ev, id); err != nil {
+	if err := s.Bus.Publish(ctx, bus.SubmitSubject(msg.GetShortCode()), ev, id); err != nil {
 		return fmt.Errorf("submit segment %s: %w", id, err)
 	}
 	return nil
@@ -232,7 +232,7 @@ func (s *Service) expire(ctx context.Context, c *eventsv1.MessageCleared, i int,
 			Final:        true,
 		}
 		id := msg.GetMessageId() + "/" + strconv.Itoa(int(seg.GetIndex())) + "/expired"
-		if err := s.bus.Publish(ctx, subject, ev, id); err != nil {
+		if err := s.Bus.Publish(ctx, subject, ev, id); err != nil {
 			return fmt.Errorf("report expired %s: %w", id, err)
 		}
 	}
@@ -253,7 +253,7 @@ func (s *Service) cancel(ctx context.Context, c *eventsv1.MessageCleared, now ti
 		At:         timestamppb.New(now),
 	}
 	id := msg.GetMessageId() + "/cancelled"
-	if err := s.bus.Publish(ctx, bus.ReportSubject("cancelled", msg.GetTenantId(), msg.GetShortCode()), ev, id); err != nil {
+	if err := s.Bus.Publish(ctx, bus.ReportSubject("cancelled", msg.GetTenantId(), msg.GetShortCode()), ev, id); err != nil {
 		return fmt.Errorf("report cancelled %s: %w", id, err)
 	}
 	return nil

@@ -50,16 +50,16 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
-	"sync"
 	"time"
 
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-
 	"pushsms.io/lib/bus"
-	"pushsms.io/lib/rpc"
+	"pushsms.io/lib/service"
 	"pushsms.io/lib/telemetry"
 )
+
+// Name is the service's name: its client name on the bus and its
+// telemetry service name.
+const Name = "throttle"
 
 // Durable is the name of the consumer on SMS_CLEARED.
 const Durable = "throttle"
@@ -186,23 +186,11 @@ func (c Config) rates() RateSource {
 
 // Service is a running throttle.
 type Service struct {
+	*service.Core
 	cfg       Config
-	log       *slog.Logger
-	tel       *telemetry.Telemetry
-	bus       *bus.Bus
-	grpc      *rpc.Server
 	campaigns *campaigns
 	lanes     *lanes
-
-	// stopping ends the waits of events not yet started, at shutdown.
-	stopping   context.Context
-	stop       context.CancelFunc
-	stopLanes  context.CancelFunc
-	closeOnce  sync.Once
-	mu         sync.Mutex
-	consumer   *bus.Consumer
-	watcher    *bus.Watcher
-	closeError error
+	watcher   *bus.Watcher
 }
 
 // New checks cfg, connects to the bus and binds the gRPC address.
@@ -210,49 +198,34 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	tel, err := telemetry.Setup(ctx, "throttle", cfg.Telemetry)
+	core, err := service.Open(ctx, service.Options{Name: Name, Bus: cfg.Bus, Telemetry: cfg.Telemetry, GRPCAddr: cfg.GRPCAddr})
 	if err != nil {
 		return nil, err
 	}
-	b, err := bus.Connect(ctx, cfg.Bus, "throttle", tel)
-	if err != nil {
-		_ = tel.Shutdown(context.WithoutCancel(ctx))
-		return nil, err
-	}
-	srv, err := rpc.Listen(cfg.GRPCAddr, tel, nil, nil)
-	if err != nil {
-		_ = b.Close()
-		_ = tel.Shutdown(context.WithoutCancel(ctx))
-		return nil, err
-	}
-	srv.Health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-
-	s := &Service{cfg: cfg, log: tel.Logger, tel: tel, bus: b, grpc: srv}
-	s.stopping, s.stop = context.WithCancel(context.Background())
+	s := &Service{Core: core, cfg: cfg}
 	lanesCtx, stopLanes := context.WithCancel(context.Background())
-	s.stopLanes = stopLanes
 	s.lanes = &lanes{ctx: lanesCtx, rates: cfg.rates(), guard: cfg.RateGuard, lookahead: cfg.Lookahead, m: map[string]*lane{}}
-	s.campaigns = newCampaigns(s.log, s.lanes.evictCampaign)
+	s.campaigns = newCampaigns(s.Log, s.lanes.evictCampaign)
 	s.lanes.running = s.campaigns.running
+	// At Close, after the consumer stopped (events not yet started were
+	// given back to the server, started messages finished): the lanes.
+	core.OnClose(func() {
+		stopLanes()
+		s.lanes.wg.Wait()
+	})
 	return s, nil
 }
-
-// Addr is the bound gRPC address.
-func (s *Service) Addr() string { return s.grpc.Addr() }
 
 // Serve loads the campaigns' states, starts the consumer and the gRPC
 // server, and blocks until ctx is done.
 func (s *Service) Serve(ctx context.Context) error {
-	w, err := s.bus.WatchBucket(ctx, bus.BucketCampaigns, s.campaigns.set)
+	w, err := s.Bus.WatchBucket(ctx, bus.BucketCampaigns, s.campaigns.set)
 	if err != nil {
 		return err
 	}
 	s.campaigns.loaded.Store(true)
-	s.mu.Lock()
-	s.watcher = w
-	s.mu.Unlock()
-
-	c, err := s.bus.Consume(ctx, bus.ConsumerSpec{
+	s.OnClose(w.Stop)
+	_, err = s.Consume(ctx, bus.ConsumerSpec{
 		Stream:         bus.StreamCleared,
 		Durable:        Durable,
 		FilterSubjects: []string{bus.SubjectCleared},
@@ -263,64 +236,24 @@ func (s *Service) Serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	s.consumer = c
-	s.mu.Unlock()
-
-	errc := make(chan error, 1)
-	go func() { errc <- s.grpc.Serve() }()
-	s.grpc.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	s.log.InfoContext(ctx, "throttle consuming", "default_rate", s.cfg.DefaultRate, "rates", s.cfg.Rates.String(),
+	s.Log.InfoContext(ctx, "throttle consuming", "default_rate", s.cfg.DefaultRate, "rates", s.cfg.Rates.String(),
 		"lookahead", s.cfg.Lookahead, "workers", s.cfg.Workers)
 
+	errc := make(chan error, 1)
+	go func() { errc <- s.Core.Serve(ctx) }()
 	select {
-	case <-ctx.Done():
-		return nil
 	case err := <-errc:
-		if err != nil {
-			return fmt.Errorf("grpc: %w", err)
-		}
-		return nil // stopped by Close
+		return err
 	case <-w.Done():
-		if ctx.Err() != nil || s.stopping.Err() != nil {
-			return nil
+		if ctx.Err() != nil || s.Stopping().Err() != nil {
+			return <-errc
 		}
 		return errors.New("throttle: campaigns watch ended")
 	}
 }
 
-// Close stops the service: gRPC, then the consumer (events not yet started
-// are given back to the server; messages already started are finished),
-// then the lanes, the campaigns watch, the bus and telemetry.
-func (s *Service) Close() error {
-	s.closeOnce.Do(func() {
-		s.grpc.Stop(5 * time.Second)
-		s.stop()
-		s.mu.Lock()
-		c, w := s.consumer, s.watcher
-		s.mu.Unlock()
-		if c != nil {
-			c.Stop()
-		}
-		s.stopLanes()
-		s.lanes.wg.Wait()
-		if w != nil {
-			w.Stop()
-		}
-		err := s.bus.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		s.closeError = errors.Join(err, s.tel.Shutdown(ctx))
-	})
-	return s.closeError
-}
-
 // Run runs the service until ctx is done.
 func Run(ctx context.Context, cfg Config) error {
 	s, err := New(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	return s.Serve(ctx)
+	return service.Run(ctx, s, err)
 }

@@ -399,7 +399,7 @@ func TestRestartMidBacklog(t *testing.T) {
 			h.publish(msgs...)
 			h.waitCount(5*time.Second, bus.StreamSubmit, "sms.submit.36000", 40)
 			if tt.crash {
-				s1.bus.Conn.Close() // its goroutines linger and fail
+				s1.Bus.Conn.Close() // its goroutines linger and fail
 				s1.abandon()
 			} else {
 				s1.stop()
