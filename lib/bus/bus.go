@@ -80,6 +80,10 @@ func Connect(ctx context.Context, cfg Config, service string, tel *telemetry.Tel
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond),
+		// While disconnected, a publish fails at once instead of waiting in
+		// the client's buffer: a caller told "unavailable" must be able to
+		// trust that nothing will be stored later behind its back.
+		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("nats disconnected", "err", err)

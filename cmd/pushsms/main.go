@@ -1,0 +1,95 @@
+// Command pushsms is the partner's command line for the pushsms API: send a
+// message, follow its state, preview a text, upload a campaign from a CSV
+// file, stream delivery reports; and, for operators, create a partner.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `Usage: pushsms <command> [flags]
+
+Commands:
+  send              send one SMS and print its message id
+  status <id>       print a message's state, reason and segments
+  preview           tell how a text is encoded and into how many segments
+  campaign submit   upload a campaign from a CSV file
+  campaign get <id> print a campaign's state and counts
+  campaign cancel <id>
+  events            stream delivery reports and inbound messages
+  partner create    create a partner and print its API key (operators)
+
+The API address and key come from -addr and -key, or PUSHSMS_ADDR and
+PUSHSMS_API_KEY. Run "pushsms <command> -h" for a command's flags.
+`
+
+// cli runs one command, printing its result to out and messages to err.
+type cli struct {
+	out, err io.Writer
+	// getenv reads the environment (PUSHSMS_ADDR, PUSHSMS_API_KEY, …).
+	getenv func(string) string
+}
+
+// commands maps a command (and subcommand) to its function, which gets the
+// remaining arguments.
+func (c *cli) commands() map[string]func(ctx context.Context, args []string) error {
+	return map[string]func(ctx context.Context, args []string) error{
+		"send":            c.runSend,
+		"status":          c.runStatus,
+		"preview":         c.runPreview,
+		"campaign submit": c.runCampaignSubmit,
+		"campaign get":    c.runCampaignGet,
+		"campaign cancel": c.runCampaignCancel,
+		"events":          c.runEvents,
+		"partner create":  c.runPartnerCreate,
+	}
+}
+
+// flags is a command's flag set, printing to c.err.
+func (c *cli) flags(name string, handling flag.ErrorHandling) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, handling)
+	fs.SetOutput(c.err)
+	return fs
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	c := &cli{out: os.Stdout, err: os.Stderr, getenv: os.Getenv}
+	err := c.run(ctx, os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pushsms:", err)
+		os.Exit(1)
+	}
+}
+
+func (c *cli) run(ctx context.Context, args []string) error {
+	commands := c.commands()
+	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "help" {
+		fmt.Fprint(c.err, usage)
+		if len(args) == 0 {
+			return errors.New("no command")
+		}
+		return nil
+	}
+	if cmd, ok := commands[args[0]]; ok {
+		return cmd(ctx, args[1:])
+	}
+	if len(args) > 1 {
+		if cmd, ok := commands[args[0]+" "+args[1]]; ok {
+			return cmd(ctx, args[2:])
+		}
+	}
+	fmt.Fprint(c.err, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
+)
+
+func (c *cli) runSend(ctx context.Context, args []string) error {
+	fs := c.flags("send", flag.ContinueOnError)
+	api := c.apiFlags(fs)
+	shortCode := fs.String("short-code", "", "5-digit short code to send from")
+	to := fs.String("to", "", "recipient (06…, +33 6…)")
+	text := fs.String("text", "", "message text")
+	category := fs.String("category", "customer-relationship", "traffic category: marketing, customer-relationship, mo-session-reply, interpersonal, m2m")
+	brand := fs.String("brand", "", "issuer of the message (required for marketing)")
+	sender := fs.String("sender", "", "sender shown on the handset (default: the short code)")
+	ref := fs.String("ref", "", "your reference: sending again with it returns the first message")
+	validity := fs.Duration("validity", 0, "how long the network may try (default 48h)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cat, err := parseCategory(*category)
+	if err != nil {
+		return err
+	}
+	client, ctx, done, err := api.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	req := &partnerv1.SendMessageRequest{
+		ShortCode: *shortCode, Brand: *brand, Category: cat, Sender: *sender,
+		Recipient: *to, Text: *text, ClientReference: *ref,
+	}
+	if *validity != 0 {
+		req.Validity = durationpb.New(*validity)
+	}
+	resp, err := client.SendMessage(ctx, req)
+	if err != nil {
+		return apiError(err)
+	}
+	fmt.Fprintln(c.out, resp.GetMessage().GetMessageId())
+	return nil
+}
+
+func (c *cli) runStatus(ctx context.Context, args []string) error {
+	fs := c.flags("status", flag.ContinueOnError)
+	api := c.apiFlags(fs)
+	id, err := oneArg(fs, args, "message id")
+	if err != nil {
+		return err
+	}
+	client, ctx, done, err := api.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	resp, err := client.GetMessage(ctx, &partnerv1.GetMessageRequest{MessageId: id})
+	if err != nil {
+		return apiError(err)
+	}
+	c.printMessage(resp.GetMessage())
+	return nil
+}
+
+func (c *cli) printMessage(m *partnerv1.Message) {
+	w := c.out
+	fmt.Fprintln(w, enumName(m.GetState(), "MESSAGE_STATE_"))
+	if m.GetReason() != partnerv1.Reason_REASON_UNSPECIFIED {
+		fmt.Fprintf(w, "reason:     %s", enumName(m.GetReason(), "REASON_"))
+		if m.GetReasonDetail() != "" {
+			fmt.Fprintf(w, " (%s)", m.GetReasonDetail())
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "message:    %s\n", m.GetMessageId())
+	if m.GetCampaignId() != "" {
+		fmt.Fprintf(w, "campaign:   %s\n", m.GetCampaignId())
+	}
+	if m.GetClientReference() != "" {
+		fmt.Fprintf(w, "reference:  %s\n", m.GetClientReference())
+	}
+	fmt.Fprintf(w, "recipient:  %s\nfrom:       %s\n", m.GetRecipientMasked(), m.GetShortCode())
+	fmt.Fprintf(w, "encoding:   %s, %d segment(s)\n", enumName(m.GetEncoding(), "ENCODING_"), m.GetSegmentCount())
+	fmt.Fprintf(w, "accepted:   %s\nupdated:    %s\n", stamp(m.GetAcceptedAt().AsTime()), stamp(m.GetUpdatedAt().AsTime()))
+	for _, s := range m.GetSegments() {
+		var extra []string
+		if s.GetUcpErrorCode() != "" {
+			extra = append(extra, "UCP error "+s.GetUcpErrorCode())
+		}
+		if s.GetSubmittedAt() != nil {
+			extra = append(extra, "submitted "+stamp(s.GetSubmittedAt().AsTime()))
+		}
+		if s.GetDoneAt() != nil {
+			extra = append(extra, "done "+stamp(s.GetDoneAt().AsTime()))
+		}
+		fmt.Fprintf(w, "segment %d:  %s", s.GetIndex(), enumName(s.GetState(), "SEGMENT_STATE_"))
+		if len(extra) > 0 {
+			fmt.Fprintf(w, " (%s)", strings.Join(extra, ", "))
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+func stamp(t time.Time) string { return t.Local().Format(time.DateTime) }
+
+func (c *cli) runPreview(ctx context.Context, args []string) error {
+	fs := c.flags("preview", flag.ContinueOnError)
+	api := c.apiFlags(fs)
+	text := fs.String("text", "", "text to preview")
+	normalize := fs.Bool("normalize", true, "replace French typography that forces UCS-2 (’ … « » œ NBSP), as SendMessage does")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *text == "" {
+		return errors.New("preview: -text is required")
+	}
+	client, ctx, done, err := api.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	resp, err := client.PreviewText(ctx, &partnerv1.PreviewTextRequest{Text: *text, NormalizeTypography: *normalize})
+	if err != nil {
+		return apiError(err)
+	}
+	unit := "characters"
+	if resp.GetEncoding() == partnerv1.Encoding_ENCODING_GSM7 {
+		unit = "septets"
+	}
+	fmt.Fprintf(c.out, "encoding:   %s\nsegments:   %d\nlength:     %d %s\n", enumName(resp.GetEncoding(), "ENCODING_"), resp.GetSegmentCount(), resp.GetLength(), unit)
+	if len(resp.GetUcs2Characters()) > 0 {
+		fmt.Fprintf(c.out, "UCS-2 due to: %s\n", strings.Join(resp.GetUcs2Characters(), " "))
+	}
+	if resp.GetText() != *text {
+		fmt.Fprintf(c.out, "sent as:    %s\n", resp.GetText())
+	}
+	return nil
+}

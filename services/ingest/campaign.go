@@ -1,0 +1,510 @@
+package ingest
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"pushsms.io/lib/bus"
+	"pushsms.io/lib/fault"
+	"pushsms.io/lib/gsm"
+	eventsv1 "pushsms.io/proto/gen/pushsms/events/v1"
+	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
+)
+
+// Campaign control values of the CAMPAIGNS bucket, read by throttle.
+const (
+	campaignRunning   = "running"
+	campaignCancelled = "cancelled"
+)
+
+const (
+	// MaxScheduleAhead bounds a campaign's start_at: its messages wait in
+	// streams that keep events 7 days.
+	MaxScheduleAhead = 6 * 24 * time.Hour
+	// campaignChunk is how many recipients are inserted and published per
+	// transaction.
+	campaignChunk = 500
+	// maxRecipientErrors is how many refused recipients the response lists.
+	maxRecipientErrors = 100
+	// cleanupTimeout bounds the cancellation of an interrupted upload.
+	cleanupTimeout = 10 * time.Second
+)
+
+// campaignRow is a row of ingest.campaigns.
+type campaignRow struct {
+	ID              string
+	TenantID        string
+	ClientReference string
+	Name            string
+	ShortCode       string
+	Brand           string
+	Category        string
+	Sender          string
+	State           string
+	Accepted        int64
+	Refused         int64
+	StartAt         time.Time
+	ExpiresAt       time.Time
+	CreatedAt       time.Time
+}
+
+const campaignColumns = `id, tenant_id, client_reference, name, short_code, brand, category, sender,
+	state, accepted, refused, start_at, expires_at, created_at`
+
+func scanCampaign(row pgx.Row) (campaignRow, error) {
+	var c campaignRow
+	err := row.Scan(&c.ID, &c.TenantID, &c.ClientReference, &c.Name, &c.ShortCode, &c.Brand, &c.Category, &c.Sender,
+		&c.State, &c.Accepted, &c.Refused, &c.StartAt, &c.ExpiresAt, &c.CreatedAt)
+	return c, err
+}
+
+// upload is one SubmitCampaign in progress.
+type upload struct {
+	s        *Service
+	campaign campaignRow
+	header   header
+	tpl      template
+	// position is the 0-based index of the next recipient in the stream.
+	position int64
+	errors   []*partnerv1.RecipientError
+}
+
+// SubmitCampaign takes the spec, then batches of recipients. Each chunk of
+// recipients is inserted and published in one transaction, so the campaign
+// is never held in memory and no accepted message is lost. An upload that
+// fails or is abandoned half way cancels the campaign: the partner sees it
+// CANCELLED, with the counts of what went out, and may submit it again
+// under another client reference.
+func (a *api) SubmitCampaign(stream partnerv1.MessagingService_SubmitCampaignServer) error {
+	s := a.s
+	ctx := stream.Context()
+	tenant, err := tenantFrom(ctx)
+	if err != nil {
+		return err
+	}
+	first, err := stream.Recv()
+	if errors.Is(err, io.EOF) {
+		return fault.Invalidf("spec", "the stream must start with the campaign spec")
+	}
+	if err != nil {
+		return err
+	}
+	spec := first.GetSpec()
+	if spec == nil {
+		return fault.Invalidf("spec", "the stream must start with the campaign spec")
+	}
+	u, err := s.startCampaign(ctx, tenant, spec)
+	if err != nil {
+		return err
+	}
+	if err := u.receive(ctx, stream); err != nil {
+		u.abandon(ctx, err)
+		return err
+	}
+	c, err := u.finish(ctx)
+	if err != nil {
+		return err
+	}
+	return stream.SendAndClose(&partnerv1.SubmitCampaignResponse{Campaign: c, Errors: u.errors})
+}
+
+// startCampaign checks the spec and records the campaign, RECEIVING.
+func (s *Service) startCampaign(ctx context.Context, tenant string, spec *partnerv1.CampaignSpec) (*upload, error) {
+	h, herr := checkHeader("spec.", spec.GetShortCode(), spec.GetBrand(), spec.GetCategory(), spec.GetSender(), spec.GetValidity())
+	var errs []error
+	errs = append(errs, herr, checkClientReference("spec.client_reference", spec.GetClientReference()))
+	tpl, err := parseTemplate(spec.GetTextTemplate())
+	switch {
+	case strings.TrimSpace(spec.GetTextTemplate()) == "":
+		errs = append(errs, fault.Invalidf("spec.text_template", "must not be empty"))
+	case len(spec.GetTextTemplate()) > maxTextBytes:
+		errs = append(errs, fault.Invalidf("spec.text_template", "longer than %d segments", MaxSegments))
+	case err != nil:
+		errs = append(errs, fault.Invalid("spec.text_template", err))
+	}
+	if len(spec.GetName()) > maxNameLen {
+		errs = append(errs, fault.Invalidf("spec.name", "longer than %d bytes", maxNameLen))
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	start := now
+	if ts := spec.GetStartAt(); ts != nil {
+		switch t := ts.AsTime(); {
+		case !ts.IsValid():
+			errs = append(errs, fault.Invalidf("spec.start_at", "not a valid time"))
+		case t.After(now.Add(MaxScheduleAhead)):
+			errs = append(errs, fault.Invalidf("spec.start_at", "more than %v ahead", MaxScheduleAhead))
+		case t.After(now):
+			start = t.UTC().Truncate(time.Microsecond)
+		}
+	}
+	if err := fault.Join(errs...); err != nil {
+		return nil, err
+	}
+	if err := checkShortCode(ctx, s.Pool, tenant, h.shortCode); err != nil {
+		return nil, err
+	}
+
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, fmt.Errorf("campaign id: %w", err)
+	}
+	c := campaignRow{
+		ID:              id.String(),
+		TenantID:        tenant,
+		ClientReference: spec.GetClientReference(),
+		Name:            spec.GetName(),
+		ShortCode:       h.shortCode,
+		Brand:           h.brand,
+		Category:        enumText(h.category, prefixCategory),
+		Sender:          h.sender,
+		State:           enumText(partnerv1.CampaignState_CAMPAIGN_STATE_RECEIVING, prefixCampaignState),
+		StartAt:         start,
+		ExpiresAt:       start.Add(h.validity),
+		CreatedAt:       now,
+	}
+	err = pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO ingest.campaigns (id, tenant_id, client_reference, name, short_code, brand,
+				category, sender, state, start_at, expires_at, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)`,
+			c.ID, c.TenantID, c.ClientReference, c.Name, c.ShortCode, c.Brand, c.Category, c.Sender, c.State,
+			c.StartAt, c.ExpiresAt, c.CreatedAt)
+		if isUniqueViolation(err) {
+			return fmt.Errorf("campaign with client reference %q: %w", truncate(c.ClientReference, 40), fault.ErrExists)
+		}
+		if err != nil {
+			return dbErr("insert campaign", err)
+		}
+		// Throttle learns of the campaign before any of its messages.
+		if _, err := s.campaigns.Put(ctx, c.ID, []byte(campaignRunning)); err != nil {
+			return fmt.Errorf("campaign %s: control state: %w", c.ID, errors.Join(err, fault.ErrUnavailable))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.Log.InfoContext(ctx, "campaign receiving", "campaign_id", c.ID, "tenant", tenant, "start_at", c.StartAt)
+	return &upload{s: s, campaign: c, header: h, tpl: tpl}, nil
+}
+
+func (u *upload) receive(ctx context.Context, stream partnerv1.MessagingService_SubmitCampaignServer) error {
+	for {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		batch := req.GetRecipients()
+		if batch == nil {
+			return fault.Invalidf("spec", "only the first item of the stream may be a spec")
+		}
+		rs := batch.GetRecipients()
+		for len(rs) > 0 {
+			n := min(len(rs), campaignChunk)
+			if err := u.chunk(ctx, rs[:n]); err != nil {
+				return err
+			}
+			rs = rs[n:]
+		}
+	}
+}
+
+// chunk renders, records and publishes some recipients in one transaction.
+func (u *upload) chunk(ctx context.Context, rs []*partnerv1.Recipient) error {
+	s, c := u.s, u.campaign
+	now := s.now().UTC().Truncate(time.Microsecond)
+	rows := make([][]any, 0, len(rs))
+	events := make([]bus.Event, 0, len(rs))
+	refused := int64(0)
+	notBefore := c.StartAt
+	accepted := enumText(partnerv1.MessageState_MESSAGE_STATE_ACCEPTED, prefixMessageState)
+	campaignID, err := uuid.Parse(c.ID)
+	if err != nil {
+		return err
+	}
+	for _, r := range rs {
+		pos := u.position
+		u.position++
+		text, an, reason, detail := u.render(r)
+		if reason != partnerv1.Reason_REASON_UNSPECIFIED {
+			refused++
+			if len(u.errors) < maxRecipientErrors {
+				u.errors = append(u.errors, &partnerv1.RecipientError{Position: pos, Reason: reason, Detail: detail})
+			}
+			continue
+		}
+		id, err := uuid.NewV7()
+		if err != nil {
+			return fmt.Errorf("message id: %w", err)
+		}
+		rcpt := newRecipient(r.GetMsisdn())
+		rows = append(rows, []any{
+			[16]byte(id), c.TenantID, campaignID, "", c.ShortCode, c.Brand, c.Category, c.Sender,
+			rcpt.masked, rcpt.hash, enumText(encodingOf(an.Encoding), prefixEncoding), int32(an.Segments),
+			accepted, now, notBefore, c.ExpiresAt, now,
+		})
+		events = append(events, bus.Event{
+			Subject: bus.AcceptedSubject(c.TenantID, c.ShortCode),
+			MsgID:   id.String(),
+			Msg: &eventsv1.MessageAccepted{
+				MessageId:    id.String(),
+				TenantId:     c.TenantID,
+				CampaignId:   c.ID,
+				ShortCode:    c.ShortCode,
+				Brand:        c.Brand,
+				Category:     u.header.category,
+				Sender:       c.Sender,
+				Recipient:    r.GetMsisdn(),
+				Text:         text,
+				AcceptedAt:   timestamppb.New(now),
+				NotBefore:    timestamppb.New(notBefore),
+				ExpiresAt:    timestamppb.New(c.ExpiresAt),
+				Encoding:     encodingOf(an.Encoding),
+				SegmentCount: int32(an.Segments),
+			},
+		})
+	}
+	err = pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+		if len(rows) > 0 {
+			_, err := tx.CopyFrom(ctx, pgx.Identifier{"ingest", "messages"}, []string{
+				"id", "tenant_id", "campaign_id", "client_reference", "short_code", "brand", "category", "sender",
+				"recipient_masked", "recipient_hash", "encoding", "segment_count",
+				"state", "accepted_at", "not_before", "expires_at", "updated_at",
+			}, pgx.CopyFromRows(rows))
+			if err != nil {
+				return dbErr("copy campaign messages", err)
+			}
+		}
+		if _, err := tx.Exec(ctx, `UPDATE ingest.campaigns SET accepted = accepted + $2, refused = refused + $3, updated_at = $4 WHERE id = $1`,
+			c.ID, len(rows), refused, now); err != nil {
+			return dbErr("count campaign messages", err)
+		}
+		// Commit only once the events are stored: a failed publish leaves
+		// no message the bus does not know.
+		pctx, cancel := context.WithTimeout(ctx, publishTimeout)
+		defer cancel()
+		if err := s.Bus.PublishAll(pctx, events); err != nil {
+			return fmt.Errorf("campaign %s: %w", c.ID, errors.Join(err, fault.ErrUnavailable))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	u.campaign.Accepted += int64(len(rows))
+	u.campaign.Refused += refused
+	return nil
+}
+
+// render makes one recipient's text and counts it, or says why the
+// recipient is refused.
+func (u *upload) render(r *partnerv1.Recipient) (string, gsm.Analysis, partnerv1.Reason, string) {
+	if err := checkRecipient("msisdn", r.GetMsisdn()); err != nil {
+		return "", gsm.Analysis{}, partnerv1.Reason_REASON_INVALID_NUMBER, "msisdn " + violation(err)
+	}
+	text, err := u.tpl.render(r.GetVariables())
+	if err != nil {
+		return "", gsm.Analysis{}, partnerv1.Reason_REASON_CONTENT, strings.TrimPrefix(err.Error(), "ingest: template: ")
+	}
+	if strings.TrimSpace(text) == "" {
+		return "", gsm.Analysis{}, partnerv1.Reason_REASON_CONTENT, "empty text"
+	}
+	an, err := analyzeText("text", text)
+	if err != nil {
+		return "", an, partnerv1.Reason_REASON_CONTENT, "text " + violation(err)
+	}
+	return text, an, partnerv1.Reason_REASON_UNSPECIFIED, ""
+}
+
+// violation is the description of a one-field fault.Invalid error.
+func violation(err error) string {
+	var ie *fault.InvalidError
+	if errors.As(err, &ie) && len(ie.Violations) == 1 {
+		return ie.Violations[0].Description
+	}
+	return err.Error()
+}
+
+// finish ends the upload: the campaign is scheduled or running.
+func (u *upload) finish(ctx context.Context) (*partnerv1.Campaign, error) {
+	s := u.s
+	_, err := s.Pool.Exec(ctx, `UPDATE ingest.campaigns SET state = $2, updated_at = $3 WHERE id = $1 AND state = $4`,
+		u.campaign.ID, enumText(partnerv1.CampaignState_CAMPAIGN_STATE_RUNNING, prefixCampaignState), s.now(),
+		enumText(partnerv1.CampaignState_CAMPAIGN_STATE_RECEIVING, prefixCampaignState))
+	if err != nil {
+		u.abandon(ctx, err)
+		return nil, dbErr("finish campaign", err)
+	}
+	s.Log.InfoContext(ctx, "campaign submitted", "campaign_id", u.campaign.ID, "accepted", u.campaign.Accepted, "refused", u.campaign.Refused)
+	return s.getCampaign(ctx, u.campaign.TenantID, u.campaign.ID)
+}
+
+// abandon cancels the campaign of an upload that cannot finish, so that
+// the part already accepted does not go out on its own.
+func (u *upload) abandon(ctx context.Context, cause error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	s := u.s
+	s.Log.WarnContext(ctx, "campaign upload interrupted; cancelling the campaign", "campaign_id", u.campaign.ID,
+		"accepted", u.campaign.Accepted, "err", cause)
+	if _, err := s.cancelCampaign(ctx, u.campaign.TenantID, u.campaign.ID); err != nil {
+		s.Log.ErrorContext(ctx, "cancel interrupted campaign", "campaign_id", u.campaign.ID, "err", err)
+	}
+}
+
+func (a *api) GetCampaign(ctx context.Context, req *partnerv1.GetCampaignRequest) (*partnerv1.GetCampaignResponse, error) {
+	tenant, err := tenantFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, err := a.s.getCampaign(ctx, tenant, req.GetCampaignId())
+	if err != nil {
+		return nil, err
+	}
+	return &partnerv1.GetCampaignResponse{Campaign: c}, nil
+}
+
+// CancelCampaign marks the campaign cancelled and tells throttle through
+// the CAMPAIGNS bucket, which drops the campaign's unsent messages (each
+// then reported cancelled). Cancelling a cancelled or completed campaign
+// changes nothing.
+func (a *api) CancelCampaign(ctx context.Context, req *partnerv1.CancelCampaignRequest) (*partnerv1.CancelCampaignResponse, error) {
+	tenant, err := tenantFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, err := a.s.cancelCampaign(ctx, tenant, req.GetCampaignId())
+	if err != nil {
+		return nil, err
+	}
+	a.s.Log.InfoContext(ctx, "campaign cancelled", "campaign_id", c.GetCampaignId(), "tenant", tenant)
+	return &partnerv1.CancelCampaignResponse{Campaign: c}, nil
+}
+
+func errNoCampaign(id string) error {
+	return fmt.Errorf("campaign %s: %w", id, fault.ErrNotFound)
+}
+
+func (s *Service) cancelCampaign(ctx context.Context, tenant, id string) (*partnerv1.Campaign, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return nil, fault.Invalidf("campaign_id", "not a campaign id")
+	}
+	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+		c, err := scanCampaign(tx.QueryRow(ctx, `SELECT `+campaignColumns+` FROM ingest.campaigns WHERE id = $1 AND tenant_id = $2 FOR UPDATE`, id, tenant))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errNoCampaign(id)
+		}
+		if err != nil {
+			return dbErr("get campaign", err)
+		}
+		counts, err := campaignCounts(ctx, tx, id, s.now())
+		if err != nil {
+			return dbErr("count campaign messages", err)
+		}
+		switch c.state(counts, s.now()) {
+		case partnerv1.CampaignState_CAMPAIGN_STATE_CANCELLED, partnerv1.CampaignState_CAMPAIGN_STATE_COMPLETED:
+			return nil
+		}
+		// The bucket first: a cancel the database records must reach throttle.
+		if _, err := s.campaigns.Put(ctx, id, []byte(campaignCancelled)); err != nil {
+			return fmt.Errorf("campaign %s: control state: %w", id, errors.Join(err, fault.ErrUnavailable))
+		}
+		_, err = tx.Exec(ctx, `UPDATE ingest.campaigns SET state = $2, updated_at = $3 WHERE id = $1`,
+			id, enumText(partnerv1.CampaignState_CAMPAIGN_STATE_CANCELLED, prefixCampaignState), s.now())
+		return dbErr("cancel campaign", err)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.getCampaign(ctx, tenant, id)
+}
+
+func (s *Service) getCampaign(ctx context.Context, tenant, id string) (*partnerv1.Campaign, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return nil, fault.Invalidf("campaign_id", "not a campaign id")
+	}
+	c, err := scanCampaign(s.Pool.QueryRow(ctx, `SELECT `+campaignColumns+` FROM ingest.campaigns WHERE id = $1 AND tenant_id = $2`, id, tenant))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, errNoCampaign(id)
+	}
+	if err != nil {
+		return nil, dbErr("get campaign", err)
+	}
+	now := s.now()
+	counts, err := campaignCounts(ctx, s.Pool, id, now)
+	if err != nil {
+		return nil, dbErr("count campaign messages", err)
+	}
+	return c.proto(counts, now), nil
+}
+
+// campaignCounts counts the campaign's messages by state, in the order of
+// the enum.
+func campaignCounts(ctx context.Context, q querier, id string, now time.Time) ([]*partnerv1.StateCount, error) {
+	rows, err := q.Query(ctx, `SELECT CASE WHEN state = 'deferred' AND not_before <= $2 THEN 'queued' ELSE state END AS st, count(*)
+		FROM ingest.messages WHERE campaign_id = $1 GROUP BY st`, id, now)
+	if err != nil {
+		return nil, err
+	}
+	var out []*partnerv1.StateCount
+	var st string
+	var n int64
+	_, err = pgx.ForEachRow(rows, []any{&st, &n}, func() error {
+		out = append(out, &partnerv1.StateCount{
+			State: parseEnum[partnerv1.MessageState](partnerv1.MessageState_value, prefixMessageState, st),
+			Count: n,
+		})
+		return nil
+	})
+	slices.SortFunc(out, func(a, b *partnerv1.StateCount) int { return cmp.Compare(a.GetState(), b.GetState()) })
+	return out, err
+}
+
+func (c campaignRow) state(counts []*partnerv1.StateCount, now time.Time) partnerv1.CampaignState {
+	st := parseEnum[partnerv1.CampaignState](partnerv1.CampaignState_value, prefixCampaignState, c.State)
+	if st != partnerv1.CampaignState_CAMPAIGN_STATE_RUNNING {
+		return st
+	}
+	open := int64(0)
+	for _, sc := range counts {
+		if !terminal(sc.GetState()) {
+			open += sc.GetCount()
+		}
+	}
+	switch {
+	case open == 0:
+		return partnerv1.CampaignState_CAMPAIGN_STATE_COMPLETED
+	case c.StartAt.After(now):
+		return partnerv1.CampaignState_CAMPAIGN_STATE_SCHEDULED
+	}
+	return partnerv1.CampaignState_CAMPAIGN_STATE_RUNNING
+}
+
+func (c campaignRow) proto(counts []*partnerv1.StateCount, now time.Time) *partnerv1.Campaign {
+	return &partnerv1.Campaign{
+		CampaignId:      c.ID,
+		ClientReference: c.ClientReference,
+		Name:            c.Name,
+		ShortCode:       c.ShortCode,
+		Brand:           c.Brand,
+		Category:        parseEnum[partnerv1.TrafficCategory](partnerv1.TrafficCategory_value, prefixCategory, c.Category),
+		State:           c.state(counts, now),
+		Accepted:        c.Accepted,
+		Refused:         c.Refused,
+		Counts:          counts,
+		CreatedAt:       timestamppb.New(c.CreatedAt),
+		StartAt:         timestamppb.New(c.StartAt),
+	}
+}

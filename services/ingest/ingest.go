@@ -1,0 +1,159 @@
+// Package ingest is the partner-facing side of the platform: the gRPC
+// MessagingService that accepts messages and campaigns (publishing
+// MessageAccepted), and the status view that follows every message through
+// the events of the other services (SMS_CLEARED, SMS_REPORTS) so that
+// GetMessage, GetCampaign and StreamEvents can tell partners what happened.
+package ingest
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"pushsms.io/lib/bus"
+	"pushsms.io/lib/pgdb"
+	"pushsms.io/lib/service"
+	"pushsms.io/lib/telemetry"
+	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
+)
+
+// Name is the service's name: its client name on the bus and its telemetry
+// service name.
+const Name = "ingest"
+
+// Schema is the PostgreSQL schema of the service's tables.
+const Schema = "ingest"
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migrations returns the tern migrations of Schema, for pgdb.Migrate (and
+// pgtest.Migrated in tests of other packages).
+func Migrations() fs.FS {
+	sub, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		panic(err) // the directory is embedded: it is there
+	}
+	return sub
+}
+
+// Config is the service's configuration.
+type Config struct {
+	Bus       bus.Config
+	Telemetry telemetry.Config
+	DB        pgdb.Config
+	// GRPCAddr serves the partner API (MessagingService), health and
+	// reflection.
+	GRPCAddr string
+	// Workers is how many events of each status-view consumer a replica
+	// applies at once.
+	Workers int
+}
+
+// DefaultConfig listens on :9090 with 8 status-view workers.
+func DefaultConfig() Config {
+	return Config{
+		Bus:       bus.DefaultConfig(),
+		Telemetry: telemetry.DefaultConfig(),
+		DB:        pgdb.Config{MaxConns: 20},
+		GRPCAddr:  ":9090",
+		Workers:   8,
+	}
+}
+
+// RegisterFlags adds the flags of the bus, telemetry and database, then
+// -grpc-addr and -workers.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	c.Bus.RegisterFlags(fs)
+	c.Telemetry.RegisterFlags(fs)
+	c.DB.RegisterFlags(fs)
+	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "gRPC listen address of the partner API")
+	fs.IntVar(&c.Workers, "workers", c.Workers, "status-view events applied at once by this replica, per consumer")
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	var errs []error
+	if err := c.Bus.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.DB.URL == "" {
+		errs = append(errs, pgdb.ErrNoURL)
+	}
+	if c.GRPCAddr == "" {
+		errs = append(errs, errors.New("ingest: grpc-addr is empty"))
+	}
+	if c.Workers < 1 || c.Workers > 256 {
+		errs = append(errs, fmt.Errorf("ingest: workers %d: want 1 to 256", c.Workers))
+	}
+	return errors.Join(errs...)
+}
+
+// Run runs the service until ctx is done.
+func Run(ctx context.Context, cfg Config) error {
+	s, err := New(ctx, cfg)
+	return service.Run(ctx, s, err)
+}
+
+// Service is a running ingest service.
+type Service struct {
+	*service.Core
+	cfg       Config
+	campaigns jetstream.KeyValue
+	now       func() time.Time
+}
+
+// New checks cfg, sets up telemetry, connects to the bus (ensuring streams
+// and buckets), opens and migrates the database and binds the gRPC address.
+// Nothing is consumed or served before Serve.
+func New(ctx context.Context, cfg Config) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	// The authenticator gets its pool once Open made it; no call is served
+	// before Serve.
+	auth := &authenticator{}
+	core, err := service.Open(ctx, service.Options{
+		Name: Name, Bus: cfg.Bus, Telemetry: cfg.Telemetry, GRPCAddr: cfg.GRPCAddr,
+		DB: &cfg.DB, Schema: Schema, Migrations: Migrations(),
+		Unary:  []grpc.UnaryServerInterceptor{auth.unary},
+		Stream: []grpc.StreamServerInterceptor{auth.stream},
+	})
+	if err != nil {
+		return nil, err
+	}
+	auth.pool = core.Pool
+	s := &Service{Core: core, cfg: cfg, now: time.Now}
+	if s.campaigns, err = core.Bus.JS.KeyValue(ctx, bus.BucketCampaigns); err != nil {
+		core.Close()
+		return nil, fmt.Errorf("bucket %s: %w", bus.BucketCampaigns, err)
+	}
+	partnerv1.RegisterMessagingServiceServer(core.RPC.Server, &api{s: s})
+	core.RPC.Health.SetServingStatus(partnerv1.MessagingService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
+	return s, nil
+}
+
+// Serve starts the status view's consumers and serves gRPC until ctx is
+// done.
+func (s *Service) Serve(ctx context.Context) error {
+	if err := s.startProjection(ctx); err != nil {
+		return err
+	}
+	s.RPC.Health.SetServingStatus(partnerv1.MessagingService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	return s.Core.Serve(ctx)
+}
+
+// api is the MessagingService; its methods live next to their concern
+// (send.go, message.go, campaign.go, events.go, preview.go).
+type api struct {
+	partnerv1.UnimplementedMessagingServiceServer
+	s *Service
+}

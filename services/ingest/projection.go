@@ -1,0 +1,395 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"pushsms.io/lib/bus"
+	"pushsms.io/lib/fault"
+	eventsv1 "pushsms.io/proto/gen/pushsms/events/v1"
+	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
+)
+
+// Durable consumers of the status view (docs/events.md).
+const (
+	DurableCleared = "ingest-cleared"
+	DurableReports = "ingest-reports"
+)
+
+// orphanWait is how long a report about a message the database does not
+// hold is retried. The message's row normally commits a moment after its
+// MessageAccepted is published, and a MessageCleared rebuilds a row whose
+// commit failed; a report older than this about an unknown message is
+// dropped.
+const orphanWait = time.Hour
+
+// Payload types of SMS_REPORTS, as in the Pushsms-Type header.
+var (
+	typeMessageRejected = string((&eventsv1.MessageRejected{}).ProtoReflect().Descriptor().FullName())
+	typeSegmentReport   = string((&eventsv1.SegmentReport{}).ProtoReflect().Descriptor().FullName())
+)
+
+func (s *Service) startProjection(ctx context.Context) error {
+	_, err := s.Consume(ctx, bus.ConsumerSpec{
+		Stream:         bus.StreamCleared,
+		Durable:        DurableCleared,
+		FilterSubjects: []string{bus.SubjectCleared},
+		Workers:        s.cfg.Workers,
+	}, s.handleCleared)
+	if err != nil {
+		return err
+	}
+	_, err = s.Consume(ctx, bus.ConsumerSpec{
+		Stream:         bus.StreamReports,
+		Durable:        DurableReports,
+		FilterSubjects: []string{bus.SubjectReport},
+		Workers:        s.cfg.Workers,
+	}, s.handleReport)
+	return err
+}
+
+// handleCleared marks a message QUEUED (or DEFERRED) with its segments
+// PENDING. A MessageCleared whose message has no row (its SendMessage
+// commit failed after the publish) creates the row from the event, since
+// the message is on its way to the subscriber all the same.
+func (s *Service) handleCleared(ctx context.Context, m *bus.Msg) error {
+	var ev eventsv1.MessageCleared
+	if err := m.Decode(&ev); err != nil {
+		return err
+	}
+	acc := ev.GetMessage()
+	id := acc.GetMessageId()
+	if _, err := uuid.Parse(id); err != nil {
+		return fault.Permanent(fmt.Errorf("cleared event on %s: bad message id", m.Subject))
+	}
+	count := int32(len(ev.GetSegments()))
+	if count == 0 {
+		count = acc.GetSegmentCount()
+	}
+	if count < 1 || count > 255 {
+		return fault.Permanent(fmt.Errorf("cleared message %s: %d segments", id, count))
+	}
+	return pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+		msg, err := lockMessage(ctx, tx, id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			if err := insertMessageFromEvent(ctx, tx, acc, s.now()); err != nil {
+				return err
+			}
+			msg, err = lockMessage(ctx, tx, id)
+		}
+		if errors.Is(err, pgx.ErrNoRows) {
+			// Its client reference belongs to another message.
+			return fault.Permanent(fmt.Errorf("cleared message %s: no row and none can be made", id))
+		}
+		if err != nil {
+			return err
+		}
+		if msg.TenantID != acc.GetTenantId() {
+			return fault.Permanent(fmt.Errorf("cleared message %s: tenant %s, event says %s", id, msg.TenantID, acc.GetTenantId()))
+		}
+		added, err := ensureSegments(ctx, tx, id, count)
+		if err != nil {
+			return err
+		}
+		before := msg
+		msg.Cleared = true
+		msg.SegmentCount = count
+		return s.recompute(ctx, tx, before, msg, added, nil)
+	})
+}
+
+// handleReport applies a MessageRejected (rejected or cancelled) or a
+// SegmentReport.
+func (s *Service) handleReport(ctx context.Context, m *bus.Msg) error {
+	state := reportState(m.Subject)
+	typ := m.Type
+	if typ == "" {
+		typ = typeSegmentReport
+		if state == "rejected" || state == "cancelled" {
+			typ = typeMessageRejected
+		}
+	}
+	switch typ {
+	case typeMessageRejected:
+		var ev eventsv1.MessageRejected
+		if err := m.Decode(&ev); err != nil {
+			return err
+		}
+		return s.applyRejected(ctx, m, &ev, state == "cancelled")
+	case typeSegmentReport:
+		var ev eventsv1.SegmentReport
+		if err := m.Decode(&ev); err != nil {
+			return err
+		}
+		return s.applySegmentReport(ctx, m, &ev, state)
+	}
+	return fault.Permanent(fmt.Errorf("report on %s: unknown payload type %q", m.Subject, typ))
+}
+
+// reportState is the <state> token of sms.report.<state>.<tenant>.<short_code>.
+func reportState(subject string) string {
+	tokens := strings.SplitN(subject, ".", 4)
+	if len(tokens) < 3 {
+		return ""
+	}
+	return tokens[2]
+}
+
+func (s *Service) applyRejected(ctx context.Context, m *bus.Msg, ev *eventsv1.MessageRejected, cancelled bool) error {
+	id := ev.GetMessageId()
+	return s.withMessage(ctx, m, id, ev.GetTenantId(), func(tx pgx.Tx, before messageRow) error {
+		msg := before
+		reason := ev.GetReason()
+		if cancelled {
+			msg.Cancelled = true
+			if reason == partnerv1.Reason_REASON_UNSPECIFIED {
+				reason = partnerv1.Reason_REASON_CANCELLED
+			}
+		} else {
+			msg.Rejected = true
+		}
+		// A rejection's reason stands whatever comes after it.
+		if !cancelled || !msg.Rejected {
+			msg.Reason = enumText(reason, prefixReason)
+			msg.ReasonDetail = ev.GetDetail()
+		}
+		return s.recompute(ctx, tx, before, msg, false, nil)
+	})
+}
+
+func (s *Service) applySegmentReport(ctx context.Context, m *bus.Msg, ev *eventsv1.SegmentReport, subjectState string) error {
+	id := ev.GetMessageId()
+	idx := ev.GetSegmentIndex()
+	if idx < 1 || idx > 255 {
+		return fault.Permanent(fmt.Errorf("report on message %s: segment %d", id, idx))
+	}
+	if segmentRank(ev.GetState()) < segmentRank(partnerv1.SegmentState_SEGMENT_STATE_SUBMITTED) {
+		return fault.Permanent(fmt.Errorf("report on message %s: state %v", id, ev.GetState()))
+	}
+	return s.withMessage(ctx, m, id, ev.GetTenantId(), func(tx pgx.Tx, before messageRow) error {
+		msg := before
+		added := false
+		switch {
+		case !msg.Cleared:
+			// A report may come before the cleared event: its count makes
+			// the segments known.
+			count := max(ev.GetSegmentCount(), idx)
+			var err error
+			if added, err = ensureSegments(ctx, tx, id, count); err != nil {
+				return err
+			}
+			msg.SegmentCount = count
+		case idx > msg.SegmentCount:
+			return fault.Permanent(fmt.Errorf("report on message %s: segment %d of %d", id, idx, msg.SegmentCount))
+		}
+		moved, err := applyToSegment(ctx, tx, id, ev)
+		if err != nil {
+			return err
+		}
+		return s.recompute(ctx, tx, before, msg, added || moved, &failure{report: ev, nacked: subjectState == "nacked"})
+	})
+}
+
+// withMessage runs fn in a transaction holding the message's row lock, so
+// that the events of one message apply one at a time, whichever consumer
+// or replica they reach.
+func (s *Service) withMessage(ctx context.Context, m *bus.Msg, id, tenant string, fn func(pgx.Tx, messageRow) error) error {
+	if _, err := uuid.Parse(id); err != nil {
+		return fault.Permanent(fmt.Errorf("report on %s: bad message id", m.Subject))
+	}
+	return pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+		msg, err := lockMessage(ctx, tx, id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			if !m.Time.IsZero() && s.now().Sub(m.Time) > orphanWait {
+				return fault.Permanent(fmt.Errorf("report on %s for message %s: no such message after %v", m.Subject, id, orphanWait))
+			}
+			// Its accept has not committed yet, or its cleared event will
+			// make the row: try again later.
+			return fmt.Errorf("report for message %s: message not recorded yet", id)
+		}
+		if err != nil {
+			return err
+		}
+		if msg.TenantID != tenant {
+			return fault.Permanent(fmt.Errorf("report on %s for message %s: the message is of tenant %s", m.Subject, id, msg.TenantID))
+		}
+		return fn(tx, msg)
+	})
+}
+
+func lockMessage(ctx context.Context, tx pgx.Tx, id string) (messageRow, error) {
+	return scanMessage(tx.QueryRow(ctx, `SELECT `+messageColumns+` FROM ingest.messages WHERE id = $1 FOR UPDATE`, id))
+}
+
+// ensureSegments creates the missing segments 1..count, PENDING, and
+// reports whether there were any.
+func ensureSegments(ctx context.Context, tx pgx.Tx, id string, count int32) (bool, error) {
+	tag, err := tx.Exec(ctx, `INSERT INTO ingest.segments (message_id, idx, state, updated_at)
+		SELECT $1, i, $3, now() FROM generate_series(1, $2::integer) AS i
+		ON CONFLICT (message_id, idx) DO NOTHING`,
+		id, count, enumText(partnerv1.SegmentState_SEGMENT_STATE_PENDING, prefixSegmentState))
+	return tag.RowsAffected() > 0, err
+}
+
+// applyToSegment moves the reported segment forward and reports whether
+// it did; a late or duplicate report changes nothing (docs/messages.md).
+func applyToSegment(ctx context.Context, tx pgx.Tx, id string, ev *eventsv1.SegmentReport) (bool, error) {
+	var current string
+	err := tx.QueryRow(ctx, `SELECT state FROM ingest.segments WHERE message_id = $1 AND idx = $2 FOR UPDATE`, id, ev.GetSegmentIndex()).Scan(&current)
+	if err != nil {
+		return false, err
+	}
+	from := parseEnum[partnerv1.SegmentState](partnerv1.SegmentState_value, prefixSegmentState, current)
+	if !advances(from, ev.GetState()) {
+		return false, nil
+	}
+	at := reportTime(ev)
+	var submittedAt, doneAt *time.Time
+	if ts := ev.GetSmscTimestamp(); ts.IsValid() {
+		// SCTS is the SMSC's time of the submission.
+		t := ts.AsTime()
+		submittedAt = &t
+	} else if ev.GetState() == partnerv1.SegmentState_SEGMENT_STATE_SUBMITTED {
+		submittedAt = &at
+	}
+	if segmentRank(ev.GetState()) == segmentRank(partnerv1.SegmentState_SEGMENT_STATE_DELIVERED) {
+		doneAt = &at
+	}
+	_, err = tx.Exec(ctx, `UPDATE ingest.segments SET state = $3,
+			ucp_error_code = CASE WHEN $4 <> '' THEN $4 ELSE ucp_error_code END,
+			submitted_at = coalesce(submitted_at, $5), done_at = coalesce(done_at, $6), updated_at = now()
+		WHERE message_id = $1 AND idx = $2`,
+		id, ev.GetSegmentIndex(), enumText(ev.GetState(), prefixSegmentState), ev.GetUcpErrorCode(), submittedAt, doneAt)
+	return err == nil, err
+}
+
+func reportTime(ev *eventsv1.SegmentReport) time.Time {
+	if ts := ev.GetAt(); ts.IsValid() {
+		return ts.AsTime()
+	}
+	return time.Now()
+}
+
+// failure is the report that may have made a message FAILED or EXPIRED,
+// to give the message its reason.
+type failure struct {
+	report *eventsv1.SegmentReport
+	nacked bool
+}
+
+func (f *failure) reason() (partnerv1.Reason, string) {
+	detail := f.report.GetDetail()
+	if detail == "" && f.report.GetUcpErrorCode() != "" {
+		detail = "UCP error " + f.report.GetUcpErrorCode()
+	}
+	switch {
+	case f.report.GetState() == partnerv1.SegmentState_SEGMENT_STATE_EXPIRED:
+		return partnerv1.Reason_REASON_VALIDITY_EXPIRED, detail
+	case f.nacked:
+		return partnerv1.Reason_REASON_SMSC_REJECTED, detail
+	}
+	return partnerv1.Reason_REASON_DELIVERY_FAILED, detail
+}
+
+// recompute derives msg's state from its facts and segments with THE rule
+// and writes the message back, unless nothing changed since before (a
+// redelivered or late event): updated_at is the time of the last change.
+func (s *Service) recompute(ctx context.Context, tx pgx.Tx, before, msg messageRow, segmentsChanged bool, f *failure) error {
+	segs, err := loadSegments(ctx, tx, msg.ID)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	st := derive(msg.facts(segs, now))
+	msg.State = enumText(st, prefixMessageState)
+	switch st {
+	case partnerv1.MessageState_MESSAGE_STATE_FAILED, partnerv1.MessageState_MESSAGE_STATE_EXPIRED:
+		if msg.Reason == "" && f != nil {
+			r, d := f.reason()
+			msg.Reason, msg.ReasonDetail = enumText(r, prefixReason), d
+		}
+	}
+	if !segmentsChanged && msg == before {
+		return nil
+	}
+	_, err = tx.Exec(ctx, `UPDATE ingest.messages SET state = $2, rejected = $3, cancelled = $4, cleared = $5,
+			segment_count = $6, reason = $7, reason_detail = $8, updated_at = $9
+		WHERE id = $1`,
+		msg.ID, msg.State, msg.Rejected, msg.Cancelled, msg.Cleared,
+		msg.SegmentCount, msg.Reason, msg.ReasonDetail, now)
+	return err
+}
+
+// facts gathers what the rule needs.
+func (m messageRow) facts(segs []segmentRow, now time.Time) facts {
+	f := facts{
+		Rejected:  m.Rejected,
+		Cancelled: m.Cancelled,
+		Cleared:   m.Cleared,
+		Deferred:  m.NotBefore != nil && m.NotBefore.After(now),
+	}
+	for _, s := range segs {
+		f.Segments = append(f.Segments, s.State)
+	}
+	return f
+}
+
+// insertMessageFromEvent records a message known only from its events.
+func insertMessageFromEvent(ctx context.Context, tx pgx.Tx, acc *eventsv1.MessageAccepted, now time.Time) error {
+	rcpt := newRecipient(acc.GetRecipient())
+	row := messageRow{
+		ID:              acc.GetMessageId(),
+		TenantID:        acc.GetTenantId(),
+		CampaignID:      acc.GetCampaignId(),
+		ClientReference: acc.GetClientReference(),
+		ShortCode:       acc.GetShortCode(),
+		Brand:           acc.GetBrand(),
+		Category:        enumText(acc.GetCategory(), prefixCategory),
+		Sender:          acc.GetSender(),
+		RecipientMasked: rcpt.masked,
+		RecipientHash:   rcpt.hash,
+		Encoding:        enumText(acc.GetEncoding(), prefixEncoding),
+		SegmentCount:    acc.GetSegmentCount(),
+		State:           enumText(partnerv1.MessageState_MESSAGE_STATE_ACCEPTED, prefixMessageState),
+		AcceptedAt:      now,
+		ExpiresAt:       now.Add(DefaultValidity),
+		UpdatedAt:       now,
+	}
+	if _, err := uuid.Parse(row.CampaignID); row.CampaignID != "" && err != nil {
+		row.CampaignID = ""
+	}
+	if ts := acc.GetAcceptedAt(); ts.IsValid() {
+		row.AcceptedAt = ts.AsTime()
+	}
+	if ts := acc.GetExpiresAt(); ts.IsValid() {
+		row.ExpiresAt = ts.AsTime()
+	}
+	if ts := acc.GetNotBefore(); ts.IsValid() {
+		t := ts.AsTime()
+		row.NotBefore = &t
+	}
+	// Waits for a concurrent SendMessage holding the same id, then does
+	// nothing if it committed.
+	_, err := tx.Exec(ctx, `INSERT INTO ingest.messages (id, tenant_id, campaign_id, client_reference, short_code,
+			brand, category, sender, recipient_masked, recipient_hash, encoding, segment_count, state,
+			accepted_at, not_before, expires_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+		ON CONFLICT DO NOTHING`,
+		row.ID, row.TenantID, nullable(row.CampaignID), row.ClientReference, row.ShortCode,
+		row.Brand, row.Category, row.Sender, row.RecipientMasked, row.RecipientHash, row.Encoding, row.SegmentCount, row.State,
+		row.AcceptedAt, row.NotBefore, row.ExpiresAt, row.UpdatedAt)
+	return err
+}
+
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
