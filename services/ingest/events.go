@@ -253,6 +253,8 @@ func (s *Service) deliveryReport(ctx context.Context, tenant string, m jetstream
 			CampaignId:   ev.GetCampaignId(),
 			MessageState: st,
 			At:           ev.GetAt(),
+			Reason:       ev.GetReason(),
+			ReasonDetail: ev.GetDetail(),
 		}
 		msg, _, err := s.loadForReport(ctx, tenant, ev.GetMessageId())
 		if err != nil {
@@ -290,6 +292,10 @@ func (s *Service) deliveryReport(ctx context.Context, tenant string, m jetstream
 		}
 		f.Segments = withReport(f.Segments, &ev)
 		dr.MessageState = derive(f)
+		if st := ev.GetState(); st == partnerv1.SegmentState_SEGMENT_STATE_FAILED || st == partnerv1.SegmentState_SEGMENT_STATE_EXPIRED {
+			f := failure{report: &ev, nacked: state == "nacked"}
+			dr.Reason, dr.ReasonDetail = f.reason()
+		}
 		return dr, nil
 	}
 	return nil, nil

@@ -89,8 +89,8 @@ func TestStreamEvents(t *testing.T) {
 	}
 	e.reject(t, acc, "cancelled", partnerv1.Reason_REASON_CANCELLED, "")
 	third := recvWithin(t, st)
-	if third.GetDeliveryReport().GetMessageState() != partnerv1.MessageState_MESSAGE_STATE_CANCELLED {
-		t.Errorf("third event %v, want a CANCELLED report", third)
+	if dr := third.GetDeliveryReport(); dr.GetMessageState() != partnerv1.MessageState_MESSAGE_STATE_CANCELLED || dr.GetReason() != partnerv1.Reason_REASON_CANCELLED {
+		t.Errorf("third event %v, want a CANCELLED report with REASON_CANCELLED", third)
 	}
 	cancel()
 
@@ -114,8 +114,9 @@ func TestStreamEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.report(t, acc, 1, 1, partnerv1.SegmentState_SEGMENT_STATE_EXPIRED, "expired", "")
-	if r := recvWithin(t, st3); r.GetDeliveryReport().GetSegmentState() != partnerv1.SegmentState_SEGMENT_STATE_EXPIRED {
-		t.Errorf("after the last cursor got %v, want the new EXPIRED report", r)
+	if r := recvWithin(t, st3); r.GetDeliveryReport().GetSegmentState() != partnerv1.SegmentState_SEGMENT_STATE_EXPIRED ||
+		r.GetDeliveryReport().GetReason() != partnerv1.Reason_REASON_VALIDITY_EXPIRED {
+		t.Errorf("after the last cursor got %v, want the new EXPIRED report with REASON_VALIDITY_EXPIRED", r)
 	}
 
 	st4, err := e.client.StreamEvents(as(e.keyA), &partnerv1.StreamEventsRequest{AfterCursor: "garbage"})

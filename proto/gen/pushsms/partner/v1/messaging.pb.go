@@ -1500,9 +1500,12 @@ type DeliveryReport struct {
 	SegmentCount    int32                  `protobuf:"varint,5,opt,name=segment_count,json=segmentCount,proto3" json:"segment_count,omitempty"`
 	SegmentState    SegmentState           `protobuf:"varint,6,opt,name=segment_state,json=segmentState,proto3,enum=pushsms.partner.v1.SegmentState" json:"segment_state,omitempty"`
 	// The message's state after this report.
-	MessageState  MessageState           `protobuf:"varint,7,opt,name=message_state,json=messageState,proto3,enum=pushsms.partner.v1.MessageState" json:"message_state,omitempty"`
-	UcpErrorCode  string                 `protobuf:"bytes,8,opt,name=ucp_error_code,json=ucpErrorCode,proto3" json:"ucp_error_code,omitempty"`
-	At            *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=at,proto3" json:"at,omitempty"`
+	MessageState MessageState           `protobuf:"varint,7,opt,name=message_state,json=messageState,proto3,enum=pushsms.partner.v1.MessageState" json:"message_state,omitempty"`
+	UcpErrorCode string                 `protobuf:"bytes,8,opt,name=ucp_error_code,json=ucpErrorCode,proto3" json:"ucp_error_code,omitempty"`
+	At           *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=at,proto3" json:"at,omitempty"`
+	// Why the message was rejected, cancelled or failed.
+	Reason        Reason `protobuf:"varint,10,opt,name=reason,proto3,enum=pushsms.partner.v1.Reason" json:"reason,omitempty"`
+	ReasonDetail  string `protobuf:"bytes,11,opt,name=reason_detail,json=reasonDetail,proto3" json:"reason_detail,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1598,6 +1601,20 @@ func (x *DeliveryReport) GetAt() *timestamppb.Timestamp {
 		return x.At
 	}
 	return nil
+}
+
+func (x *DeliveryReport) GetReason() Reason {
+	if x != nil {
+		return x.Reason
+	}
+	return Reason_REASON_UNSPECIFIED
+}
+
+func (x *DeliveryReport) GetReasonDetail() string {
+	if x != nil {
+		return x.ReasonDetail
+	}
+	return ""
 }
 
 // InboundMessage is an SMS a subscriber sent to one of the partner's short
@@ -1935,7 +1952,7 @@ const file_pushsms_partner_v1_messaging_proto_rawDesc = "" +
 	"\x06cursor\x18\x01 \x01(\tR\x06cursor\x12M\n" +
 	"\x0fdelivery_report\x18\x02 \x01(\v2\".pushsms.partner.v1.DeliveryReportH\x00R\x0edeliveryReport\x12M\n" +
 	"\x0finbound_message\x18\x03 \x01(\v2\".pushsms.partner.v1.InboundMessageH\x00R\x0einboundMessageB\a\n" +
-	"\x05event\"\xa5\x03\n" +
+	"\x05event\"\xfe\x03\n" +
 	"\x0eDeliveryReport\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x1f\n" +
@@ -1947,7 +1964,10 @@ const file_pushsms_partner_v1_messaging_proto_rawDesc = "" +
 	"\rsegment_state\x18\x06 \x01(\x0e2 .pushsms.partner.v1.SegmentStateR\fsegmentState\x12E\n" +
 	"\rmessage_state\x18\a \x01(\x0e2 .pushsms.partner.v1.MessageStateR\fmessageState\x12$\n" +
 	"\x0eucp_error_code\x18\b \x01(\tR\fucpErrorCode\x12*\n" +
-	"\x02at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xbf\x01\n" +
+	"\x02at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x122\n" +
+	"\x06reason\x18\n" +
+	" \x01(\x0e2\x1a.pushsms.partner.v1.ReasonR\x06reason\x12#\n" +
+	"\rreason_detail\x18\v \x01(\tR\freasonDetail\"\xbf\x01\n" +
 	"\x0eInboundMessage\x12\x1d\n" +
 	"\n" +
 	"inbound_id\x18\x01 \x01(\tR\tinboundId\x12\x1d\n" +
@@ -2072,27 +2092,28 @@ var file_pushsms_partner_v1_messaging_proto_depIdxs = []int32{
 	32, // 34: pushsms.partner.v1.DeliveryReport.segment_state:type_name -> pushsms.partner.v1.SegmentState
 	28, // 35: pushsms.partner.v1.DeliveryReport.message_state:type_name -> pushsms.partner.v1.MessageState
 	31, // 36: pushsms.partner.v1.DeliveryReport.at:type_name -> google.protobuf.Timestamp
-	31, // 37: pushsms.partner.v1.InboundMessage.received_at:type_name -> google.protobuf.Timestamp
-	30, // 38: pushsms.partner.v1.PreviewTextResponse.encoding:type_name -> pushsms.partner.v1.Encoding
-	1,  // 39: pushsms.partner.v1.MessagingService.SendMessage:input_type -> pushsms.partner.v1.SendMessageRequest
-	3,  // 40: pushsms.partner.v1.MessagingService.GetMessage:input_type -> pushsms.partner.v1.GetMessageRequest
-	7,  // 41: pushsms.partner.v1.MessagingService.SubmitCampaign:input_type -> pushsms.partner.v1.SubmitCampaignRequest
-	15, // 42: pushsms.partner.v1.MessagingService.GetCampaign:input_type -> pushsms.partner.v1.GetCampaignRequest
-	17, // 43: pushsms.partner.v1.MessagingService.CancelCampaign:input_type -> pushsms.partner.v1.CancelCampaignRequest
-	19, // 44: pushsms.partner.v1.MessagingService.StreamEvents:input_type -> pushsms.partner.v1.StreamEventsRequest
-	23, // 45: pushsms.partner.v1.MessagingService.PreviewText:input_type -> pushsms.partner.v1.PreviewTextRequest
-	2,  // 46: pushsms.partner.v1.MessagingService.SendMessage:output_type -> pushsms.partner.v1.SendMessageResponse
-	4,  // 47: pushsms.partner.v1.MessagingService.GetMessage:output_type -> pushsms.partner.v1.GetMessageResponse
-	11, // 48: pushsms.partner.v1.MessagingService.SubmitCampaign:output_type -> pushsms.partner.v1.SubmitCampaignResponse
-	16, // 49: pushsms.partner.v1.MessagingService.GetCampaign:output_type -> pushsms.partner.v1.GetCampaignResponse
-	18, // 50: pushsms.partner.v1.MessagingService.CancelCampaign:output_type -> pushsms.partner.v1.CancelCampaignResponse
-	20, // 51: pushsms.partner.v1.MessagingService.StreamEvents:output_type -> pushsms.partner.v1.StreamEventsResponse
-	24, // 52: pushsms.partner.v1.MessagingService.PreviewText:output_type -> pushsms.partner.v1.PreviewTextResponse
-	46, // [46:53] is the sub-list for method output_type
-	39, // [39:46] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	29, // 37: pushsms.partner.v1.DeliveryReport.reason:type_name -> pushsms.partner.v1.Reason
+	31, // 38: pushsms.partner.v1.InboundMessage.received_at:type_name -> google.protobuf.Timestamp
+	30, // 39: pushsms.partner.v1.PreviewTextResponse.encoding:type_name -> pushsms.partner.v1.Encoding
+	1,  // 40: pushsms.partner.v1.MessagingService.SendMessage:input_type -> pushsms.partner.v1.SendMessageRequest
+	3,  // 41: pushsms.partner.v1.MessagingService.GetMessage:input_type -> pushsms.partner.v1.GetMessageRequest
+	7,  // 42: pushsms.partner.v1.MessagingService.SubmitCampaign:input_type -> pushsms.partner.v1.SubmitCampaignRequest
+	15, // 43: pushsms.partner.v1.MessagingService.GetCampaign:input_type -> pushsms.partner.v1.GetCampaignRequest
+	17, // 44: pushsms.partner.v1.MessagingService.CancelCampaign:input_type -> pushsms.partner.v1.CancelCampaignRequest
+	19, // 45: pushsms.partner.v1.MessagingService.StreamEvents:input_type -> pushsms.partner.v1.StreamEventsRequest
+	23, // 46: pushsms.partner.v1.MessagingService.PreviewText:input_type -> pushsms.partner.v1.PreviewTextRequest
+	2,  // 47: pushsms.partner.v1.MessagingService.SendMessage:output_type -> pushsms.partner.v1.SendMessageResponse
+	4,  // 48: pushsms.partner.v1.MessagingService.GetMessage:output_type -> pushsms.partner.v1.GetMessageResponse
+	11, // 49: pushsms.partner.v1.MessagingService.SubmitCampaign:output_type -> pushsms.partner.v1.SubmitCampaignResponse
+	16, // 50: pushsms.partner.v1.MessagingService.GetCampaign:output_type -> pushsms.partner.v1.GetCampaignResponse
+	18, // 51: pushsms.partner.v1.MessagingService.CancelCampaign:output_type -> pushsms.partner.v1.CancelCampaignResponse
+	20, // 52: pushsms.partner.v1.MessagingService.StreamEvents:output_type -> pushsms.partner.v1.StreamEventsResponse
+	24, // 53: pushsms.partner.v1.MessagingService.PreviewText:output_type -> pushsms.partner.v1.PreviewTextResponse
+	47, // [47:54] is the sub-list for method output_type
+	40, // [40:47] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_pushsms_partner_v1_messaging_proto_init() }
