@@ -35,6 +35,9 @@ type Options struct {
 	DB         *pgdb.Config
 	Schema     string
 	Migrations fs.FS
+	// ManagedHealth leaves the health status to the service (e.g. SERVING
+	// only while its SMSC sessions are up) instead of SERVING from Serve.
+	ManagedHealth bool
 	// Interceptors run after the error mapping (e.g. authentication).
 	Unary  []grpc.UnaryServerInterceptor
 	Stream []grpc.StreamServerInterceptor
@@ -49,6 +52,7 @@ type Core struct {
 	Pool *pgxpool.Pool
 	RPC  *rpc.Server
 
+	managedHealth bool
 	stopping context.Context
 	stop     context.CancelFunc
 
@@ -69,7 +73,7 @@ func Open(ctx context.Context, o Options) (*Core, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Core{Name: o.Name, Tel: tel, Log: tel.Logger}
+	c := &Core{Name: o.Name, Tel: tel, Log: tel.Logger, managedHealth: o.ManagedHealth}
 	c.stopping, c.stop = context.WithCancel(context.Background())
 	if c.Bus, err = bus.Connect(ctx, o.Bus, o.Name, tel); err != nil {
 		c.Close()
@@ -89,7 +93,7 @@ func Open(ctx context.Context, o Options) (*Core, error) {
 		c.Close()
 		return nil, err
 	}
-	c.RPC.Health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	c.SetServing(false)
 	return c, nil
 }
 
@@ -126,6 +130,16 @@ func (c *Core) OnClose(f func()) {
 	c.onClose = append(c.onClose, f)
 }
 
+// SetServing sets the health status of the service ("" and its name).
+func (c *Core) SetServing(ok bool) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if ok {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	c.RPC.Health.SetServingStatus("", st)
+	c.RPC.Health.SetServingStatus(c.Name, st)
+}
+
 // Serve marks the service SERVING and serves gRPC until ctx is done. The
 // service starts its consumers before calling it.
 func (c *Core) Serve(ctx context.Context) error {
@@ -135,7 +149,9 @@ func (c *Core) Serve(ctx context.Context) error {
 		return fmt.Errorf("%s: serve after close", c.Name)
 	}
 	c.mu.Unlock()
-	c.RPC.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	if !c.managedHealth {
+		c.SetServing(true)
+	}
 	c.Log.InfoContext(ctx, "serving", "grpc_addr", c.Addr())
 	errc := make(chan error, 1)
 	go func() { errc <- c.RPC.Serve() }()

@@ -23,6 +23,13 @@ var (
 	ErrTimeout = errors.New("ucp: result timeout")
 	// ErrClosed is returned for operations on a closed or failed session.
 	ErrClosed = errors.New("ucp: session closed")
+	// ErrInDoubt marks an operation that was written to the connection but
+	// whose result will never come: the session ended, or the caller's
+	// context was cancelled, while it waited. As with ErrTimeout the SMSC
+	// may or may not have accepted it; an error without ErrInDoubt (a bare
+	// ErrClosed, say) means the operation never went on the wire and can
+	// be sent again safely. The client never resends by itself.
+	ErrInDoubt = errors.New("ucp: operation sent, outcome unknown")
 )
 
 // ErrorCode is a UCP result error code (EC), two digits on the wire.

@@ -1,6 +1,7 @@
 package ucp
 
 import (
+	"encoding/binary"
 	"fmt"
 )
 
@@ -65,7 +66,7 @@ type Header struct {
 
 // Message is anything that can be the data part of a frame: one of the
 // operation types (*Submit, *Deliver, *Notification, *Login, *Alert, *Call,
-// *RawOp) or a *Result.
+// *Op5x, *RawOp) or a *Result.
 type Message interface {
 	Kind() Kind
 	OpType() OT
@@ -118,10 +119,7 @@ func AppendFrame(dst []byte, trn uint8, m Message) ([]byte, error) {
 		dst[start+3+i] = byte('0' + p%10)
 		p /= 10
 	}
-	var sum byte
-	for _, b := range dst[start:] {
-		sum += b
-	}
+	sum := checksum(dst[start:])
 	dst = append(dst, hexUpper[sum>>4], hexUpper[sum&0x0f], ETX)
 	return dst, nil
 }
@@ -181,11 +179,7 @@ func checkFrame(frame []byte) (Header, []byte, error) {
 	if !ok1 || !ok2 {
 		return h, nil, fmt.Errorf("checksum digits: %w", ErrChecksum)
 	}
-	var sum byte
-	for _, b := range body[:len(body)-2] {
-		sum += b
-	}
-	if sum != hi<<4|lo {
+	if checksum(body[:len(body)-2]) != hi<<4|lo {
 		return h, nil, ErrChecksum
 	}
 	return h, body[headerLen : len(body)-2], nil
@@ -194,26 +188,26 @@ func checkFrame(frame []byte) (Header, []byte, error) {
 // splitFields splits "f1/f2/…/fn/" into its fields, appending to dst. Every
 // field is followed by exactly one slash, so empty data means no fields.
 func splitFields(data string, dst []string) ([]string, error) {
-	for len(data) > 0 {
+	start := 0
+	for i := 0; i < len(data); i++ {
+		if data[i] != '/' {
+			continue
+		}
 		if len(dst) == maxFields {
 			return dst, fmt.Errorf("more than %d fields: %w", maxFields, ErrSyntax)
 		}
-		i := 0
-		for i < len(data) && data[i] != '/' {
-			i++
-		}
-		if i == len(data) {
-			return dst, fmt.Errorf("last field without separator: %w", ErrSyntax)
-		}
-		dst = append(dst, data[:i])
-		data = data[i+1:]
+		dst = append(dst, data[start:i])
+		start = i + 1
+	}
+	if start != len(data) {
+		return dst, fmt.Errorf("last field without separator: %w", ErrSyntax)
 	}
 	return dst, nil
 }
 
 // Decode validates a frame (STX … ETX included) and decodes it. Operations
 // without a typed decoder (02, 03, 30, 54–58, 61, and unknown ones) come
-// back as *RawOp with their fields.
+// back as *RawOp with their fields; 54–58 come back as *Op5x.
 func Decode(frame []byte) (Frame, error) {
 	h, data, err := checkFrame(frame)
 	if err != nil {
@@ -236,6 +230,8 @@ func Decode(frame []byte) (Frame, error) {
 			m = &Notification{}
 		case OTSession:
 			m = &Login{}
+		case OTModify, OTInquiry, OTDelete, OTResponseInquiry, OTResponseDelete, 50, 59:
+			m = &Op5x{OT: h.OT}
 		default:
 			m = &RawOp{}
 		}
@@ -285,6 +281,12 @@ func decodeData(h Header, data []byte, m Message) error {
 		}
 		m.OT = h.OT
 		m.Fields = append(m.Fields[:0], fields...)
+	case *Op5x:
+		if h.Kind != KindOperation || h.OT < 50 || h.OT > 59 {
+			return fmt.Errorf("decode %c/%s as 5x operation: %w", byte(h.Kind), h.OT, ErrSyntax)
+		}
+		m.OT = h.OT
+		err = m.decode(fields)
 	case *Submit:
 		if err = want(KindOperation, OTSubmit); err == nil {
 			err = m.decode(fields)
@@ -320,16 +322,34 @@ func decodeData(h Header, data []byte, m Message) error {
 
 const hexUpper = "0123456789ABCDEF"
 
+// hexValue maps a byte to its hex digit value, 0xff for a non-digit.
+const hexValue = "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\xff\xff\xff\xff\xff\xff\xff\x0a\x0b\x0c\x0d\x0e\x0f\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x0a\x0b\x0c\x0d\x0e\x0f\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
+
 func unhex(c byte) (byte, bool) {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0', true
-	case c >= 'A' && c <= 'F':
-		return c - 'A' + 10, true
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10, true
+	v := hexValue[c]
+	return v, v != 0xff
+}
+
+// checksum returns the low 8 bits of the byte sum of b, eight bytes at a
+// time: each 64-bit word is split into four 16-bit lanes that cannot
+// overflow for 128 words, then folded.
+func checksum(b []byte) byte {
+	var sum byte
+	for len(b) >= 8 {
+		n := min(len(b)/8, 128)
+		var acc uint64
+		for i := range n {
+			w := binary.LittleEndian.Uint64(b[8*i:])
+			acc += w&0x00ff00ff00ff00ff + (w>>8)&0x00ff00ff00ff00ff
+		}
+		acc = acc&0xffff + (acc>>16)&0xffff + (acc>>32)&0xffff + acc>>48
+		sum += byte(acc)
+		b = b[8*n:]
 	}
-	return 0, false
+	for _, c := range b {
+		sum += c
+	}
+	return sum
 }
 
 func parseDigits[T string | []byte](s T) (int, bool) {
@@ -345,6 +365,15 @@ func parseDigits[T string | []byte](s T) (int, bool) {
 		n = n*10 + int(c-'0')
 	}
 	return n, true
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return len(s) > 0
 }
 
 func twoDigits(n int) []byte { return []byte{byte('0' + n/10%10), byte('0' + n%10)} }

@@ -2,175 +2,66 @@ package ucp
 
 import (
 	"errors"
-	"fmt"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"pushsms.io/lib/gsm"
 )
 
 // The codec needs GSM 03.38 for two things only: AMsg text (IRA hex of
 // unpacked septets, ucp.md §3.1) and the alphanumeric OAdC (packed septets,
-// §3.3). Segmentation and character counting belong to package gsm; this is
-// the minimal default-alphabet table so that ucp has no dependency on it.
+// §3.3). The alphabet itself is package gsm's, the one table of the
+// repository; what is UCP-specific stays here: the Latin-1 reading of AMsg
+// bytes above 0x7F, and '?' for characters a notification text cannot carry.
 
-const gsmEscape = 0x1b
+// gsmDecode turns unpacked septets into text. It never fails: septets read
+// as gsm.DecodeGSM7 reads them (an unknown extension code shows the
+// default-alphabet character, ESC ESC a space, a lone trailing ESC
+// nothing), and bytes above 0x7F, which operators that send Latin-1 in
+// AMsg produce, read as Latin-1 rather than U+FFFD. An ESC just before
+// such a byte escapes nothing and is dropped.
+func gsmDecode(b []byte) string {
+	i := indexHigh(b)
+	if i < 0 {
+		return gsm.DecodeGSM7(b)
+	}
+	var sb strings.Builder
+	sb.Grow(len(b) + 8)
+	for i >= 0 {
+		sb.WriteString(gsm.DecodeGSM7(b[:i]))
+		sb.WriteRune(rune(b[i]))
+		b = b[i+1:]
+		i = indexHigh(b)
+	}
+	sb.WriteString(gsm.DecodeGSM7(b))
+	return sb.String()
+}
 
-// gsmBasic is the GSM 03.38 default alphabet, indexed by septet.
-const gsmBasic = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?" +
-	"¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+// indexHigh returns the index of the first byte above 0x7F, or -1.
+func indexHigh(b []byte) int {
+	for i, c := range b {
+		if c > 0x7f {
+			return i
+		}
+	}
+	return -1
+}
 
-// gsmBasicRunes returns the rune for septet c of the default alphabet.
-func gsmBasicRune(c byte) rune {
-	// gsmBasic is UTF-8; walk it. Called on decode only, which is not hot.
-	i := 0
-	for _, r := range gsmBasic {
-		if i == int(c) {
+// gsmText returns the septets of text for a notification, with '?' for
+// every character outside the default alphabet and its extension table.
+func gsmText(text string) []byte {
+	if msg, err := gsm.AppendGSM7(make([]byte, 0, len(text)), text); err == nil {
+		return msg
+	}
+	text = strings.Map(func(r rune) rune {
+		if _, ok := gsm.Septets(r); ok {
 			return r
 		}
-		i++
-	}
-	return utf8.RuneError
-}
-
-// gsmExtRune returns the rune for ESC c of the extension table.
-func gsmExtRune(c byte) (rune, bool) {
-	switch c {
-	case 0x0a:
-		return '\f', true
-	case 0x14:
-		return '^', true
-	case 0x28:
-		return '{', true
-	case 0x29:
-		return '}', true
-	case 0x2f:
-		return '\\', true
-	case 0x3c:
-		return '[', true
-	case 0x3d:
-		return '~', true
-	case 0x3e:
-		return ']', true
-	case 0x40:
-		return '|', true
-	case 0x65:
-		return '€', true
-	}
-	return 0, false
-}
-
-// gsmSeptet maps a rune to its septet(s): ext reports an ESC-prefixed code.
-func gsmSeptet(r rune) (c byte, ext bool, ok bool) {
-	switch {
-	case r >= 'A' && r <= 'Z', r >= 'a' && r <= 'z', r >= '0' && r <= '9':
-		return byte(r), false, true
-	}
-	switch r {
-	case ' ', '!', '"', '#', '%', '&', '\'', '(', ')', '*', '+', ',', '-', '.', '/',
-		':', ';', '<', '=', '>', '?', '\n', '\r':
-		return byte(r), false, true
-	case '@':
-		return 0x00, false, true
-	case '$':
-		return 0x02, false, true
-	case '_':
-		return 0x11, false, true
-	case '\f':
-		return 0x0a, true, true
-	case '^':
-		return 0x14, true, true
-	case '{':
-		return 0x28, true, true
-	case '}':
-		return 0x29, true, true
-	case '\\':
-		return 0x2f, true, true
-	case '[':
-		return 0x3c, true, true
-	case '~':
-		return 0x3d, true, true
-	case ']':
-		return 0x3e, true, true
-	case '|':
-		return 0x40, true, true
-	case '€':
-		return 0x65, true, true
-	}
-	if r < 0x80 || r == gsmEscape {
-		return 0, false, false // '`' and control characters
-	}
-	i := 0
-	for _, b := range gsmBasic {
-		if b == r {
-			return byte(i), false, true
-		}
-		i++
-	}
-	return 0, false, false
-}
-
-var errNotGSM = errors.New("ucp: character not in the GSM 03.38 default alphabet")
-
-// gsmEncode appends the unpacked septets of text to dst.
-func gsmEncode(dst []byte, text string) ([]byte, error) {
-	for i, r := range text {
-		c, ext, ok := gsmSeptet(r)
-		if !ok {
-			return dst, fmt.Errorf("offset %d: %w", i, errNotGSM)
-		}
-		if ext {
-			dst = append(dst, gsmEscape)
-		}
-		dst = append(dst, c)
-	}
-	return dst, nil
-}
-
-// gsmSeptetCount returns the number of septets text needs.
-func gsmSeptetCount(text string) (int, error) {
-	n := 0
-	for i, r := range text {
-		_, ext, ok := gsmSeptet(r)
-		if !ok {
-			return 0, fmt.Errorf("offset %d: %w", i, errNotGSM)
-		}
-		n++
-		if ext {
-			n++
-		}
-	}
-	return n, nil
-}
-
-// gsmDecode turns unpacked septets into text. It never fails: an unknown
-// extension code shows the default-alphabet character (03.38 says so), a
-// lone ESC becomes a space, and bytes above 0x7f (operators that send
-// Latin-1 in AMsg) are read as Latin-1.
-func gsmDecode(b []byte) string {
-	out := make([]rune, 0, len(b))
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		switch {
-		case c >= 0x80:
-			out = append(out, rune(c))
-		case c == gsmEscape:
-			if i+1 == len(b) {
-				out = append(out, ' ')
-				continue
-			}
-			i++
-			n := b[i]
-			if r, ok := gsmExtRune(n); ok {
-				out = append(out, r)
-			} else if n == gsmEscape || n >= 0x80 {
-				out = append(out, ' ')
-			} else {
-				out = append(out, gsmBasicRune(n))
-			}
-		default:
-			out = append(out, gsmBasicRune(c))
-		}
-	}
-	return string(out)
+		return '?'
+	}, strings.ToValidUTF8(text, "?"))
+	msg, _ := gsm.AppendGSM7(make([]byte, 0, len(text)), text)
+	return msg
 }
 
 // ucs2Encode appends text as UTF-16BE.
@@ -266,8 +157,7 @@ func messageText(mt MsgType, msg []byte, x XSer) (string, error) {
 // textPayload picks GSM (MT 3) when text fits the default alphabet and
 // UCS-2 (MT 4, DCS 08) otherwise, the way Kannel does.
 func textPayload(text string, x *XSer) (MsgType, int, []byte) {
-	if n, err := gsmSeptetCount(text); err == nil {
-		msg, _ := gsmEncode(make([]byte, 0, n), text)
+	if msg, err := gsm.AppendGSM7(make([]byte, 0, len(text)), text); err == nil {
 		return MTAlphanumeric, 0, msg
 	}
 	msg := ucs2Encode(make([]byte, 0, 2*len(text)), text)

@@ -1,0 +1,377 @@
+// Package smsclink is the platform's UCP (EMI) client to the operator's
+// SMSC. It keeps one session per short-code account, submits every
+// SegmentSubmit as an OT 51 and reports what the SMSC said as
+// SegmentReports; it matches the delivery reports (OT 53) that come back
+// on the sessions to their segments through the SMSC_SUBMITTED bucket, and
+// publishes the subscribers' messages (OT 52) as MobileOriginated.
+//
+// Policies (docs/messages.md for the states):
+//
+//   - AdC is the recipient in international form without '+' (33612345678)
+//     by default, -smsc-adc-format otherwise (ucp.md §3.9: the operator's
+//     expectation is to be confirmed). DRs are matched on the E.164 form of
+//     their OAdC, whatever form the SMSC writes it in.
+//   - A segment is never submitted twice by this service. A 51 whose
+//     result does not come (ACK timeout), or whose session ends after it
+//     was written, is reported UNKNOWN (not final) and acked: the SMSC may
+//     have taken it, and a later DR can still resolve it; without one it
+//     resolves on expiry. A per-segment attempt record in the bucket makes
+//     this hold across redeliveries and crashes too: a redelivered segment
+//     whose earlier attempt left no outcome is reported UNKNOWN, not sent.
+//   - Temporary NACKs (ucp.Temporary: 01, 04, 37, 50, 55, 9x) and a link
+//     that is down before the 51 is written give the segment back to the
+//     bus, redelivered with backoff; nothing is reported.
+//   - Correlation keys stay in the bucket until its TTL (7 days): a DR the
+//     SMSC resends, or a BUFFERED then a final one, finds its segment, and
+//     the duplicate report is stored once (same Nats-Msg-Id) or ignored by
+//     ingest (states only move forward).
+package smsclink
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	_ "time/tzdata" // -smsc-timezone works on images without a zoneinfo database
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
+
+	"pushsms.io/lib/bus"
+	"pushsms.io/lib/service"
+	"pushsms.io/lib/telemetry"
+	"pushsms.io/lib/ucp"
+)
+
+// Name is the service's name: its client name on the bus, its durable
+// consumer and its telemetry service name.
+const Name = "smsc-link"
+
+// AdC formats (-smsc-adc-format).
+const (
+	AdCInternational = "international" // 33612345678
+	AdCPrefix00      = "00"            // 0033612345678
+	AdCNational      = "national"      // 0612345678 for +33, else as "00"
+)
+
+// Floors that no configuration goes below.
+const (
+	// minAuthBackoff: a refused login (NACK 07) is retried no sooner; some
+	// SMSCs lock an account that fails in a loop (ucp.md §1.5, C5).
+	minAuthBackoff = 30 * time.Second
+	// maxReconnect caps the backoff between reconnections after link loss.
+	maxReconnect = 30 * time.Second
+	// stableSession is how long a session must have lived for the next
+	// loss to reconnect at once rather than after a growing backoff.
+	stableSession = 30 * time.Second
+)
+
+// Config is the service's configuration.
+type Config struct {
+	Bus       bus.Config
+	Telemetry telemetry.Config
+	// GRPCAddr serves gRPC health and reflection.
+	GRPCAddr string
+	// SMSCAddr is the SMSC's UCP host:port.
+	SMSCAddr string
+	// Accounts are the short codes' large accounts, one session each.
+	Accounts AccountList
+	// Window is the operations in flight per session, as provisioned by the
+	// operator (exceeding it makes the SMSC drop them silently).
+	Window int
+	// AckTimeout bounds the wait for a result; KeepAlive is the idle time
+	// before an OT 31.
+	AckTimeout time.Duration
+	KeepAlive  time.Duration
+	// AdCFormat is how the recipient is written in AdC: AdCInternational,
+	// AdCPrefix00 or AdCNational.
+	AdCFormat string
+	// Timezone is the SMSC's local time (IANA name), in which SCTS, DSCTS
+	// and VP are written (ucp.md §3.10).
+	Timezone string
+	// ExpiredRsn are the reason codes of a not-delivered DR (DSt 2) that
+	// mean the validity ran out. The CMG spec has none (ucp.md §2.7), so
+	// the default is empty; a DSt 2 DR dated at or after the segment's
+	// validity end is EXPIRED whatever its code.
+	ExpiredRsn []int
+	// DRWait is how long a DR waits for its correlation key (the 51 ACK
+	// may still be being stored) before it is NACKed for the SMSC to resend.
+	DRWait time.Duration
+	// AuthBackoff is the pause after a refused login, at least 30 s, with
+	// up to 50 % jitter added.
+	AuthBackoff time.Duration
+	// Workers is how many segments a replica handles at once; 0 means
+	// Window × accounts, enough to keep every window full.
+	Workers int
+}
+
+// DefaultConfig listens on :9093 with a window of 10, a 10 s ACK timeout
+// and a 60 s keep-alive; SMSCAddr and Accounts must be set.
+func DefaultConfig() Config {
+	return Config{
+		Bus:         bus.DefaultConfig(),
+		Telemetry:   telemetry.DefaultConfig(),
+		GRPCAddr:    ":9093",
+		Window:      10,
+		AckTimeout:  10 * time.Second,
+		KeepAlive:   60 * time.Second,
+		AdCFormat:   AdCInternational,
+		Timezone:    "Europe/Paris",
+		DRWait:      time.Second,
+		AuthBackoff: minAuthBackoff,
+	}
+}
+
+// RegisterFlags adds the flags of the bus, telemetry, -grpc-addr and the
+// -smsc-* flags.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	c.Bus.RegisterFlags(fs)
+	c.Telemetry.RegisterFlags(fs)
+	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "gRPC listen address (health, reflection)")
+	fs.StringVar(&c.SMSCAddr, "smsc-addr", c.SMSCAddr, "SMSC UCP address, host:port")
+	fs.Var(&c.Accounts, "smsc-accounts", "large accounts, <short code>[/<login>]:<password> comma-separated (a secret: set it from the environment)")
+	fs.IntVar(&c.Window, "smsc-window", c.Window, "UCP operations in flight per session, as provisioned by the operator (1 to 100)")
+	fs.DurationVar(&c.AckTimeout, "smsc-ack-timeout", c.AckTimeout, "wait for a UCP result; a submit without one is reported UNKNOWN, never resent")
+	fs.DurationVar(&c.KeepAlive, "smsc-keepalive", c.KeepAlive, "idle time before a UCP keep-alive (OT 31)")
+	fs.StringVar(&c.AdCFormat, "smsc-adc-format", c.AdCFormat, "recipient address form: international (33612345678), 00 (0033612345678) or national (0612345678)")
+	fs.StringVar(&c.Timezone, "smsc-timezone", c.Timezone, "the SMSC's time zone for SCTS, DSCTS and VP (IANA name)")
+	fs.Func("smsc-expired-rsn", "reason codes of a not-delivered DR that mean the validity expired, comma-separated (operator-specific)", func(v string) error {
+		codes, err := parseCodes(v)
+		if err != nil {
+			return err
+		}
+		c.ExpiredRsn = codes
+		return nil
+	})
+	fs.DurationVar(&c.DRWait, "smsc-dr-wait", c.DRWait, "how long a DR waits for its submit's record before it is NACKed")
+	fs.DurationVar(&c.AuthBackoff, "smsc-auth-backoff", c.AuthBackoff, "pause after a refused login (at least 30s, plus jitter)")
+	fs.IntVar(&c.Workers, "workers", c.Workers, "segments handled at once by this replica (0: window × accounts)")
+}
+
+func parseCodes(v string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 0 || n > 999 {
+			return nil, fmt.Errorf("reason code %q: want 0 to 999", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf("smsc-link: "+format, args...)) }
+	if err := c.Bus.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.GRPCAddr == "" {
+		add("grpc-addr is empty")
+	}
+	if c.SMSCAddr == "" {
+		add("smsc-addr is empty")
+	}
+	if len(c.Accounts) == 0 {
+		add("smsc-accounts is empty")
+	}
+	seen := make(map[string]bool)
+	for i, a := range c.Accounts {
+		if err := a.validate(); err != nil {
+			add("smsc account %d: %v", i+1, err)
+		}
+		if seen[a.ShortCode] {
+			add("short code %s has two accounts", a.ShortCode)
+		}
+		seen[a.ShortCode] = true
+	}
+	if c.Window < 1 || c.Window > ucp.MaxWindow {
+		add("smsc-window %d: want 1 to %d", c.Window, ucp.MaxWindow)
+	}
+	if c.AckTimeout <= 0 {
+		add("smsc-ack-timeout %v: want > 0", c.AckTimeout)
+	}
+	switch c.AdCFormat {
+	case AdCInternational, AdCPrefix00, AdCNational:
+	default:
+		add("smsc-adc-format %q: want international, 00 or national", c.AdCFormat)
+	}
+	if _, err := time.LoadLocation(c.Timezone); err != nil || c.Timezone == "" {
+		add("smsc-timezone %q: not a time zone", c.Timezone)
+	}
+	if c.DRWait < 0 {
+		add("smsc-dr-wait %v: want ≥ 0", c.DRWait)
+	}
+	if c.AuthBackoff < minAuthBackoff {
+		add("smsc-auth-backoff %v: want at least %v", c.AuthBackoff, minAuthBackoff)
+	}
+	if c.Workers < 0 || c.Workers > 10_000 {
+		add("workers %d: want 0 to 10000", c.Workers)
+	}
+	return errors.Join(errs...)
+}
+
+// workers is the consumer's concurrency: enough to fill every window.
+func (c Config) workers() int {
+	if c.Workers > 0 {
+		return c.Workers
+	}
+	return c.Window * len(c.Accounts)
+}
+
+// ackWait is how long JetStream waits for a segment's ack. A handler waits
+// for window room, then up to AckTimeout for the result; events fetched
+// ahead wait for a worker too. Handlers also report progress while they
+// wait, so this only bounds a crashed replica's hold.
+func (c Config) ackWait() time.Duration { return 3*c.AckTimeout + 30*time.Second }
+
+// Run runs the service until ctx is done.
+func Run(ctx context.Context, cfg Config) error {
+	s, err := New(ctx, cfg)
+	return service.Run(ctx, s, err)
+}
+
+// Stats are the service's counters since New.
+type Stats struct {
+	// SCTSCollisions counts ACKs whose (recipient, SCTS) key already
+	// belonged to another segment: that segment's DRs cannot be told apart
+	// and the later one is not matched.
+	SCTSCollisions int64
+	// DRsUnmatched counts DRs NACKed because no submit record was found.
+	DRsUnmatched int64
+	// DRsStale counts DRs ACKed unmatched: older than the bucket keeps keys.
+	DRsStale int64
+	// AuthFailures counts logins the SMSC refused (NACK 07).
+	AuthFailures int64
+}
+
+// Service is a running smsc-link.
+type Service struct {
+	*service.Core
+	cfg    Config
+	tracer trace.Tracer
+	kv     jetstream.KeyValue
+	loc    *time.Location
+	now    func() time.Time
+	links  map[string]*link // by short code
+	expRsn map[int]bool
+
+	healthMu sync.Mutex // orders the status updates of concurrent links
+
+	waitMu  sync.Mutex
+	waiters map[string][]chan struct{} // DRs waiting for a correlation key
+
+	stats struct {
+		collisions, unmatched, stale, authFailures atomic.Int64
+	}
+
+	linkCtx    context.Context // the sessions' lifetime: until Close
+	linkCancel context.CancelFunc
+	linkWG     sync.WaitGroup
+}
+
+// New connects to the bus, opens the correlation bucket and binds the gRPC
+// address; no session is opened and nothing is consumed before Serve.
+func New(ctx context.Context, cfg Config) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	loc, err := time.LoadLocation(cfg.Timezone)
+	if err != nil {
+		return nil, fmt.Errorf("smsc-link: timezone: %w", err)
+	}
+	// Not serving until every account has its session (linkChanged).
+	core, err := service.Open(ctx, service.Options{Name: Name, Bus: cfg.Bus, Telemetry: cfg.Telemetry, GRPCAddr: cfg.GRPCAddr, ManagedHealth: true})
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{
+		Core:    core,
+		cfg:     cfg,
+		tracer:  core.Tel.Tracer("pushsms.io/services/smsc-link"),
+		loc:     loc,
+		now:     time.Now,
+		links:   make(map[string]*link, len(cfg.Accounts)),
+		expRsn:  make(map[int]bool, len(cfg.ExpiredRsn)),
+		waiters: make(map[string][]chan struct{}),
+	}
+	for _, r := range cfg.ExpiredRsn {
+		s.expRsn[r] = true
+	}
+	s.linkCtx, s.linkCancel = context.WithCancel(context.WithoutCancel(ctx))
+	for _, a := range cfg.Accounts {
+		s.links[a.ShortCode] = newLink(s, a)
+	}
+	// At Close, once the consumer stopped (segments in hand finished on
+	// their sessions): the sessions, waiting for outstanding results (UCP
+	// has no logout).
+	core.OnClose(func() {
+		s.linkCancel()
+		s.linkWG.Wait()
+	})
+	s.kv, err = core.Bus.JS.KeyValue(ctx, bus.BucketSubmitted)
+	if err != nil {
+		core.Close()
+		return nil, fmt.Errorf("smsc-link: bucket %s: %w", bus.BucketSubmitted, err)
+	}
+	return s, nil
+}
+
+// Stats returns the service's counters.
+func (s *Service) Stats() Stats {
+	return Stats{
+		SCTSCollisions: s.stats.collisions.Load(),
+		DRsUnmatched:   s.stats.unmatched.Load(),
+		DRsStale:       s.stats.stale.Load(),
+		AuthFailures:   s.stats.authFailures.Load(),
+	}
+}
+
+// Serve opens the sessions, consumes segments to submit and serves gRPC
+// until ctx is done.
+func (s *Service) Serve(ctx context.Context) error {
+	for _, l := range s.links {
+		s.linkWG.Add(1)
+		go func() {
+			defer s.linkWG.Done()
+			l.run(s.linkCtx)
+		}()
+	}
+	workers := s.cfg.workers()
+	_, err := s.Consume(ctx, bus.ConsumerSpec{
+		Stream:         bus.StreamSubmit,
+		Durable:        Name,
+		FilterSubjects: []string{bus.SubjectSubmit},
+		Workers:        workers,
+		AckWait:        s.cfg.ackWait(),
+		MaxAckPending:  max(2*workers, 1000),
+	}, s.handleSubmit)
+	if err != nil {
+		return err
+	}
+	s.Log.InfoContext(ctx, "smsc-link serving", "smsc_addr", s.cfg.SMSCAddr,
+		"accounts", s.cfg.Accounts, "window", s.cfg.Window, "workers", workers)
+	return s.Core.Serve(ctx)
+}
+
+// linkChanged sets the health status: SERVING only while every account
+// has a logged-in session.
+func (s *Service) linkChanged() {
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
+	up := true
+	for _, l := range s.links {
+		up = up && l.isUp()
+	}
+	s.SetServing(up)
+}

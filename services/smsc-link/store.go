@@ -1,0 +1,278 @@
+package smsclink
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"pushsms.io/lib/numplan"
+)
+
+// The SMSC_SUBMITTED bucket holds two kinds of keys:
+//
+//	<hash(recipient)>.<SCTS>   correlation: the segment a DR is about,
+//	                           written on the 51 ACK (docs/events.md)
+//	seg.<message id>.<index>   the segment's submission attempt, written
+//	                           before its 51 so that it is never sent twice
+//
+// The hash is numplan's (SHA-256 of the E.164 form, 128 bits, hex): the
+// key names no MSISDN, and the DR's OAdC gives the same key in whichever
+// form the SMSC writes it.
+
+// segmentRef is the value of a correlation key.
+type segmentRef struct {
+	MessageID  string `json:"message_id"`
+	TenantID   string `json:"tenant_id"`
+	CampaignID string `json:"campaign_id,omitempty"`
+	ShortCode  string `json:"short_code"`
+	Index      int32  `json:"index"`
+	Count      int32  `json:"count"`
+	// ValidUntil is the validity period the 51 carried, to tell an expiry
+	// from a failure in a DR.
+	ValidUntil time.Time `json:"valid_until,omitzero"`
+	// Trace is the submit's trace context, so that the DR's span joins the
+	// SMS's trace.
+	Trace map[string]string `json:"trace,omitempty"`
+}
+
+func (r segmentRef) sameSegment(o segmentRef) bool {
+	return r.MessageID == o.MessageID && r.Index == o.Index
+}
+
+// Attempt states.
+const (
+	attemptSending   = "sending"   // the 51 may be on the wire
+	attemptSubmitted = "submitted" // ACKed: SCTS and Key say where
+	attemptNacked    = "nacked"    // permanent NACK: EC
+	attemptUnknown   = "unknown"   // no result: never resent
+)
+
+// attempt is the value of a segment's attempt key.
+type attempt struct {
+	State string    `json:"state"`
+	At    time.Time `json:"at"`
+	SCTS  string    `json:"scts,omitempty"`
+	Key   string    `json:"key,omitempty"`
+	EC    string    `json:"ec,omitempty"`
+}
+
+// addrHash is the correlation hash of an address: numplan's hash of its
+// E.164 form when it parses (as 33…, 0033…, 06… or +33…), else a hash of
+// the address as written.
+func addrHash(addr string) string {
+	if n, ok := normalise(addr); ok {
+		return n.Hash()
+	}
+	sum := sha256.Sum256([]byte(addr))
+	return hex.EncodeToString(sum[:16])
+}
+
+// normalise parses an address the SMSC sent or we send: national,
+// 00-prefixed, '+'-prefixed or international without '+'.
+func normalise(addr string) (numplan.Number, bool) {
+	if n, err := numplan.Parse(addr); err == nil {
+		return n, true
+	}
+	if isDigits(addr) && addr[0] != '0' {
+		if n, err := numplan.Parse("+" + addr); err == nil {
+			return n, true
+		}
+	}
+	return numplan.Number{}, false
+}
+
+// corrKey is the correlation key of (recipient, SCTS).
+func corrKey(addr, scts string) string { return addrHash(addr) + "." + scts }
+
+// attemptKey is the attempt key of a segment. Message ids are UUIDs; any
+// other id is hashed so that the key stays within NATS's key alphabet.
+func attemptKey(messageID string, index int32) string {
+	id := messageID
+	if !keySafe(id) {
+		sum := sha256.Sum256([]byte(id))
+		id = "h" + hex.EncodeToString(sum[:16])
+	}
+	return "seg." + id + "." + strconv.Itoa(int(index))
+}
+
+func keySafe(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '=') {
+			return false
+		}
+	}
+	return true
+}
+
+// beginAttempt records that the segment is about to be sent. It returns
+// the earlier attempt when there is one: the segment must not be sent
+// again.
+func (s *Service) beginAttempt(ctx context.Context, key string) (*attempt, error) {
+	v, err := json.Marshal(attempt{State: attemptSending, At: s.now()})
+	if err != nil {
+		return nil, err
+	}
+	_, err = s.kv.Create(ctx, key, v)
+	if err == nil {
+		return nil, nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return nil, fmt.Errorf("record attempt: %w", err)
+	}
+	e, err := s.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		// Deleted between the two calls: a concurrent attempt gave up.
+		return s.beginAttempt(ctx, key)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read attempt: %w", err)
+	}
+	var a attempt
+	if err := json.Unmarshal(e.Value(), &a); err != nil {
+		// Unreadable: assume the worst, that it may have been sent.
+		a = attempt{State: attemptSending}
+	}
+	return &a, nil
+}
+
+// endAttempt records the outcome of the attempt.
+func (s *Service) endAttempt(ctx context.Context, key string, a attempt) error {
+	a.At = s.now()
+	v, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	if _, err := s.kv.Put(ctx, key, v); err != nil {
+		return fmt.Errorf("record attempt outcome: %w", err)
+	}
+	return nil
+}
+
+// abandonAttempt forgets an attempt whose 51 was certainly not taken (not
+// written, or NACKed temporarily), so that its redelivery sends it.
+func (s *Service) abandonAttempt(ctx context.Context, key string) error {
+	if err := s.kv.Delete(context.WithoutCancel(ctx), key); err != nil {
+		return fmt.Errorf("forget attempt: %w", err)
+	}
+	return nil
+}
+
+// storeRef writes the correlation key of an ACKed segment. A key that
+// already names another segment is an SCTS collision: the first stays, the
+// collision is logged and counted, and nil is returned (the submit itself
+// went well).
+func (s *Service) storeRef(ctx context.Context, key string, ref segmentRef) error {
+	v, err := json.Marshal(ref)
+	if err != nil {
+		return err
+	}
+	_, err = s.kv.Create(ctx, key, v)
+	if err == nil {
+		s.notifyRef(key)
+		return nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return fmt.Errorf("store correlation: %w", err)
+	}
+	old, found, err := s.getRef(ctx, key)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return s.storeRef(ctx, key, ref)
+	}
+	if !old.sameSegment(ref) {
+		s.stats.collisions.Add(1)
+		s.Log.WarnContext(ctx, "smsc SCTS collision: two segments share a recipient and SCTS; the later one's DRs will not be matched",
+			"message_id", ref.MessageID, "segment", ref.Index, "other_message_id", old.MessageID, "other_segment", old.Index,
+			"short_code", ref.ShortCode)
+	}
+	return nil
+}
+
+func (s *Service) getRef(ctx context.Context, key string) (segmentRef, bool, error) {
+	e, err := s.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return segmentRef{}, false, nil
+	}
+	if err != nil {
+		return segmentRef{}, false, fmt.Errorf("read correlation: %w", err)
+	}
+	var ref segmentRef
+	if err := json.Unmarshal(e.Value(), &ref); err != nil {
+		return segmentRef{}, false, fmt.Errorf("read correlation: %w", err)
+	}
+	return ref, true, nil
+}
+
+// lookupRef finds the segment of a DR's key, waiting up to DRWait for it:
+// the DR can overtake the storing of its submit's ACK. A submit stored by
+// this replica wakes the wait at once; others are seen by polling.
+func (s *Service) lookupRef(ctx context.Context, key string) (segmentRef, bool, error) {
+	deadline := s.now().Add(s.cfg.DRWait)
+	for {
+		ch := s.waitRef(key)
+		ref, found, err := s.getRef(ctx, key)
+		left := deadline.Sub(s.now())
+		if found || err != nil || left <= 0 {
+			s.unwaitRef(key, ch)
+			return ref, found, err
+		}
+		t := time.NewTimer(min(left, 100*time.Millisecond))
+		select {
+		case <-ch:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+		s.unwaitRef(key, ch)
+		if ctx.Err() != nil {
+			return segmentRef{}, false, ctx.Err()
+		}
+	}
+}
+
+func (s *Service) waitRef(key string) chan struct{} {
+	ch := make(chan struct{})
+	s.waitMu.Lock()
+	s.waiters[key] = append(s.waiters[key], ch)
+	s.waitMu.Unlock()
+	return ch
+}
+
+func (s *Service) unwaitRef(key string, ch chan struct{}) {
+	s.waitMu.Lock()
+	defer s.waitMu.Unlock()
+	list := s.waiters[key]
+	for i, c := range list {
+		if c == ch {
+			list = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(s.waiters, key)
+	} else {
+		s.waiters[key] = list
+	}
+}
+
+func (s *Service) notifyRef(key string) {
+	s.waitMu.Lock()
+	defer s.waitMu.Unlock()
+	for _, ch := range s.waiters[key] {
+		close(ch)
+	}
+	delete(s.waiters, key)
+}
