@@ -18,7 +18,9 @@ all: build
 
 ## run: build and start everything on one machine; data under ./var
 run:
-	$(GO) run ./cmd/devstack -dir var
+	@mkdir -p bin
+	cd cmd && $(GO) build -o ../bin/devstack ./devstack
+	./bin/devstack -dir var
 
 ## build: every binary into ./bin
 build:

@@ -89,9 +89,10 @@ func parseCategory(s string) (partnerv1.TrafficCategory, error) {
 	return partnerv1.TrafficCategory(v), nil
 }
 
-// enumName prints an enum value without its prefix, in lower case.
+// enumName prints an enum value as the API names it, without its prefix
+// (DELIVERED, NOT_MOBILE).
 func enumName(s fmt.Stringer, prefix string) string {
-	return strings.ToLower(strings.TrimPrefix(s.String(), prefix))
+	return strings.TrimPrefix(s.String(), prefix)
 }
 
 // oneArg parses fs and returns its single positional argument.

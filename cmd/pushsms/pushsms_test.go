@@ -79,7 +79,7 @@ func TestCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(out, "accepted\n") || !strings.Contains(out, "+33 6 12 •• •• 78") || !strings.Contains(out, "gsm7, 1 segment(s)") {
+	if !strings.HasPrefix(out, "ACCEPTED\n") || !strings.Contains(out, "+33 6 12 •• •• 78") || !strings.Contains(out, "GSM7, 1 segment(s)") {
 		t.Errorf("status printed:\n%s", out)
 	}
 
@@ -87,7 +87,7 @@ func TestCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out, "encoding:   gsm7") || !strings.Contains(out, "sent as:    L'été...") {
+	if !strings.Contains(out, "encoding:   GSM7") || !strings.Contains(out, "sent as:    L'été...") {
 		t.Errorf("preview printed:\n%s", out)
 	}
 
@@ -102,7 +102,7 @@ func TestCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Max's line has no code column: refused, line 5.
-	if !strings.Contains(out, "accepted:   3\nrefused:    1\n") || !strings.Contains(out, "line 5 refused: content") {
+	if !strings.Contains(out, "accepted:   3\nrefused:    1\n") || !strings.Contains(out, "line 5 refused: CONTENT") {
 		t.Errorf("campaign submit printed:\n%s", out)
 	}
 	campaignID := ""
@@ -115,7 +115,7 @@ func TestCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(out, "cancelled\n") {
+	if !strings.HasPrefix(out, "CANCELLED\n") {
 		t.Errorf("campaign cancel printed:\n%s", out)
 	}
 	if _, err := cmd("frobnicate"); err == nil {

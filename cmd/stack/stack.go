@@ -208,7 +208,7 @@ func (s *Stack) startSim(ctx context.Context) error {
 // telemetryFor gives each service its own tracer provider, named after the
 // service as in production, all feeding the same processor or exporter.
 func (s *Stack) telemetryFor(ctx context.Context, service string) (telemetry.Config, error) {
-	tc := telemetry.Config{LogLevel: "info", LogFormat: "text", Logger: s.log.With("service", service), OTLPEndpoint: s.cfg.OTLPEndpoint}
+	tc := telemetry.Config{LogLevel: "info", LogFormat: "text", Logger: s.log, OTLPEndpoint: s.cfg.OTLPEndpoint}
 	if s.cfg.SpanProcessor == nil {
 		return tc, nil
 	}

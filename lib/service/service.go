@@ -53,8 +53,8 @@ type Core struct {
 	RPC  *rpc.Server
 
 	managedHealth bool
-	stopping context.Context
-	stop     context.CancelFunc
+	stopping      context.Context
+	stop          context.CancelFunc
 
 	mu        sync.Mutex
 	consumers []*bus.Consumer
