@@ -26,11 +26,8 @@ import (
 
 // Options says what a service needs.
 type Options struct {
-	Name      string
-	Bus       bus.Config
-	Telemetry telemetry.Config
-	// GRPCAddr serves health, reflection and the service's own APIs.
-	GRPCAddr string
+	Name string
+	Config
 	// DB, when non-nil, opens a pool and migrates Schema with Migrations.
 	DB         *pgdb.Config
 	Schema     string

@@ -15,7 +15,6 @@ import (
 	"pushsms.io/lib/bus"
 	"pushsms.io/lib/pgdb"
 	"pushsms.io/lib/service"
-	"pushsms.io/lib/telemetry"
 )
 
 // Name is the service's name: its client name on the bus, its durable
@@ -40,11 +39,8 @@ func Migrations() fs.FS {
 
 // Config is the service's configuration.
 type Config struct {
-	Bus       bus.Config
-	Telemetry telemetry.Config
-	DB        pgdb.Config
-	// GRPCAddr serves gRPC health and reflection.
-	GRPCAddr string
+	service.Config
+	DB pgdb.Config
 	// Workers is how many reports a replica records at once.
 	Workers int
 }
@@ -53,38 +49,31 @@ type Config struct {
 // default.
 func DefaultConfig() Config {
 	return Config{
-		Bus:       bus.DefaultConfig(),
-		Telemetry: telemetry.DefaultConfig(),
-		DB:        pgdb.Config{MaxConns: 10},
-		GRPCAddr:  ":9094",
-		Workers:   4,
+		Config:  service.DefaultConfig(":9094"),
+		DB:      pgdb.Config{MaxConns: 10},
+		Workers: 4,
 	}
 }
 
 // RegisterFlags adds the flags of the bus, telemetry and database,
 // -grpc-addr and -workers.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	c.Bus.RegisterFlags(fs)
-	c.Telemetry.RegisterFlags(fs)
+	c.Config.RegisterFlags(fs)
 	c.DB.RegisterFlags(fs)
-	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "gRPC listen address (health, reflection)")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "reports recorded at once by this replica")
 }
 
 // Validate checks the configuration.
 func (c Config) Validate() error {
 	var errs []error
-	if err := c.Bus.Validate(); err != nil {
-		errs = append(errs, err)
+	if err := c.Config.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("billing: %w", err))
 	}
 	if c.DB.URL == "" {
 		errs = append(errs, pgdb.ErrNoURL)
 	}
-	if c.GRPCAddr == "" {
-		errs = append(errs, errors.New("billing: grpc-addr is empty"))
-	}
-	if c.Workers < 1 || c.Workers > 1024 {
-		errs = append(errs, fmt.Errorf("billing: workers %d: want 1 to 1024", c.Workers))
+	if err := service.ValidateWorkers(c.Workers, 1024); err != nil {
+		errs = append(errs, fmt.Errorf("billing: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -108,7 +97,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	core, err := service.Open(ctx, service.Options{
-		Name: Name, Bus: cfg.Bus, Telemetry: cfg.Telemetry, GRPCAddr: cfg.GRPCAddr,
+		Name: Name, Config: cfg.Config,
 		DB: &cfg.DB, Schema: Schema, Migrations: Migrations(),
 	})
 	if err != nil {

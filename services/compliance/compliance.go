@@ -15,7 +15,6 @@ import (
 
 	"pushsms.io/lib/bus"
 	"pushsms.io/lib/service"
-	"pushsms.io/lib/telemetry"
 )
 
 // Name is the service's name: its client name on the bus, its durable
@@ -24,10 +23,7 @@ const Name = "compliance"
 
 // Config is the service's configuration.
 type Config struct {
-	Bus       bus.Config
-	Telemetry telemetry.Config
-	// GRPCAddr serves gRPC health and reflection.
-	GRPCAddr string
+	service.Config
 	// Workers is how many accepted messages a replica checks at once.
 	Workers int
 }
@@ -35,32 +31,25 @@ type Config struct {
 // DefaultConfig listens on :9091 with 8 workers.
 func DefaultConfig() Config {
 	return Config{
-		Bus:       bus.DefaultConfig(),
-		Telemetry: telemetry.DefaultConfig(),
-		GRPCAddr:  ":9091",
-		Workers:   8,
+		Config:  service.DefaultConfig(":9091"),
+		Workers: 8,
 	}
 }
 
 // RegisterFlags adds the flags of the bus, telemetry, -grpc-addr and -workers.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	c.Bus.RegisterFlags(fs)
-	c.Telemetry.RegisterFlags(fs)
-	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "gRPC listen address (health, reflection)")
+	c.Config.RegisterFlags(fs)
 	fs.IntVar(&c.Workers, "workers", c.Workers, "accepted messages checked at once by this replica")
 }
 
 // Validate checks the configuration.
 func (c Config) Validate() error {
 	var errs []error
-	if err := c.Bus.Validate(); err != nil {
-		errs = append(errs, err)
+	if err := c.Config.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("compliance: %w", err))
 	}
-	if c.GRPCAddr == "" {
-		errs = append(errs, errors.New("compliance: grpc-addr is empty"))
-	}
-	if c.Workers < 1 || c.Workers > 1024 {
-		errs = append(errs, fmt.Errorf("compliance: workers %d: want 1 to 1024", c.Workers))
+	if err := service.ValidateWorkers(c.Workers, 1024); err != nil {
+		errs = append(errs, fmt.Errorf("compliance: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -85,7 +74,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	core, err := service.Open(ctx, service.Options{Name: Name, Bus: cfg.Bus, Telemetry: cfg.Telemetry, GRPCAddr: cfg.GRPCAddr})
+	core, err := service.Open(ctx, service.Options{Name: Name, Config: cfg.Config})
 	if err != nil {
 		return nil, err
 	}

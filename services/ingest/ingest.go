@@ -21,7 +21,6 @@ import (
 	"pushsms.io/lib/bus"
 	"pushsms.io/lib/pgdb"
 	"pushsms.io/lib/service"
-	"pushsms.io/lib/telemetry"
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
 )
 
@@ -47,12 +46,8 @@ func Migrations() fs.FS {
 
 // Config is the service's configuration.
 type Config struct {
-	Bus       bus.Config
-	Telemetry telemetry.Config
-	DB        pgdb.Config
-	// GRPCAddr serves the partner API (MessagingService), health and
-	// reflection.
-	GRPCAddr string
+	service.Config
+	DB pgdb.Config
 	// Workers is how many events of each status-view consumer a replica
 	// applies at once.
 	Workers int
@@ -61,38 +56,31 @@ type Config struct {
 // DefaultConfig listens on :9090 with 8 status-view workers.
 func DefaultConfig() Config {
 	return Config{
-		Bus:       bus.DefaultConfig(),
-		Telemetry: telemetry.DefaultConfig(),
-		DB:        pgdb.Config{MaxConns: 20},
-		GRPCAddr:  ":9090",
-		Workers:   8,
+		Config:  service.DefaultConfig(":9090"),
+		DB:      pgdb.Config{MaxConns: 20},
+		Workers: 8,
 	}
 }
 
 // RegisterFlags adds the flags of the bus, telemetry and database, then
 // -grpc-addr and -workers.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	c.Bus.RegisterFlags(fs)
-	c.Telemetry.RegisterFlags(fs)
+	c.Config.RegisterFlags(fs)
 	c.DB.RegisterFlags(fs)
-	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "gRPC listen address of the partner API")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "status-view events applied at once by this replica, per consumer")
 }
 
 // Validate checks the configuration.
 func (c Config) Validate() error {
 	var errs []error
-	if err := c.Bus.Validate(); err != nil {
-		errs = append(errs, err)
+	if err := c.Config.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("ingest: %w", err))
 	}
 	if c.DB.URL == "" {
 		errs = append(errs, pgdb.ErrNoURL)
 	}
-	if c.GRPCAddr == "" {
-		errs = append(errs, errors.New("ingest: grpc-addr is empty"))
-	}
-	if c.Workers < 1 || c.Workers > 256 {
-		errs = append(errs, fmt.Errorf("ingest: workers %d: want 1 to 256", c.Workers))
+	if err := service.ValidateWorkers(c.Workers, 256); err != nil {
+		errs = append(errs, fmt.Errorf("ingest: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -122,7 +110,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	// before Serve.
 	auth := &authenticator{}
 	core, err := service.Open(ctx, service.Options{
-		Name: Name, Bus: cfg.Bus, Telemetry: cfg.Telemetry, GRPCAddr: cfg.GRPCAddr,
+		Name: Name, Config: cfg.Config,
 		DB: &cfg.DB, Schema: Schema, Migrations: Migrations(),
 		Unary:  []grpc.UnaryServerInterceptor{auth.unary},
 		Stream: []grpc.StreamServerInterceptor{auth.stream},

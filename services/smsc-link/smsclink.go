@@ -44,7 +44,6 @@ import (
 
 	"pushsms.io/lib/bus"
 	"pushsms.io/lib/service"
-	"pushsms.io/lib/telemetry"
 	"pushsms.io/lib/ucp"
 )
 
@@ -73,10 +72,7 @@ const (
 
 // Config is the service's configuration.
 type Config struct {
-	Bus       bus.Config
-	Telemetry telemetry.Config
-	// GRPCAddr serves gRPC health and reflection.
-	GRPCAddr string
+	service.Config
 	// SMSCAddr is the SMSC's UCP host:port.
 	SMSCAddr string
 	// Accounts are the short codes' large accounts, one session each.
@@ -114,9 +110,7 @@ type Config struct {
 // and a 60 s keep-alive; SMSCAddr and Accounts must be set.
 func DefaultConfig() Config {
 	return Config{
-		Bus:         bus.DefaultConfig(),
-		Telemetry:   telemetry.DefaultConfig(),
-		GRPCAddr:    ":9093",
+		Config:      service.DefaultConfig(":9093"),
 		Window:      10,
 		AckTimeout:  10 * time.Second,
 		KeepAlive:   60 * time.Second,
@@ -130,9 +124,7 @@ func DefaultConfig() Config {
 // RegisterFlags adds the flags of the bus, telemetry, -grpc-addr and the
 // -smsc-* flags.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	c.Bus.RegisterFlags(fs)
-	c.Telemetry.RegisterFlags(fs)
-	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "gRPC listen address (health, reflection)")
+	c.Config.RegisterFlags(fs)
 	fs.StringVar(&c.SMSCAddr, "smsc-addr", c.SMSCAddr, "SMSC UCP address, host:port")
 	fs.Var(&c.Accounts, "smsc-accounts", "large accounts, <short code>[/<login>]:<password> comma-separated (a secret: set it from the environment)")
 	fs.IntVar(&c.Window, "smsc-window", c.Window, "UCP operations in flight per session, as provisioned by the operator (1 to 100)")
@@ -173,11 +165,8 @@ func parseCodes(v string) ([]int, error) {
 func (c Config) Validate() error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf("smsc-link: "+format, args...)) }
-	if err := c.Bus.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	if c.GRPCAddr == "" {
-		add("grpc-addr is empty")
+	if err := c.Config.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("smsc-link: %w", err))
 	}
 	if c.SMSCAddr == "" {
 		add("smsc-addr is empty")
@@ -291,7 +280,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("smsc-link: timezone: %w", err)
 	}
 	// Not serving until every account has its session (linkChanged).
-	core, err := service.Open(ctx, service.Options{Name: Name, Bus: cfg.Bus, Telemetry: cfg.Telemetry, GRPCAddr: cfg.GRPCAddr, ManagedHealth: true})
+	core, err := service.Open(ctx, service.Options{Name: Name, Config: cfg.Config, ManagedHealth: true})
 	if err != nil {
 		return nil, err
 	}

@@ -54,7 +54,6 @@ import (
 
 	"pushsms.io/lib/bus"
 	"pushsms.io/lib/service"
-	"pushsms.io/lib/telemetry"
 )
 
 // Name is the service's name: its client name on the bus and its
@@ -66,10 +65,7 @@ const Durable = "throttle"
 
 // Config of the throttle service.
 type Config struct {
-	Bus       bus.Config
-	Telemetry telemetry.Config
-	// GRPCAddr serves gRPC health and reflection.
-	GRPCAddr string
+	service.Config
 
 	// DefaultRate is the rate of a short code without an override, in
 	// SMS-MT per second (the offer's default is 10).
@@ -107,9 +103,7 @@ type Config struct {
 // DefaultConfig is the offer's default rate and settings for one machine.
 func DefaultConfig() Config {
 	return Config{
-		Bus:           bus.DefaultConfig(),
-		Telemetry:     telemetry.DefaultConfig(),
-		GRPCAddr:      ":9092",
+		Config:        service.DefaultConfig(":9092"),
 		DefaultRate:   10,
 		Rates:         RateTable{},
 		RateGuard:     20 * time.Millisecond,
@@ -123,12 +117,10 @@ func DefaultConfig() Config {
 
 // RegisterFlags adds the service's flags to fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	c.Bus.RegisterFlags(fs)
-	c.Telemetry.RegisterFlags(fs)
+	c.Config.RegisterFlags(fs)
 	if c.Rates == nil {
 		c.Rates = RateTable{}
 	}
-	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "gRPC health and reflection address")
 	fs.IntVar(&c.DefaultRate, "default-rate", c.DefaultRate, "SMS-MT per second of a short code without an override")
 	fs.Var(&c.Rates, "rates", `per short code rates, e.g. "36000=20,36001=50"`)
 	fs.DurationVar(&c.RateGuard, "rate-guard", c.RateGuard, "slack added to each second of schedule: releases are spaced (1s + guard)/rate, never less than 1/rate")
@@ -143,9 +135,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 func (c Config) Validate() error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf("throttle: "+format, args...)) }
-	errs = append(errs, c.Bus.Validate())
-	if c.GRPCAddr == "" {
-		add("grpc-addr is empty")
+	if err := c.Config.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("throttle: %w", err))
 	}
 	if c.RateSource == nil && (c.DefaultRate < 1 || c.DefaultRate > MaxRate) {
 		add("default-rate %d: want 1 to %d", c.DefaultRate, MaxRate)
@@ -198,7 +189,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	core, err := service.Open(ctx, service.Options{Name: Name, Bus: cfg.Bus, Telemetry: cfg.Telemetry, GRPCAddr: cfg.GRPCAddr})
+	core, err := service.Open(ctx, service.Options{Name: Name, Config: cfg.Config})
 	if err != nil {
 		return nil, err
 	}
