@@ -189,43 +189,25 @@ func recipientColumn(header []string) int {
 }
 
 func (c *cli) runCampaignGet(ctx context.Context, args []string) error {
-	fs := c.flags("campaign get", flag.ContinueOnError)
-	api := c.apiFlags(fs)
-	id, err := oneArg(fs, args, "campaign id")
-	if err != nil {
-		return err
-	}
-	client, ctx, done, err := api.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	resp, err := client.GetCampaign(ctx, &partnerv1.GetCampaignRequest{CampaignId: id})
-	if err != nil {
-		return apiError(err)
-	}
-	c.printCampaign(resp.GetCampaign())
-	return nil
+	return c.withID(ctx, "campaign get", "campaign id", args, func(ctx context.Context, client partnerv1.MessagingServiceClient, id string) error {
+		resp, err := client.GetCampaign(ctx, &partnerv1.GetCampaignRequest{CampaignId: id})
+		if err != nil {
+			return apiError(err)
+		}
+		c.printCampaign(resp.GetCampaign())
+		return nil
+	})
 }
 
 func (c *cli) runCampaignCancel(ctx context.Context, args []string) error {
-	fs := c.flags("campaign cancel", flag.ContinueOnError)
-	api := c.apiFlags(fs)
-	id, err := oneArg(fs, args, "campaign id")
-	if err != nil {
-		return err
-	}
-	client, ctx, done, err := api.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	resp, err := client.CancelCampaign(ctx, &partnerv1.CancelCampaignRequest{CampaignId: id})
-	if err != nil {
-		return apiError(err)
-	}
-	c.printCampaign(resp.GetCampaign())
-	return nil
+	return c.withID(ctx, "campaign cancel", "campaign id", args, func(ctx context.Context, client partnerv1.MessagingServiceClient, id string) error {
+		resp, err := client.CancelCampaign(ctx, &partnerv1.CancelCampaignRequest{CampaignId: id})
+		if err != nil {
+			return apiError(err)
+		}
+		c.printCampaign(resp.GetCampaign())
+		return nil
+	})
 }
 
 func (c *cli) printCampaign(cp *partnerv1.Campaign) {

@@ -105,3 +105,20 @@ func oneArg(fs *flag.FlagSet, args []string, what string) (string, error) {
 	}
 	return fs.Arg(0), nil
 }
+
+// withID runs a command that takes one id: it parses the flags, dials the
+// API and hands call the client and the id.
+func (c *cli) withID(ctx context.Context, name, what string, args []string, call func(context.Context, partnerv1.MessagingServiceClient, string) error) error {
+	fs := c.flags(name, flag.ContinueOnError)
+	api := c.apiFlags(fs)
+	id, err := oneArg(fs, args, what)
+	if err != nil {
+		return err
+	}
+	client, ctx, done, err := api.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return call(ctx, client, id)
+}

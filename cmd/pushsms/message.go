@@ -52,23 +52,14 @@ func (c *cli) runSend(ctx context.Context, args []string) error {
 }
 
 func (c *cli) runStatus(ctx context.Context, args []string) error {
-	fs := c.flags("status", flag.ContinueOnError)
-	api := c.apiFlags(fs)
-	id, err := oneArg(fs, args, "message id")
-	if err != nil {
-		return err
-	}
-	client, ctx, done, err := api.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	resp, err := client.GetMessage(ctx, &partnerv1.GetMessageRequest{MessageId: id})
-	if err != nil {
-		return apiError(err)
-	}
-	c.printMessage(resp.GetMessage())
-	return nil
+	return c.withID(ctx, "status", "message id", args, func(ctx context.Context, client partnerv1.MessagingServiceClient, id string) error {
+		resp, err := client.GetMessage(ctx, &partnerv1.GetMessageRequest{MessageId: id})
+		if err != nil {
+			return apiError(err)
+		}
+		c.printMessage(resp.GetMessage())
+		return nil
+	})
 }
 
 func (c *cli) printMessage(m *partnerv1.Message) {

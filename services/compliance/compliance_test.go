@@ -10,9 +10,6 @@ import (
 	"time"
 	"unicode/utf16"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -460,24 +457,4 @@ func TestConfigValidate(t *testing.T) {
 	if err := cfg.Validate(); err == nil {
 		t.Error("no gRPC address: got no error")
 	}
-}
-
-func TestHealth(t *testing.T) {
-	e := start(t)
-	conn, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	client := healthpb.NewHealthClient(conn)
-	bustest.Eventually(t, wait, func() error {
-		resp, err := client.Check(context.Background(), &healthpb.HealthCheckRequest{})
-		if err != nil {
-			return err
-		}
-		if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-			return fmt.Errorf("status %s, want SERVING", resp.GetStatus())
-		}
-		return nil
-	})
 }

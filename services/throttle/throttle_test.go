@@ -11,9 +11,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -675,26 +672,6 @@ func TestCustomerRelationshipFirst(t *testing.T) {
 	if pos < 0 || pos > 2 {
 		t.Errorf("customer relationship message submitted at position %d of %d, want at most 2", pos, len(ev))
 	}
-}
-
-func TestHealth(t *testing.T) {
-	h := newHarness(t)
-	s := h.start(nil)
-	conn, err := grpc.NewClient(s.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	bustest.Eventually(t, 5*time.Second, func() error {
-		resp, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{})
-		if err != nil {
-			return err
-		}
-		if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-			return fmt.Errorf("status %v", resp.GetStatus())
-		}
-		return nil
-	})
 }
 
 func TestMalformedEventIsTerminated(t *testing.T) {
