@@ -45,9 +45,11 @@ var ErrTooLong = errors.New("gsm: message needs more than 255 parts")
 type Encoding int
 
 // The encodings. Binary is never chosen by Analyze; it exists for SplitBinary
-// and for callers that carry 8-bit data.
+// and for callers that carry 8-bit data. The values are the partner API's
+// (pushsms.partner.v1.Encoding, 0 = unspecified), so a conversion between
+// the two is a type conversion.
 const (
-	GSM7 Encoding = iota
+	GSM7 Encoding = iota + 1
 	UCS2
 	Binary
 )

@@ -109,7 +109,7 @@ func split(acc *eventsv1.MessageAccepted) ([]*eventsv1.Segment, error) {
 		out[i] = &eventsv1.Segment{
 			Index:    int32(p.Index),
 			Count:    int32(p.Count),
-			Encoding: encoding(p.Encoding),
+			Encoding: partnerv1.Encoding(p.Encoding),
 			UserData: p.UserData,
 			Udh:      p.UDH,
 		}
@@ -128,14 +128,3 @@ func segmentRef(messageID string) uint8 {
 	return uint8(v ^ v>>8 ^ v>>16 ^ v>>24)
 }
 
-func encoding(e gsm.Encoding) partnerv1.Encoding {
-	switch e {
-	case gsm.GSM7:
-		return partnerv1.Encoding_ENCODING_GSM7
-	case gsm.UCS2:
-		return partnerv1.Encoding_ENCODING_UCS2
-	case gsm.Binary:
-		return partnerv1.Encoding_ENCODING_BINARY
-	}
-	return partnerv1.Encoding_ENCODING_UNSPECIFIED
-}

@@ -252,7 +252,7 @@ func (u *upload) chunk(ctx context.Context, rs []*partnerv1.Recipient) error {
 		rcpt := newRecipient(r.GetMsisdn())
 		rows = append(rows, []any{
 			[16]byte(id), c.TenantID, campaignID, "", c.ShortCode, c.Brand, c.Category, c.Sender,
-			rcpt.masked, rcpt.hash, enumText(encodingOf(an.Encoding), prefixEncoding), int32(an.Segments),
+			rcpt.masked, rcpt.hash, enumText(partnerv1.Encoding(an.Encoding), prefixEncoding), int32(an.Segments),
 			accepted, now, notBefore, c.ExpiresAt, now,
 		})
 		events = append(events, bus.Event{
@@ -271,7 +271,7 @@ func (u *upload) chunk(ctx context.Context, rs []*partnerv1.Recipient) error {
 				AcceptedAt:   timestamppb.New(now),
 				NotBefore:    timestamppb.New(notBefore),
 				ExpiresAt:    timestamppb.New(c.ExpiresAt),
-				Encoding:     encodingOf(an.Encoding),
+				Encoding:     partnerv1.Encoding(an.Encoding),
 				SegmentCount: int32(an.Segments),
 			},
 		})

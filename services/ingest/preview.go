@@ -29,7 +29,7 @@ func preview(text string, normalize bool) *partnerv1.PreviewTextResponse {
 	}
 	an := gsm.Analyze(text, p)
 	resp := &partnerv1.PreviewTextResponse{
-		Encoding:     encodingOf(an.Encoding),
+		Encoding:     partnerv1.Encoding(an.Encoding),
 		SegmentCount: int32(an.Segments),
 		Length:       int32(an.Length),
 		Text:         an.Text,

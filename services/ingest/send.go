@@ -116,17 +116,6 @@ func checkClientReference(field, ref string) error {
 	return nil
 }
 
-func encodingOf(e gsm.Encoding) partnerv1.Encoding {
-	switch e {
-	case gsm.GSM7:
-		return partnerv1.Encoding_ENCODING_GSM7
-	case gsm.UCS2:
-		return partnerv1.Encoding_ENCODING_UCS2
-	case gsm.Binary:
-		return partnerv1.Encoding_ENCODING_BINARY
-	}
-	return partnerv1.Encoding_ENCODING_UNSPECIFIED
-}
 
 // SendMessage accepts one message: once it returns, the message is in the
 // database and its MessageAccepted on the bus. The row is inserted in a
@@ -170,7 +159,7 @@ func (a *api) SendMessage(ctx context.Context, req *partnerv1.SendMessageRequest
 		Sender:          h.sender,
 		RecipientMasked: rcpt.masked,
 		RecipientHash:   rcpt.hash,
-		Encoding:        enumText(encodingOf(analysis.Encoding), prefixEncoding),
+		Encoding:        enumText(partnerv1.Encoding(analysis.Encoding), prefixEncoding),
 		SegmentCount:    int32(analysis.Segments),
 		State:           enumText(partnerv1.MessageState_MESSAGE_STATE_ACCEPTED, prefixMessageState),
 		AcceptedAt:      now,
@@ -189,7 +178,7 @@ func (a *api) SendMessage(ctx context.Context, req *partnerv1.SendMessageRequest
 		Text:            req.GetText(),
 		AcceptedAt:      timestamppb.New(now),
 		ExpiresAt:       timestamppb.New(row.ExpiresAt),
-		Encoding:        encodingOf(analysis.Encoding),
+		Encoding:        partnerv1.Encoding(analysis.Encoding),
 		SegmentCount:    int32(analysis.Segments),
 	}
 

@@ -15,6 +15,7 @@ import (
 
 	"pushsms.io/lib/bus"
 	"pushsms.io/lib/bus/bustest"
+	"pushsms.io/lib/gsm"
 	eventsv1 "pushsms.io/proto/gen/pushsms/events/v1"
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
 )
@@ -271,4 +272,21 @@ func (e *env) messageIDs(t *testing.T) []string {
 		t.Fatal(err)
 	}
 	return ids
+}
+
+// The partner API's Encoding and lib/gsm's share their values, so each
+// converts to the other by a type conversion.
+func TestEncodingValuesMatchTheAPI(t *testing.T) {
+	for _, tt := range []struct {
+		gsm  gsm.Encoding
+		want partnerv1.Encoding
+	}{
+		{gsm.GSM7, partnerv1.Encoding_ENCODING_GSM7},
+		{gsm.UCS2, partnerv1.Encoding_ENCODING_UCS2},
+		{gsm.Binary, partnerv1.Encoding_ENCODING_BINARY},
+	} {
+		if got := partnerv1.Encoding(tt.gsm); got != tt.want {
+			t.Errorf("%v converts to %v, want %v", tt.gsm, got, tt.want)
+		}
+	}
 }
