@@ -95,20 +95,7 @@ func (e env) publish(t *testing.T, r *eventsv1.SegmentReport, msgID string) {
 // (redeliveries included) and holds none unacknowledged.
 func (e env) idle(t *testing.T, n uint64) {
 	t.Helper()
-	bustest.Eventually(t, wait, func() error {
-		c, err := e.pub.JS.Consumer(context.Background(), bus.StreamReports, billing.Name)
-		if err != nil {
-			return err
-		}
-		ci, err := c.Info(context.Background())
-		if err != nil {
-			return err
-		}
-		if ci.Delivered.Consumer < n || ci.NumPending != 0 || ci.NumAckPending != 0 {
-			return fmt.Errorf("consumer delivered %d (want %d), pending %d, ack pending %d", ci.Delivered.Consumer, n, ci.NumPending, ci.NumAckPending)
-		}
-		return nil
-	})
+	bustest.WaitIdle(t, e.pub, bus.StreamReports, billing.Name, n, wait)
 }
 
 func (e env) entries(t *testing.T, messageID string) []billing.Entry {

@@ -119,20 +119,7 @@ func (e env) publish(t *testing.T, m *eventsv1.MessageAccepted, msgID string) {
 // none.
 func (e env) idle(t *testing.T, n uint64) {
 	t.Helper()
-	bustest.Eventually(t, wait, func() error {
-		c, err := e.pub.JS.Consumer(context.Background(), bus.StreamAccepted, compliance.Name)
-		if err != nil {
-			return err
-		}
-		ci, err := c.Info(context.Background())
-		if err != nil {
-			return err
-		}
-		if ci.Delivered.Consumer < n || ci.NumPending != 0 || ci.NumAckPending != 0 {
-			return fmt.Errorf("consumer delivered %d (want %d), pending %d, ack pending %d", ci.Delivered.Consumer, n, ci.NumPending, ci.NumAckPending)
-		}
-		return nil
-	})
+	bustest.WaitIdle(t, e.pub, bus.StreamAccepted, compliance.Name, n, wait)
 }
 
 // output is one event compliance stored.

@@ -206,24 +206,6 @@ func TestProjectionRebuildsLostRow(t *testing.T) {
 // waitConsumed waits until the status view has handled every event.
 func (e *env) waitConsumed(t *testing.T) {
 	t.Helper()
-	ctx := context.Background()
-	bustest.Eventually(t, 10*time.Second, func() error {
-		for _, c := range []struct{ stream, durable string }{
-			{bus.StreamCleared, ingest.DurableCleared},
-			{bus.StreamReports, ingest.DurableReports},
-		} {
-			cons, err := e.bus.JS.Consumer(ctx, c.stream, c.durable)
-			if err != nil {
-				return err
-			}
-			info, err := cons.Info(ctx)
-			if err != nil {
-				return err
-			}
-			if info.NumPending+uint64(info.NumAckPending) > 0 {
-				return fmt.Errorf("%s: %d pending, %d unacked", c.durable, info.NumPending, info.NumAckPending)
-			}
-		}
-		return nil
-	})
+	bustest.WaitIdle(t, e.bus, bus.StreamCleared, ingest.DurableCleared, 0, 10*time.Second)
+	bustest.WaitIdle(t, e.bus, bus.StreamReports, ingest.DurableReports, 0, 10*time.Second)
 }

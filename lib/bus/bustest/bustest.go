@@ -4,6 +4,7 @@ package bustest
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"testing"
@@ -80,4 +81,25 @@ func Eventually(t testing.TB, d time.Duration, f func() error) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// WaitIdle waits until the durable consumer of stream has been handed at
+// least delivered events (redeliveries included) and holds none pending or
+// unacknowledged: the service under test has finished with its input.
+func WaitIdle(t testing.TB, b *bus.Bus, stream, durable string, delivered uint64, d time.Duration) {
+	t.Helper()
+	Eventually(t, d, func() error {
+		c, err := b.JS.Consumer(context.Background(), stream, durable)
+		if err != nil {
+			return err
+		}
+		ci, err := c.Info(context.Background())
+		if err != nil {
+			return err
+		}
+		if ci.Delivered.Consumer < delivered || ci.NumPending != 0 || ci.NumAckPending != 0 {
+			return fmt.Errorf("%s: delivered %d (want %d), pending %d, ack pending %d", durable, ci.Delivered.Consumer, delivered, ci.NumPending, ci.NumAckPending)
+		}
+		return nil
+	})
 }
