@@ -127,4 +127,3 @@ func segmentRef(messageID string) uint8 {
 	v := h.Sum32()
 	return uint8(v ^ v>>8 ^ v>>16 ^ v>>24)
 }
-

@@ -116,7 +116,6 @@ func checkClientReference(field, ref string) error {
 	return nil
 }
 
-
 // SendMessage accepts one message: once it returns, the message is in the
 // database and its MessageAccepted on the bus. The row is inserted in a
 // transaction committed only after the publish, so a failed publish leaves
