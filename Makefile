@@ -12,7 +12,7 @@ SERVICES := ingest compliance throttle smsc-link billing
 BUF := GOWORK=off $(GO) tool -modfile=$(CURDIR)/tools/buf/go.mod buf
 TEST_FLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: all run build test test-short lint vet fmt-check generate generate-check fuzz bench tidy clean
+.PHONY: all run build test test-short lint vet fmt-check generate generate-check fuzz bench tidy clean interop
 
 all: build
 
@@ -60,7 +60,7 @@ generate-check: generate
 ## fuzz: run each fuzz target briefly (FUZZTIME=10m for a real session)
 FUZZTIME ?= 20s
 fuzz:
-	@set -e; for pkg in ./ucp ./gsm ./numplan; do \
+	@set -e; for pkg in ./ucp ./gsm ./numplan ./smscsim; do \
 		for f in $$(cd lib && $(GO) test -list 'Fuzz.*' $$pkg | grep ^Fuzz); do \
 			echo "== $$pkg $$f"; (cd lib && $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg); \
 		done; \
@@ -69,6 +69,10 @@ fuzz:
 ## bench: library benchmarks
 bench:
 	cd lib && $(GO) test -run '^$$' -bench . -benchmem ./ucp/ ./gsm/ ./numplan/
+
+## interop: Kannel (bearerbox + smsbox, smsc = emi) against smsc-sim, 1000 SMS with DLRs; SKIPs without kannel
+interop:
+	scripts/interop/run.sh
 
 tidy:
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) mod tidy); done

@@ -1,6 +1,9 @@
 // Command smsc-sim runs the UCP SMSC simulator of package smscsim: UCP on
-// -addr, and GET /stats, GET /submits and POST /mo on -http-addr; -h lists
-// its flags, each also read from SMSC_SIM_<FLAG> then <FLAG>.
+// -addr, and on -http-addr its HTTP API: GET /stats, GET /submits,
+// GET /metrics (Prometheus), GET and PUT /faults (fault injection: NACK
+// storms, lost ACKs, garbage frames, delays), POST /drop (close every
+// connection now) and POST /mo (inject an MO). -h lists the endpoints and
+// the flags, each also read from SMSC_SIM_<FLAG> then <FLAG>.
 package main
 
 import (

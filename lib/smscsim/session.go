@@ -87,6 +87,17 @@ func (ss *session) write(trn uint8, m ucp.Message) {
 		return
 	}
 	ss.wbuf = b[:0]
+	ss.mu.Lock()
+	acc := ss.acc
+	ss.mu.Unlock()
+	if junk := ss.sim.garbage(acc, b); junk != nil {
+		// Separate writes so the junk may arrive in its own segment.
+		ss.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if _, err := ss.conn.Write(junk); err != nil {
+			ss.conn.Close()
+			return
+		}
+	}
 	ss.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	if _, err := ss.conn.Write(b); err != nil {
 		ss.conn.Close()
@@ -183,12 +194,18 @@ func (ss *session) submit(trn uint8, sub *ucp.Submit) {
 	if acc != nil && !full {
 		ss.inflight++
 	}
+	inflight := ss.inflight
 	ss.mu.Unlock()
+	if acc != nil && !full {
+		ss.sim.mu.Lock()
+		acc.stats.MaxInFlight = max(acc.stats.MaxInFlight, inflight)
+		ss.sim.mu.Unlock()
+	}
 	if acc == nil {
 		ss.nack(trn, ucp.OTSubmit, ucp.ECAuthFailure)
 		return
 	}
-	res, drop, delay := ss.sim.submitOutcome(acc, sub, time.Now(), full)
+	res, drop, lostAck, delay := ss.sim.submitOutcome(acc, sub, time.Now(), full)
 	if drop {
 		// Outside the window a real SMSC discards silently; a dropped
 		// submit (fault) keeps its window slot, as at a stuck SMSC.
@@ -198,7 +215,9 @@ func (ss *session) submit(trn uint8, sub *ucp.Submit) {
 		ss.mu.Lock()
 		ss.inflight--
 		ss.mu.Unlock()
-		ss.write(trn, &res)
+		if !lostAck {
+			ss.write(trn, &res)
+		}
 		if res.Ack && sub.NRq {
 			k, _ := res.Key()
 			ss.sim.scheduleDRs(ss, acc, sub, k.SCTS)

@@ -16,9 +16,43 @@
 // SCTS of each recent recipient survive a restart, as at a real SMSC: a DR
 // scheduled before a stop is delivered when its account logs in again, and
 // no (recipient, SCTS) DR key is handed out twice.
+//
+// DR delays follow DRConfig.DelayDist (fixed, uniform or exponential), and
+// DRConfig.Buffered of the messages whose NT asks for buffered reports
+// (NT & 4, as Kannel's dlr-mask 4 sets) get a DSt 1 report first, then the
+// final one.
+//
+// # Fault injection
+//
+// Faults (SetFaults, or PUT /faults) delay, drop or NACK results to 51s,
+// NACK a fraction of submits with a given code (a NACK storm), lose a
+// fraction of ACKs after accepting the message, send garbage before a
+// fraction of frames, and ignore the client's ACKs to 52/53; DropSessions
+// (POST /drop) closes every connection now.
+//
+// # HTTP API
+//
+// Handler serves, for the smsc-sim command and tests:
+//
+//	GET  /stats    Stats as JSON: per account counters and per-second history
+//	GET  /submits  every recorded submit as JSON
+//	GET  /metrics  Prometheus text format 0.0.4: smscsim_*_total counters and
+//	               the smscsim_sessions gauge, label account = short code
+//	GET  /faults   the current Faults as JSON
+//	PUT  /faults   replace the Faults (absent fields: no fault); answers the
+//	               new Faults. Durations as "250ms", codes as "04" or 4:
+//	               {"ack_delay":"0s","ack_jitter":"0s","drop_submits":false,
+//	                "nack_submits":"00","drop_mo_acks":false,"nack_rate":0.3,
+//	                "nack_code":"04","drop_ack_rate":0,"garbage_rate":0}
+//	               PUT {} clears every fault.
+//	POST /drop     close every client connection now: {"dropped": n}
+//	POST /mo       inject an MO: JSON {"short_code","originator","text"}
+//	               or form fields of the same names; 202 when queued,
+//	               404 unknown short code, 409 no session logged in
 package smscsim
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -57,7 +91,17 @@ type Account struct {
 // DRConfig shapes the delivery notifications. Ratios are relative weights;
 // all zero means every message is delivered.
 type DRConfig struct {
-	Delay     time.Duration // after the 51 ACK; default 50 ms
+	// Delay is the time from the 51 ACK to the DR: fixed by default;
+	// the minimum with DelayDist "uniform", the mean with "exp". Default
+	// 50 ms.
+	Delay time.Duration
+	// DelayDist is the distribution of DR delays: "fixed" (default),
+	// "uniform" (between Delay and DelayMax) or "exp" (exponential with
+	// mean Delay, capped at DelayMax when set). With an intermediate
+	// buffered DR, the buffered one and the final one each draw a delay,
+	// one after the other.
+	DelayDist string
+	DelayMax  time.Duration
 	Delivered float64
 	Failed    float64
 	// Expired DRs are DSt 2 with ExpiredRsn, like a failure: the spec has
@@ -101,15 +145,6 @@ type Config struct {
 	Logger    *slog.Logger
 }
 
-// Faults are knobs for failure tests; set them with SetFaults.
-type Faults struct {
-	AckDelay    time.Duration // delay every result to a 51
-	AckJitter   time.Duration // plus a random delay in [0, AckJitter)
-	DropSubmits bool          // never answer 51s (the client sees timeouts)
-	NackSubmits ucp.ErrorCode // NACK every 51 with this code when non-zero
-	DropMOACKs  bool          // ignore the client's results to our 52/53 (forces resends)
-}
-
 // MO is a mobile-originated message to inject.
 type MO struct {
 	ShortCode  string `json:"short_code"`
@@ -135,6 +170,9 @@ type Submission struct {
 	SCTS    string        `json:"scts,omitempty"` // when accepted
 	Outcome string        `json:"outcome"`        // accepted, throttled, rejected, dropped, window
 	Nack    ucp.ErrorCode `json:"nack,omitempty"`
+	// AckLost: accepted (and its DRs sent) but the ACK never went out
+	// (Faults.DropAckRate).
+	AckLost bool `json:"ack_lost,omitempty"`
 }
 
 // Sim is the SMSC simulator.
@@ -179,6 +217,9 @@ func New(cfg Config) *Sim {
 	}
 	if cfg.DR.Delay == 0 {
 		cfg.DR.Delay = 50 * time.Millisecond
+	}
+	if cfg.DR.DelayDist == "" {
+		cfg.DR.DelayDist = DelayFixed
 	}
 	if cfg.DR.Delivered+cfg.DR.Failed+cfg.DR.Expired <= 0 {
 		cfg.DR.Delivered = 1
@@ -446,6 +487,12 @@ type outOp struct {
 	msg    ucp.Message
 	sends  int
 	due    time.Time // a scheduled DR not yet released; zero once released
+	// then is the final DR that follows this buffered one: it is scheduled
+	// only once the client ACKed this one, so that the client always sees
+	// DSt 1 before the final status (two timers, or two writes racing
+	// on a window, would not guarantee the order). After a restart from
+	// StateFile both are scheduled on their own.
+	then *outOp
 }
 
 // deliver routes op to the preferred session if it is still logged in,
@@ -500,7 +547,8 @@ func (s *Sim) sctsLocked(adc string, now time.Time) string {
 }
 
 // submitOutcome decides what happens to a 51 and records it.
-func (s *Sim) submitOutcome(acc *account, sub *ucp.Submit, now time.Time, windowFull bool) (res ucp.Result, drop bool, delay time.Duration) {
+// lostAck means the submit is accepted but its ACK is not sent.
+func (s *Sim) submitOutcome(acc *account, sub *ucp.Submit, now time.Time, windowFull bool) (res ucp.Result, drop, lostAck bool, delay time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rec := Submission{
@@ -517,7 +565,7 @@ func (s *Sim) submitOutcome(acc *account, sub *ucp.Submit, now time.Time, window
 		acc.stats.WindowDrops++
 		rec.Outcome = "window"
 		s.records = append(s.records, rec)
-		return res, true, 0
+		return res, true, false, 0
 	}
 	acc.stats.Submits++
 	sec := acc.second(now, s.cfg.HistorySeconds)
@@ -529,6 +577,10 @@ func (s *Sim) submitOutcome(acc *account, sub *ucp.Submit, now time.Time, window
 		rec.Outcome, drop = "dropped", true
 	case f.NackSubmits != 0:
 		rec.Outcome, rec.Nack = "rejected", f.NackSubmits
+		acc.stats.FaultNacks++
+	case f.NackRate > 0 && s.rng.Float64() < f.NackRate:
+		rec.Outcome, rec.Nack = "rejected", cmp.Or(f.NackCode, ucp.ECNotAllowed)
+		acc.stats.FaultNacks++
 	case sub.AdC == "" || !isDigits(sub.AdC) || len(sub.AdC) > 16:
 		rec.Outcome, rec.Nack = "rejected", ucp.ECAdCInvalid
 	case sub.MT == 0:
@@ -543,6 +595,10 @@ func (s *Sim) submitOutcome(acc *account, sub *ucp.Submit, now time.Time, window
 		acc.stats.Accepted++
 		sec.Accepted++
 		res.Ack, res.SM = true, sub.AdC+":"+rec.SCTS
+		if f.DropAckRate > 0 && s.rng.Float64() < f.DropAckRate {
+			rec.AckLost, lostAck = true, true
+			acc.stats.AcksDropped++
+		}
 	}
 	if rec.Nack != 0 {
 		res.Code = rec.Nack
@@ -556,7 +612,7 @@ func (s *Sim) submitOutcome(acc *account, sub *ucp.Submit, now time.Time, window
 	if f.AckJitter > 0 {
 		delay += time.Duration(s.rng.Int64N(int64(f.AckJitter)))
 	}
-	return res, drop, delay
+	return res, drop, lostAck, delay
 }
 
 // allow applies the sliding one-second rate window to an accepted submit.
@@ -603,6 +659,7 @@ func (s *Sim) scheduleDRs(sess *session, acc *account, sub *ucp.Submit, scts str
 	total := dr.Delivered + dr.Failed + dr.Expired
 	x := s.rng.Float64() * total
 	buffered := sub.NT&ucp.NotifyBuffered != 0 && s.rng.Float64() < dr.Buffered
+	d1, d2 := s.drDelayLocked(), s.drDelayLocked()
 	s.mu.Unlock()
 
 	n := ucp.Notification{AdC: sub.OAdC, OAdC: sub.AdC, SCTS: scts}
@@ -630,11 +687,10 @@ func (s *Sim) scheduleDRs(sess *session, acc *account, sub *ucp.Submit, scts str
 	if buffered {
 		b := ucp.Notification{AdC: n.AdC, OAdC: n.OAdC, SCTS: scts, DSt: ucp.StatusBuffered, Rsn: 107}
 		b.SetText("Message " + scts + " has been buffered")
-		ops = append(ops,
-			&outOp{acc: acc, prefer: sess, msg: &b, due: now.Add(dr.Delay)},
-			&outOp{acc: acc, prefer: sess, msg: &n, due: now.Add(2 * dr.Delay)})
+		final := &outOp{acc: acc, prefer: sess, msg: &n, due: now.Add(d1 + d2)}
+		ops = append(ops, &outOp{acc: acc, prefer: sess, msg: &b, due: now.Add(d1), then: final}, final)
 	} else if sub.NT == 0 || sub.NT&want != 0 {
-		ops = append(ops, &outOp{acc: acc, prefer: sess, msg: &n, due: now.Add(dr.Delay)})
+		ops = append(ops, &outOp{acc: acc, prefer: sess, msg: &n, due: now.Add(d1)})
 	}
 	if len(ops) == 0 {
 		return
@@ -645,9 +701,54 @@ func (s *Sim) scheduleDRs(sess *session, acc *account, sub *ucp.Submit, scts str
 	}
 	s.changedLocked()
 	s.mu.Unlock()
-	for _, op := range ops {
-		s.schedule(op)
+	s.schedule(ops[0])
+}
+
+// DR delay distributions (DRConfig.DelayDist).
+const (
+	DelayFixed   = "fixed"
+	DelayUniform = "uniform"
+	DelayExp     = "exp"
+)
+
+// Validate reports a DRConfig that New would silently misread.
+func (c DRConfig) Validate() error {
+	switch {
+	case c.Delay < 0 || c.DelayMax < 0:
+		return fmt.Errorf("smscsim: DR delay %v, max %v: negative", c.Delay, c.DelayMax)
+	case c.Delivered < 0 || c.Failed < 0 || c.Expired < 0:
+		return errors.New("smscsim: DR weights must not be negative")
+	case c.Buffered < 0 || c.Buffered > 1:
+		return fmt.Errorf("smscsim: DR buffered fraction %v: want [0, 1]", c.Buffered)
 	}
+	switch c.DelayDist {
+	case "", DelayFixed, DelayExp:
+	case DelayUniform:
+		if c.DelayMax < c.Delay {
+			return fmt.Errorf("smscsim: uniform DR delay: max %v below min %v", c.DelayMax, c.Delay)
+		}
+	default:
+		return fmt.Errorf("smscsim: DR delay distribution %q: want fixed, uniform or exp", c.DelayDist)
+	}
+	return nil
+}
+
+// drDelayLocked draws one DR delay. Called with s.mu held (s.rng).
+func (s *Sim) drDelayLocked() time.Duration {
+	dr := s.cfg.DR
+	switch dr.DelayDist {
+	case DelayUniform:
+		if dr.DelayMax > dr.Delay {
+			return dr.Delay + time.Duration(s.rng.Int64N(int64(dr.DelayMax-dr.Delay)+1))
+		}
+	case DelayExp:
+		d := time.Duration(s.rng.ExpFloat64() * float64(dr.Delay))
+		if dr.DelayMax > 0 {
+			d = min(d, dr.DelayMax)
+		}
+		return d
+	}
+	return dr.Delay
 }
 
 // schedule releases op at its due time.
@@ -680,7 +781,12 @@ func (s *Sim) acked(op *outOp) {
 	s.mu.Lock()
 	delete(s.pending, op)
 	s.changedLocked()
+	next := op.then
+	op.then = nil
 	s.mu.Unlock()
+	if next != nil {
+		s.schedule(next)
+	}
 }
 
 // ParseAccounts parses "code:password:rate[:window],…" as used by the

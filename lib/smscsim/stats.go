@@ -33,6 +33,14 @@ type AccountStats struct {
 	MOsNacked     int64 `json:"mos_nacked"`
 	MOResends     int64 `json:"mo_resends"`
 	KeepAlives    int64 `json:"keep_alives"` // OT 31 received
+	// MaxInFlight is the most 51s a session of the account had received
+	// and not yet answered at once: how much of the window a client uses.
+	MaxInFlight int `json:"max_in_flight"`
+	// Fault injection (Faults): submits NACKed by NackSubmits or NackRate,
+	// ACKs not sent (DropAckRate), garbage chunks sent (GarbageRate).
+	FaultNacks  int64 `json:"fault_nacks"`
+	AcksDropped int64 `json:"acks_dropped"`
+	Garbage     int64 `json:"garbage"`
 	// PerSecond holds the recent seconds that saw traffic, oldest first.
 	PerSecond []SecondStats `json:"per_second"`
 }
@@ -64,12 +72,7 @@ func (s *Sim) Stats() Stats {
 	return out
 }
 
-// Handler serves the simulator's HTTP API:
-//
-//	GET  /stats     Stats as JSON
-//	GET  /submits   every recorded submit as JSON
-//	POST /mo        inject an MO: JSON {"short_code","originator","text"}
-//	                or form fields of the same names; 202 when queued
+// Handler serves the simulator's HTTP API (see the package documentation).
 func (s *Sim) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
@@ -77,6 +80,25 @@ func (s *Sim) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /submits", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Submissions())
+	})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		_ = s.WriteMetrics(w)
+	})
+	mux.HandleFunc("GET /faults", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.Faults())
+	})
+	mux.HandleFunc("PUT /faults", func(w http.ResponseWriter, r *http.Request) {
+		var f Faults
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&f); err != nil {
+			http.Error(w, "bad faults: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		s.SetFaults(f)
+		writeJSON(w, http.StatusOK, s.Faults())
+	})
+	mux.HandleFunc("POST /drop", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]int{"dropped": s.DropSessions()})
 	})
 	mux.HandleFunc("POST /mo", func(w http.ResponseWriter, r *http.Request) {
 		var mo MO
