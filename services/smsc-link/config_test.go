@@ -117,6 +117,11 @@ func TestValidate(t *testing.T) {
 		{"AdC format", func(c *Config) { c.AdCFormat = "e164" }},
 		{"time zone", func(c *Config) { c.Timezone = "Mars/Olympus" }},
 		{"auth backoff below 30 s", func(c *Config) { c.AuthBackoff = time.Second }},
+		{"no session", func(c *Config) { c.Sessions = 0 }},
+		{"33 sessions", func(c *Config) { c.Sessions = 33 }},
+		{"TLS options without TLS", func(c *Config) { c.TLSInsecureSkipVerify = true }},
+		{"listen accounts without listen addr", func(c *Config) { c.ListenAccounts = AccountList{{ShortCode: "36000", Password: "p"}} }},
+		{"negative resend delay", func(c *Config) { c.UnknownResendAfter = -time.Second }},
 	}
 	for _, tt := range tests {
 		c := ok
@@ -128,6 +133,11 @@ func TestValidate(t *testing.T) {
 	}
 	if w := ok.workers(); w != 10 {
 		t.Errorf("workers = %d, want window × accounts = 10", w)
+	}
+	two := ok
+	two.Sessions = 2
+	if w := two.workers(); w != 20 {
+		t.Errorf("workers = %d, want window × sessions × accounts = 20", w)
 	}
 	if ok.ackWait() <= ok.AckTimeout {
 		t.Errorf("ack wait %v not above the ACK timeout %v", ok.ackWait(), ok.AckTimeout)
@@ -262,3 +272,24 @@ func TestSCTSCollision(t *testing.T) {
 type syncWriter struct{ w *bytes.Buffer }
 
 func (s *syncWriter) Write(p []byte) (int, error) { return s.w.Write(p) }
+
+func TestTLSConfig(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.SMSCAddr = "smsc.example:5000"
+	if c, err := cfg.tlsConfig(); c != nil || err != nil {
+		t.Errorf("without -smsc-tls: %v, %v", c, err)
+	}
+	cfg.TLS = true
+	c, err := cfg.tlsConfig()
+	if err != nil || c.ServerName != "smsc.example" || c.InsecureSkipVerify || c.RootCAs != nil {
+		t.Errorf("default: %+v, %v; want server name smsc.example, verified with the system roots", c, err)
+	}
+	cfg.TLSServerName = "other"
+	if c, _ := cfg.tlsConfig(); c.ServerName != "other" {
+		t.Errorf("server name %q, want other", c.ServerName)
+	}
+	cfg.TLSCA = "/nonexistent/ca.pem"
+	if _, err := cfg.tlsConfig(); err == nil {
+		t.Error("missing CA file: no error")
+	}
+}

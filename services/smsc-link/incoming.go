@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"pushsms.io/lib/bus"
+	"pushsms.io/lib/gsm"
 	"pushsms.io/lib/ucp"
 	eventsv1 "pushsms.io/proto/gen/pushsms/events/v1"
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
@@ -136,7 +138,9 @@ func (s *Service) drState(n *ucp.Notification, ref segmentRef) (partnerv1.Segmen
 }
 
 // handleMO publishes a subscriber's message (OT 52) as MobileOriginated.
-// Parts of a concatenated MO are published one by one, UDH left out.
+// A part of a concatenated MO (a concatenation UDH in XSer) is stored in
+// the bucket and ACKed; the part that completes the set publishes the
+// whole text (mo.go).
 func (s *Service) handleMO(ctx context.Context, acc Account, d *ucp.Deliver) error {
 	shortCode := acc.ShortCode
 	if _, ours := s.links[d.AdC]; ours {
@@ -165,7 +169,32 @@ func (s *Service) handleMO(ctx context.Context, acc Account, d *ucp.Deliver) err
 		sum := sha256.Sum256(d.Msg)
 		scts = "x" + hex.EncodeToString(sum[:8])
 	}
-	id := "mo/" + shortCode + "/" + addrHash(originator) + "/" + scts
+	if c, ok := gsm.ParseConcat(d.XSer.UDH); ok && c.Total > 1 {
+		span.SetAttributes(attribute.Int("pushsms.mo.part", c.Index), attribute.Int("pushsms.mo.parts", c.Total))
+		whole, complete, err := s.storeMOPart(ctx, shortCode, originator, c, moPart{Text: text, SCTS: scts, Total: c.Total})
+		if err != nil || !complete {
+			if err != nil {
+				span.RecordError(err)
+				span.SetStatus(codes.Error, "part not stored")
+			}
+			return err
+		}
+		err = s.publishMO(ctx, span, shortCode, originator, whole.Text, moID(shortCode, originator, whole.SCTS)+"-"+strconv.Itoa(int(c.Ref)), whole.SCTS)
+		if err == nil {
+			s.stats.moReassembled.Add(1)
+			s.deleteMOParts(ctx, shortCode, originator, c)
+		}
+		return err
+	}
+	return s.publishMO(ctx, span, shortCode, originator, text, moID(shortCode, originator, scts), scts)
+}
+
+// moID is the id of an MO: mo/<short code>/<hash(originator)>/<SCTS>.
+func moID(shortCode, originator, scts string) string {
+	return "mo/" + shortCode + "/" + addrHash(originator) + "/" + scts
+}
+
+func (s *Service) publishMO(ctx context.Context, span trace.Span, shortCode, originator, text, id, scts string) error {
 	span.SetAttributes(attribute.String("pushsms.mo_id", id))
 	ev := &eventsv1.MobileOriginated{
 		MoId:       id,
@@ -174,7 +203,7 @@ func (s *Service) handleMO(ctx context.Context, acc Account, d *ucp.Deliver) err
 		Text:       text,
 		ReceivedAt: timestamppb.New(s.now()),
 	}
-	if t := s.parseSCTS(d.SCTS); !t.IsZero() {
+	if t := s.parseSCTS(scts); !t.IsZero() {
 		ev.SmscTimestamp = timestamppb.New(t)
 	}
 	if err := s.Bus.Publish(ctx, bus.MOSubject(shortCode), ev, id); err != nil {

@@ -2,9 +2,13 @@ package smsclink
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -15,72 +19,131 @@ import (
 // to the bus and is redelivered with backoff.
 var errLinkDown = errors.New("smsc-link: no SMSC session for the short code")
 
-// link keeps one account's UCP session up: login, reconnection with
-// jittered exponential backoff after a loss, a long pause after a refused
-// login.
+// link keeps one account's UCP sessions up (-smsc-sessions of them):
+// login, reconnection with jittered exponential backoff after a loss, a
+// long pause after a refused login.
 type link struct {
 	s   *Service
 	acc Account
 
-	mu     sync.Mutex
-	client *ucp.Client
-	up     chan struct{} // closed while client is set
+	mu      sync.Mutex
+	clients []*ucp.Client // by slot; nil while that session is down
+	seqs    []uint64      // by slot: the session's number (Service.sessSeq)
+	live    int
+	up      chan struct{} // closed while some client is set
+	next    int           // rotates the tie-break between equally loaded sessions
+	used    []int64       // submits handed to each slot, for Stats
 }
 
-func newLink(s *Service, a Account) *link {
-	return &link{s: s, acc: a, up: make(chan struct{})}
+func newLink(s *Service, a Account, sessions int) *link {
+	return &link{s: s, acc: a, up: make(chan struct{}), clients: make([]*ucp.Client, sessions), seqs: make([]uint64, sessions), used: make([]int64, sessions)}
 }
 
 func (l *link) isUp() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.client != nil
+	return l.live > 0
 }
 
-// session returns the logged-in session, waiting up to d for one.
-func (l *link) session(ctx context.Context, d time.Duration) (*ucp.Client, error) {
+// pickLocked returns the live session with the fewest operations
+// outstanding, rotating among equals so that every session is used, and
+// its number; only sessions numbered above after are taken.
+func (l *link) pickLocked(after uint64) (*ucp.Client, uint64) {
+	var best *ucp.Client
+	bestSlot, bestOut := -1, 0
+	n := len(l.clients)
+	for i := range n {
+		slot := (l.next + i) % n
+		c := l.clients[slot]
+		if c == nil || l.seqs[slot] <= after {
+			continue
+		}
+		if out := c.Outstanding(); best == nil || out < bestOut {
+			best, bestSlot, bestOut = c, slot, out
+		}
+	}
+	if best == nil {
+		return nil, 0
+	}
+	l.next = (bestSlot + 1) % n
+	l.used[bestSlot]++
+	return best, l.seqs[bestSlot]
+}
+
+// sessionAfter returns a live session opened after session number seq,
+// without waiting.
+func (l *link) sessionAfter(seq uint64) (*ucp.Client, uint64) {
 	l.mu.Lock()
-	c, up := l.client, l.up
+	defer l.mu.Unlock()
+	return l.pickLocked(seq)
+}
+
+// session returns a logged-in session and its number, waiting up to d
+// for one.
+func (l *link) session(ctx context.Context, d time.Duration) (*ucp.Client, uint64, error) {
+	l.mu.Lock()
+	c, seq := l.pickLocked(0)
+	up := l.up
 	l.mu.Unlock()
 	if c != nil {
-		return c, nil
+		return c, seq, nil
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-up:
 		l.mu.Lock()
-		c = l.client
+		c, seq = l.pickLocked(0)
 		l.mu.Unlock()
 		if c != nil {
-			return c, nil
+			return c, seq, nil
 		}
 	case <-t.C:
 	case <-l.s.Stopping().Done():
 		// Closing: give the event back now rather than hold the shutdown.
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, 0, ctx.Err()
 	}
-	return nil, fmt.Errorf("short code %s: %w", l.acc.ShortCode, errLinkDown)
+	return nil, 0, fmt.Errorf("short code %s: %w", l.acc.ShortCode, errLinkDown)
 }
 
-func (l *link) set(c *ucp.Client) {
+func (l *link) set(slot int, c *ucp.Client) {
 	l.mu.Lock()
+	old := l.clients[slot]
+	l.clients[slot] = c
 	if c != nil {
-		l.client = c
-		close(l.up)
-	} else if l.client != nil {
-		l.client = nil
-		l.up = make(chan struct{})
+		l.seqs[slot] = l.s.sessSeq.Add(1)
+	}
+	switch {
+	case c != nil && old == nil:
+		l.live++
+		if l.live == 1 {
+			close(l.up)
+		}
+	case c == nil && old != nil:
+		l.live--
+		if l.live == 0 {
+			l.up = make(chan struct{})
+		}
 	}
 	l.mu.Unlock()
 	l.s.linkChanged()
+	if c != nil {
+		l.s.kickResolver()
+	}
+}
+
+// counts returns the live sessions and the submits handed to each slot.
+func (l *link) counts() (int, []int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.live, append([]int64(nil), l.used...)
 }
 
 // run keeps the session up until ctx is done, then shuts it down: no new
 // submit, outstanding results awaited (up to the ACK timeout).
-func (l *link) run(ctx context.Context) {
-	log := l.s.Log.With("short_code", l.acc.ShortCode)
+func (l *link) run(ctx context.Context, slot int) {
+	log := l.s.Log.With("short_code", l.acc.ShortCode, "session", slot)
 	opts := ucp.Options{
 		Login:      l.acc.login(),
 		Password:   l.acc.Password,
@@ -96,7 +159,7 @@ func (l *link) run(ctx context.Context) {
 	failures := 0
 	for ctx.Err() == nil {
 		dialCtx, cancel := context.WithTimeout(ctx, l.s.cfg.AckTimeout+5*time.Second)
-		c, err := ucp.Dial(dialCtx, l.s.cfg.SMSCAddr, opts)
+		c, err := l.s.dial(dialCtx, opts)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -121,12 +184,12 @@ func (l *link) run(ctx context.Context) {
 		}
 		log.InfoContext(ctx, "smsc session up", "account", l.acc)
 		started := time.Now()
-		l.set(c)
+		l.set(slot, c)
 		select {
 		case <-c.Done():
 		case <-ctx.Done():
 		}
-		l.set(nil)
+		l.set(slot, nil)
 		if ctx.Err() != nil {
 			sctx, cancel := context.WithTimeout(context.Background(), l.s.cfg.AckTimeout+time.Second)
 			c.Shutdown(sctx)
@@ -168,4 +231,48 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// dial opens a session to the SMSC, in TLS when configured.
+func (s *Service) dial(ctx context.Context, opts ucp.Options) (*ucp.Client, error) {
+	if s.tlsConf == nil {
+		return ucp.Dial(ctx, s.cfg.SMSCAddr, opts)
+	}
+	d := tls.Dialer{Config: s.tlsConf}
+	conn, err := d.DialContext(ctx, "tcp", s.cfg.SMSCAddr)
+	if err != nil {
+		return nil, fmt.Errorf("smsc-link: tls dial: %w", err)
+	}
+	return ucp.NewClient(ctx, conn, opts)
+}
+
+// tlsConfig builds the client TLS configuration of the flags.
+func (c Config) tlsConfig() (*tls.Config, error) {
+	if !c.TLS {
+		return nil, nil
+	}
+	conf := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		ServerName:         c.TLSServerName,
+		InsecureSkipVerify: c.TLSInsecureSkipVerify, //nolint:gosec // -smsc-tls-insecure-skip-verify, tests only
+	}
+	if conf.ServerName == "" {
+		host, _, err := net.SplitHostPort(c.SMSCAddr)
+		if err != nil {
+			return nil, fmt.Errorf("smsc-addr: %w", err)
+		}
+		conf.ServerName = host
+	}
+	if c.TLSCA != "" {
+		pem, err := os.ReadFile(c.TLSCA)
+		if err != nil {
+			return nil, fmt.Errorf("smsc-tls-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("smsc-tls-ca %s: no PEM certificate", c.TLSCA)
+		}
+		conf.RootCAs = pool
+	}
+	return conf, nil
 }

@@ -1,9 +1,12 @@
 // Package smsclink is the platform's UCP (EMI) client to the operator's
-// SMSC. It keeps one session per short-code account, submits every
-// SegmentSubmit as an OT 51 and reports what the SMSC said as
-// SegmentReports; it matches the delivery reports (OT 53) that come back
-// on the sessions to their segments through the SMSC_SUBMITTED bucket, and
-// publishes the subscribers' messages (OT 52) as MobileOriginated.
+// SMSC. It keeps -smsc-sessions sessions per short-code account (in TLS
+// with -smsc-tls), submits every SegmentSubmit as an OT 51 on the least
+// busy one and reports what the SMSC said as SegmentReports; it matches
+// the delivery reports (OT 53) that come back on the sessions, or on the
+// connections the SMSC opens to -listen-addr, to their segments through
+// the SMSC_SUBMITTED bucket, and publishes the subscribers' messages
+// (OT 52) as MobileOriginated, concatenated parts reassembled first.
+// docs/smsc-link.md is the reference.
 //
 // Policies (docs/messages.md for the states):
 //
@@ -11,13 +14,15 @@
 //     by default, -smsc-adc-format otherwise (ucp.md §3.9: the operator's
 //     expectation is to be confirmed). DRs are matched on the E.164 form of
 //     their OAdC, whatever form the SMSC writes it in.
-//   - A segment is never submitted twice by this service. A 51 whose
+//   - A segment is never submitted twice by its consumer. A 51 whose
 //     result does not come (ACK timeout), or whose session ends after it
 //     was written, is reported UNKNOWN (not final) and acked: the SMSC may
-//     have taken it, and a later DR can still resolve it; without one it
-//     resolves on expiry. A per-segment attempt record in the bucket makes
-//     this hold across redeliveries and crashes too: a redelivered segment
-//     whose earlier attempt left no outcome is reported UNKNOWN, not sent.
+//     have taken it. A per-segment attempt record in the bucket makes this
+//     hold across redeliveries and crashes too: a redelivered segment whose
+//     earlier attempt left no outcome is reported UNKNOWN, not sent. The
+//     one exception is the UNKNOWN policy (resend.go): a
+//     CUSTOMER_RELATIONSHIP segment is sent once more, on a session opened
+//     after the timeout, after -smsc-unknown-resend-after.
 //   - Temporary NACKs (ucp.Temporary: 01, 04, 37, 50, 55, 9x) and a link
 //     that is down before the 51 is written give the segment back to the
 //     bus, redelivered with backoff; nothing is reported.
@@ -29,9 +34,11 @@ package smsclink
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -102,8 +109,27 @@ type Config struct {
 	// up to 50 % jitter added.
 	AuthBackoff time.Duration
 	// Workers is how many segments a replica handles at once; 0 means
-	// Window × accounts, enough to keep every window full.
+	// Window × sessions × accounts, enough to keep every window full.
 	Workers int
+	// Sessions is the number of sessions per account; a segment goes to
+	// the live one with the fewest operations outstanding.
+	Sessions int
+	// TLS wraps the sessions in TLS; TLSCA (a PEM file) replaces the
+	// system roots, TLSServerName the name checked in the certificate.
+	// TLSInsecureSkipVerify checks nothing: for tests only.
+	TLS                   bool
+	TLSCA                 string
+	TLSServerName         string
+	TLSInsecureSkipVerify bool
+	// ListenAddr, when set, accepts the connections the SMSC opens to
+	// deliver MOs and DRs; ListenAccounts, when set, are the logins (OT 60)
+	// it must open them with.
+	ListenAddr     string
+	ListenAccounts AccountList
+	// UnknownResendAfter is how long a CUSTOMER_RELATIONSHIP segment left
+	// UNKNOWN by an ACK timeout waits before it is sent once more, on a
+	// session opened after the timeout; 0 never resends (resend.go).
+	UnknownResendAfter time.Duration
 }
 
 // DefaultConfig listens on :9093 with a window of 10, a 10 s ACK timeout
@@ -118,6 +144,9 @@ func DefaultConfig() Config {
 		Timezone:    "Europe/Paris",
 		DRWait:      time.Second,
 		AuthBackoff: minAuthBackoff,
+		Sessions:    1,
+
+		UnknownResendAfter: 2 * time.Minute,
 	}
 }
 
@@ -142,7 +171,15 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	})
 	fs.DurationVar(&c.DRWait, "smsc-dr-wait", c.DRWait, "how long a DR waits for its submit's record before it is NACKed")
 	fs.DurationVar(&c.AuthBackoff, "smsc-auth-backoff", c.AuthBackoff, "pause after a refused login (at least 30s, plus jitter)")
-	fs.IntVar(&c.Workers, "workers", c.Workers, "segments handled at once by this replica (0: window × accounts)")
+	fs.IntVar(&c.Workers, "workers", c.Workers, "segments handled at once by this replica (0: window × sessions × accounts)")
+	fs.IntVar(&c.Sessions, "smsc-sessions", c.Sessions, "UCP sessions per account (as many as the operator allows)")
+	fs.BoolVar(&c.TLS, "smsc-tls", c.TLS, "use TLS to the SMSC")
+	fs.StringVar(&c.TLSCA, "smsc-tls-ca", c.TLSCA, "PEM file of the CAs that sign the SMSC's certificate (default: the system roots)")
+	fs.StringVar(&c.TLSServerName, "smsc-tls-server-name", c.TLSServerName, "name to check in the SMSC's certificate (default: the host of -smsc-addr)")
+	fs.BoolVar(&c.TLSInsecureSkipVerify, "smsc-tls-insecure-skip-verify", c.TLSInsecureSkipVerify, "do not check the SMSC's certificate: tests only")
+	fs.DurationVar(&c.UnknownResendAfter, "smsc-unknown-resend-after", c.UnknownResendAfter, "a CUSTOMER_RELATIONSHIP segment UNKNOWN after an ACK timeout is sent once more after this, on a new session (0: never; other categories: never)")
+	fs.StringVar(&c.ListenAddr, "listen-addr", c.ListenAddr, "accept UCP connections from the SMSC for MOs and DRs on this address (empty: off)")
+	fs.Var(&c.ListenAccounts, "listen-accounts", "logins the SMSC must use (OT 60) on -listen-addr, <login>:<password> comma-separated (empty: no login; a secret)")
 }
 
 func parseCodes(v string) ([]int, error) {
@@ -204,6 +241,18 @@ func (c Config) Validate() error {
 	if c.AuthBackoff < minAuthBackoff {
 		add("smsc-auth-backoff %v: want at least %v", c.AuthBackoff, minAuthBackoff)
 	}
+	if c.UnknownResendAfter < 0 {
+		add("smsc-unknown-resend-after %v: want ≥ 0", c.UnknownResendAfter)
+	}
+	if c.Sessions < 1 || c.Sessions > 32 {
+		add("smsc-sessions %d: want 1 to 32", c.Sessions)
+	}
+	if !c.TLS && (c.TLSCA != "" || c.TLSServerName != "" || c.TLSInsecureSkipVerify) {
+		add("smsc-tls-* set without smsc-tls")
+	}
+	if len(c.ListenAccounts) > 0 && c.ListenAddr == "" {
+		add("listen-accounts set without listen-addr")
+	}
 	if c.Workers < 0 || c.Workers > 10_000 {
 		add("workers %d: want 0 to 10000", c.Workers)
 	}
@@ -215,7 +264,7 @@ func (c Config) workers() int {
 	if c.Workers > 0 {
 		return c.Workers
 	}
-	return c.Window * len(c.Accounts)
+	return c.Window * max(c.Sessions, 1) * len(c.Accounts)
 }
 
 // ackWait is how long JetStream waits for a segment's ack. A handler waits
@@ -242,18 +291,35 @@ type Stats struct {
 	DRsStale int64
 	// AuthFailures counts logins the SMSC refused (NACK 07).
 	AuthFailures int64
+	// LiveSessions is, by short code, the sessions logged in now.
+	LiveSessions map[string]int
+	// SessionSubmits is, by short code, the submits handed to each of its
+	// session slots (slot i is the i-th of -smsc-sessions, whatever
+	// reconnections it went through).
+	SessionSubmits map[string][]int64
+	// MOParts counts parts of concatenated MOs stored; MOsReassembled the
+	// whole MOs published from them.
+	MOParts, MOsReassembled int64
+	// ListenerLogins counts SMSC connections accepted on -listen-addr;
+	// ListenerRefused those closed for a missing or wrong login.
+	ListenerLogins, ListenerRefused int64
+	// PossibleDuplicates counts UNKNOWN segments sent once more (resend.go):
+	// the SMSC may have taken the first 51 too.
+	PossibleDuplicates int64
 }
 
 // Service is a running smsc-link.
 type Service struct {
 	*service.Core
-	cfg    Config
-	tracer trace.Tracer
-	kv     jetstream.KeyValue
-	loc    *time.Location
-	now    func() time.Time
-	links  map[string]*link // by short code
-	expRsn map[int]bool
+	cfg      Config
+	tracer   trace.Tracer
+	kv       jetstream.KeyValue
+	loc      *time.Location
+	now      func() time.Time
+	links    map[string]*link // by short code
+	tlsConf  *tls.Config      // nil: plain TCP
+	listener net.Listener     // -listen-addr; nil when off
+	expRsn   map[int]bool
 
 	healthMu sync.Mutex // orders the status updates of concurrent links
 
@@ -262,7 +328,13 @@ type Service struct {
 
 	stats struct {
 		collisions, unmatched, stale, authFailures atomic.Int64
+		moParts, moReassembled                     atomic.Int64
+		listenLogins, listenRefused                atomic.Int64
+		resends                                    atomic.Int64
 	}
+
+	sessSeq  atomic.Uint64 // numbers the sessions as they come up
+	resolveC chan struct{} // wakes the UNKNOWN resolver
 
 	linkCtx    context.Context // the sessions' lifetime: until Close
 	linkCancel context.CancelFunc
@@ -279,6 +351,10 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("smsc-link: timezone: %w", err)
 	}
+	tlsConf, err := cfg.tlsConfig()
+	if err != nil {
+		return nil, fmt.Errorf("smsc-link: %w", err)
+	}
 	// Not serving until every account has its session (linkChanged).
 	core, err := service.Open(ctx, service.Options{Name: Name, Config: cfg.Config, ManagedHealth: true})
 	if err != nil {
@@ -290,50 +366,92 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		tracer:  core.Tel.Tracer("pushsms.io/services/smsc-link"),
 		loc:     loc,
 		now:     time.Now,
+		tlsConf: tlsConf,
 		links:   make(map[string]*link, len(cfg.Accounts)),
 		expRsn:  make(map[int]bool, len(cfg.ExpiredRsn)),
 		waiters: make(map[string][]chan struct{}),
+
+		resolveC: make(chan struct{}, 1),
 	}
 	for _, r := range cfg.ExpiredRsn {
 		s.expRsn[r] = true
 	}
 	s.linkCtx, s.linkCancel = context.WithCancel(context.WithoutCancel(ctx))
 	for _, a := range cfg.Accounts {
-		s.links[a.ShortCode] = newLink(s, a)
+		s.links[a.ShortCode] = newLink(s, a, cfg.Sessions)
 	}
+
 	// At Close, once the consumer stopped (segments in hand finished on
 	// their sessions): the sessions, waiting for outstanding results (UCP
 	// has no logout).
 	core.OnClose(func() {
 		s.linkCancel()
 		s.linkWG.Wait()
+		if s.listener != nil {
+			s.listener.Close() // when Serve never ran
+		}
 	})
 	s.kv, err = core.Bus.JS.KeyValue(ctx, bus.BucketSubmitted)
 	if err != nil {
 		core.Close()
 		return nil, fmt.Errorf("smsc-link: bucket %s: %w", bus.BucketSubmitted, err)
 	}
+	if cfg.ListenAddr != "" {
+		var lc net.ListenConfig
+		if s.listener, err = lc.Listen(ctx, "tcp", cfg.ListenAddr); err != nil {
+			core.Close()
+			return nil, fmt.Errorf("smsc-link: listen-addr: %w", err)
+		}
+	}
 	return s, nil
 }
 
 // Stats returns the service's counters.
 func (s *Service) Stats() Stats {
-	return Stats{
-		SCTSCollisions: s.stats.collisions.Load(),
-		DRsUnmatched:   s.stats.unmatched.Load(),
-		DRsStale:       s.stats.stale.Load(),
-		AuthFailures:   s.stats.authFailures.Load(),
+	st := Stats{
+		SCTSCollisions:  s.stats.collisions.Load(),
+		DRsUnmatched:    s.stats.unmatched.Load(),
+		DRsStale:        s.stats.stale.Load(),
+		AuthFailures:    s.stats.authFailures.Load(),
+		LiveSessions:    make(map[string]int, len(s.links)),
+		SessionSubmits:  make(map[string][]int64, len(s.links)),
+		MOParts:         s.stats.moParts.Load(),
+		MOsReassembled:  s.stats.moReassembled.Load(),
+		ListenerLogins:  s.stats.listenLogins.Load(),
+		ListenerRefused: s.stats.listenRefused.Load(),
+
+		PossibleDuplicates: s.stats.resends.Load(),
 	}
+	for code, l := range s.links {
+		st.LiveSessions[code], st.SessionSubmits[code] = l.counts()
+	}
+	return st
 }
 
 // Serve opens the sessions, consumes segments to submit and serves gRPC
 // until ctx is done.
 func (s *Service) Serve(ctx context.Context) error {
 	for _, l := range s.links {
+		for slot := range l.clients {
+			s.linkWG.Add(1)
+			go func() {
+				defer s.linkWG.Done()
+				l.run(s.linkCtx, slot)
+			}()
+		}
+	}
+	if s.cfg.UnknownResendAfter > 0 {
 		s.linkWG.Add(1)
 		go func() {
 			defer s.linkWG.Done()
-			l.run(s.linkCtx)
+			s.runResolver(s.linkCtx)
+		}()
+	}
+	if s.listener != nil {
+		s.linkWG.Add(1)
+		go func() {
+			defer s.linkWG.Done()
+			s.serveListener(s.linkCtx)
 		}()
 	}
 	workers := s.cfg.workers()
@@ -349,12 +467,13 @@ func (s *Service) Serve(ctx context.Context) error {
 		return err
 	}
 	s.Log.InfoContext(ctx, "smsc-link serving", "smsc_addr", s.cfg.SMSCAddr,
-		"accounts", s.cfg.Accounts, "window", s.cfg.Window, "workers", workers)
+		"accounts", s.cfg.Accounts, "sessions", s.cfg.Sessions, "window", s.cfg.Window, "workers", workers,
+		"tls", s.cfg.TLS, "listen_addr", s.ListenAddr())
 	return s.Core.Serve(ctx)
 }
 
 // linkChanged sets the health status: SERVING only while every account
-// has a logged-in session.
+// has at least one logged-in session.
 func (s *Service) linkChanged() {
 	s.healthMu.Lock()
 	defer s.healthMu.Unlock()

@@ -114,9 +114,9 @@ func (s *Service) submit(ctx context.Context, m *bus.Msg, ev *eventsv1.SegmentSu
 		return err
 	}
 	if prior != nil {
-		return s.resume(ctx, ref, akey, *prior, span)
+		return s.resume(ctx, ev, ref, akey, *prior, span)
 	}
-	client, err := l.session(ctx, linkWait)
+	client, sessSeq, err := l.session(ctx, linkWait)
 	if err != nil {
 		return errors.Join(err, s.abandonAttempt(ctx, akey))
 	}
@@ -133,7 +133,11 @@ func (s *Service) submit(ctx context.Context, m *bus.Msg, ev *eventsv1.SegmentSu
 		span.SetAttributes(attribute.String("pushsms.smsc.outcome", "no result"))
 		s.Log.WarnContext(ctx, "smsc submit without result; reported unknown, not resent",
 			"message_id", ref.MessageID, "segment", ref.Index, "short_code", ref.ShortCode, "err", err)
-		s.recordOutcome(ctx, ref, akey, attempt{State: attemptUnknown})
+		a := s.unknownAttempt(ev, ref, sessSeq)
+		s.recordOutcome(ctx, ref, akey, a)
+		if a.Resend != nil {
+			s.indexResend(ctx, ref, akey)
+		}
 		return s.report(ctx, ref, partnerv1.SegmentState_SEGMENT_STATE_UNKNOWN, stateUnknown, false, "", "no result from the SMSC", time.Time{})
 	case errors.As(err, &nack) && !nack.Temporary():
 		ec := fmt.Sprintf("%02d", uint8(nack.Code))
@@ -202,7 +206,7 @@ func (s *Service) nacked(ctx context.Context, ref segmentRef, ec string) error {
 // resume finishes a segment whose earlier delivery already made an
 // attempt: it publishes again what that attempt learnt (the reports are
 // deduplicated by their ids), and never sends the segment again.
-func (s *Service) resume(ctx context.Context, ref segmentRef, akey string, a attempt, span trace.Span) error {
+func (s *Service) resume(ctx context.Context, ev *eventsv1.SegmentSubmit, ref segmentRef, akey string, a attempt, span trace.Span) error {
 	span.SetAttributes(attribute.String("pushsms.smsc.earlier_attempt", a.State))
 	switch a.State {
 	case attemptSubmitted:
@@ -221,8 +225,14 @@ func (s *Service) resume(ctx context.Context, ref segmentRef, akey string, a att
 	// ack): the SMSC may have it, so it is not sent again.
 	s.Log.WarnContext(ctx, "smsc submit interrupted earlier; reported unknown, not resent",
 		"message_id", ref.MessageID, "segment", ref.Index, "short_code", ref.ShortCode)
-	if err := s.endAttempt(ctx, akey, attempt{State: attemptUnknown}); err != nil {
+	// The UNKNOWN policy applies as after a timeout; the session it was on
+	// is not known, so only a session opened from now on may resend it.
+	u := s.unknownAttempt(ev, ref, s.sessSeq.Load())
+	if err := s.endAttempt(ctx, akey, u); err != nil {
 		return err
+	}
+	if u.Resend != nil {
+		s.indexResend(ctx, ref, akey)
 	}
 	return s.report(ctx, ref, partnerv1.SegmentState_SEGMENT_STATE_UNKNOWN, stateUnknown, false, "", "submission interrupted; not resent", time.Time{})
 }

@@ -1,0 +1,85 @@
+package smsclink_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"pushsms.io/lib/bus/bustest"
+	"pushsms.io/lib/smscsim"
+	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
+	smsclink "pushsms.io/services/smsc-link"
+)
+
+// TestUnknownResendPolicy: after an ACK timeout, a CUSTOMER_RELATIONSHIP
+// segment is sent once more on a session opened after the reconnection,
+// never on the session of the timeout; any other category never is.
+func TestUnknownResendPolicy(t *testing.T) {
+	tests := []struct {
+		name     string
+		category partnerv1.TrafficCategory
+		resent   bool
+	}{
+		{"customer relationship resent once", partnerv1.TrafficCategory_TRAFFIC_CATEGORY_CUSTOMER_RELATIONSHIP, true},
+		{"marketing never resent", partnerv1.TrafficCategory_TRAFFIC_CATEGORY_MARKETING, false},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := start(t, smscsim.Config{}, func(c *smsclink.Config) {
+				c.AckTimeout = 300 * time.Millisecond
+				c.UnknownResendAfter = 200 * time.Millisecond
+			})
+			e.sim.SetFaults(smscsim.Faults{DropSubmits: true})
+			ev := submitEvent(fmt.Sprintf("0190a8e2-0000-7000-8000-5000000000%02d", i), segments(t, "your code is 123456")[0])
+			ev.Category = tt.category
+			e.publish(ev)
+			e.waitReports(ev.GetMessageId(), "unknown")
+			e.idle(1)
+
+			// Due, but the session of the timeout is still the only one:
+			// nothing is sent on it (a bounded window, as in
+			// TestBadPasswordBacksOff).
+			stayed := func(want int, d time.Duration) {
+				t.Helper()
+				deadline := time.Now().Add(d)
+				for time.Now().Before(deadline) {
+					if n := len(e.submissions()); n != want {
+						t.Fatalf("the SMSC got %d submits, want %d", n, want)
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+			}
+			stayed(1, time.Second)
+
+			e.sim.SetFaults(smscsim.Faults{})
+			e.sim.DropSessions()
+			bustest.Eventually(t, wait, func() error {
+				if n := e.sim.Stats().Accounts[shortCode].Logins; n < 2 {
+					return fmt.Errorf("%d logins, want a reconnection", n)
+				}
+				return nil
+			})
+			if !tt.resent {
+				stayed(1, time.Second)
+				if n := e.svc.Stats().PossibleDuplicates; n != 0 {
+					t.Errorf("%d possible duplicates, want 0", n)
+				}
+				return
+			}
+			got := e.waitReports(ev.GetMessageId(), "unknown", "submitted", "delivered")
+			checkReport(t, got["delivered"][0], partnerv1.SegmentState_SEGMENT_STATE_DELIVERED, true, "")
+			if n := e.svc.Stats().PossibleDuplicates; n != 1 {
+				t.Errorf("%d possible duplicates, want 1", n)
+			}
+			// Once only: another reconnection sends nothing more.
+			e.sim.DropSessions()
+			bustest.Eventually(t, wait, func() error {
+				if n := e.sim.Stats().Accounts[shortCode].Logins; n < 3 {
+					return fmt.Errorf("%d logins, want 3", n)
+				}
+				return nil
+			})
+			stayed(2, time.Second)
+		})
+	}
+}
