@@ -54,6 +54,13 @@ func appendAlphanumeric(dst []byte, sender string) ([]byte, error) {
 	return dst, nil
 }
 
+// The hex of an alphanumeric OAdC we decode holds at most maxAlphaOctets
+// octets, the length octet included, hence at most maxAlphaDecoded septets.
+const (
+	maxAlphaOctets  = 128
+	maxAlphaDecoded = 146 // (maxAlphaOctets-1)*8/7
+)
+
 // decodeAlphanumeric reverses appendAlphanumeric. The character count is
 // floor(nibbles*4/7) as Wireshark and Perl compute it, capped by the octets
 // actually present. Encoders that write 2×octets as the length (go-gsm) make
@@ -63,23 +70,59 @@ func appendAlphanumeric(dst []byte, sender string) ([]byte, error) {
 // spec encoding of a sender of 8, 16, … characters ending in '@', and the
 // spec encoding wins.
 func decodeAlphanumeric(s string) (string, error) {
-	if len(s) < 2 || len(s)%2 != 0 {
-		return "", fmt.Errorf("alphanumeric OAdC length %d: %w", len(s), ErrSyntax)
+	var septets [maxAlphaDecoded]byte
+	n, err := unpackAlphanumeric(&septets, s)
+	if err != nil {
+		return "", err
 	}
-	var buf [128]byte
-	if len(s)/2 > len(buf) {
-		return "", fmt.Errorf("alphanumeric OAdC length %d: %w", len(s), ErrSyntax)
+	return strings.TrimRight(gsmDecode(septets[:n]), "\r"), nil
+}
+
+// appendAlphanumericASCII is decodeAlphanumeric for the common sender made
+// only of characters that GSM 03.38 and ASCII code alike (letters, digits,
+// space and most punctuation): it appends the text to dst without
+// allocating, so that the caller can place it next to other strings in one
+// allocation. ok is false, with dst unchanged, when some character needs
+// the full decoder.
+func appendAlphanumericASCII[T string | []byte](dst []byte, s T) (_ []byte, ok bool, err error) {
+	var septets [maxAlphaDecoded]byte
+	n, err := unpackAlphanumeric(&septets, s)
+	if err != nil {
+		return dst, false, err
 	}
+	for n > 0 && septets[n-1] == '\r' {
+		n--
+	}
+	for _, c := range septets[:n] {
+		if !asciiSeptet(c) {
+			return dst, false, nil
+		}
+	}
+	return append(dst, septets[:n]...), true, nil
+}
+
+// asciiSeptet reports whether septet c decodes to the ASCII byte c.
+func asciiSeptet(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+		c >= ' ' && c <= '#' || c >= '%' && c <= '/' || c >= ':' && c <= '?' || c == '\n' || c == '\r'
+}
+
+// unpackAlphanumeric turns the hex of an alphanumeric OAdC into unpacked
+// septets and returns their count (see decodeAlphanumeric).
+func unpackAlphanumeric[T string | []byte](septets *[maxAlphaDecoded]byte, s T) (int, error) {
+	if len(s) < 2 || len(s)%2 != 0 || len(s)/2 > maxAlphaOctets {
+		return 0, fmt.Errorf("alphanumeric OAdC length %d: %w", len(s), ErrSyntax)
+	}
+	var buf [maxAlphaOctets]byte
 	b := buf[:len(s)/2]
 	if !decodeHexInto(b, s) {
-		return "", fmt.Errorf("alphanumeric OAdC: hex: %w", ErrSyntax)
+		return 0, fmt.Errorf("alphanumeric OAdC: hex: %w", ErrSyntax)
 	}
 	nibbles, packed := int(b[0]), b[1:]
 	n := nibbles * 4 / 7
 	if most := len(packed) * 8 / 7; n > most {
 		n = most
 	}
-	var septets [146]byte
 	for i := 0; i < n; i++ {
 		bit := 7 * i
 		v := uint16(packed[bit/8])
@@ -88,6 +131,5 @@ func decodeAlphanumeric(s string) (string, error) {
 		}
 		septets[i] = byte(v>>(bit%8)) & 0x7f
 	}
-	text := gsmDecode(septets[:n])
-	return strings.TrimRight(text, "\r"), nil
+	return n, nil
 }

@@ -3,6 +3,8 @@ package ucp
 import (
 	"encoding/binary"
 	"fmt"
+	"math/bits"
+	"strings"
 )
 
 // Framing bytes.
@@ -185,24 +187,78 @@ func checkFrame(frame []byte) (Header, []byte, error) {
 	return h, body[headerLen : len(body)-2], nil
 }
 
-// splitFields splits "f1/f2/…/fn/" into its fields, appending to dst. Every
-// field is followed by exactly one slash, so empty data means no fields.
-func splitFields(data string, dst []string) ([]string, error) {
-	start := 0
-	for i := 0; i < len(data); i++ {
+// dataString returns data as a string, the one allocation that every field
+// of the frame shares. For a 5x operation with an alphanumeric OAdC, the
+// decoded sender goes into the same allocation when it is plain ASCII.
+func dataString(h Header, data []byte, ends []int32) (string, alphaOAdC) {
+	if h.Kind != KindOperation || h.OT < 50 || h.OT > 59 || len(ends) != fields5x {
+		return string(data), alphaOAdC{}
+	}
+	if string(data[ends[27]+1:ends[28]]) != OTOAAlphanumeric {
+		return string(data), alphaOAdC{}
+	}
+	var buf [maxAlphaDecoded]byte
+	text, ok, err := appendAlphanumericASCII(buf[:0], data[ends[0]+1:ends[1]])
+	if err != nil {
+		return string(data), alphaOAdC{err: err, set: true}
+	}
+	if !ok {
+		return string(data), alphaOAdC{}
+	}
+	var sb strings.Builder
+	sb.Grow(len(data) + len(text))
+	sb.Write(data)
+	sb.Write(text)
+	str := sb.String()
+	return str[:len(data)], alphaOAdC{text: str[len(data):], set: true}
+}
+
+// alphaOAdC is an alphanumeric OAdC decoded by dataString; when set is
+// false the field decoder decodes it itself.
+type alphaOAdC struct {
+	text string
+	err  error
+	set  bool
+}
+
+// fieldEnds finds the separators of "f1/f2/…/fn/": ends[i] is the offset of
+// the slash after field i. Every field is followed by exactly one slash, so
+// empty data means no fields. It looks at eight bytes at a time, since most
+// 5x fields are empty or short.
+func fieldEnds(data []byte, ends *[maxFields]int32) (int, error) {
+	const (
+		ones  = 0x0101010101010101
+		low7  = 0x7f7f7f7f7f7f7f7f
+		highs = 0x8080808080808080
+	)
+	n, i := 0, 0
+	for ; i+8 <= len(data); i += 8 {
+		w := binary.LittleEndian.Uint64(data[i:]) ^ (ones * '/')
+		// High bit set exactly in the bytes of w that are zero (the slashes).
+		m := ^((w&low7 + low7) | w) & highs
+		for m != 0 {
+			if n == maxFields {
+				return n, fmt.Errorf("more than %d fields: %w", maxFields, ErrSyntax)
+			}
+			ends[n] = int32(i + bits.TrailingZeros64(m)/8)
+			n++
+			m &= m - 1
+		}
+	}
+	for ; i < len(data); i++ {
 		if data[i] != '/' {
 			continue
 		}
-		if len(dst) == maxFields {
-			return dst, fmt.Errorf("more than %d fields: %w", maxFields, ErrSyntax)
+		if n == maxFields {
+			return n, fmt.Errorf("more than %d fields: %w", maxFields, ErrSyntax)
 		}
-		dst = append(dst, data[start:i])
-		start = i + 1
+		ends[n] = int32(i)
+		n++
 	}
-	if start != len(data) {
-		return dst, fmt.Errorf("last field without separator: %w", ErrSyntax)
+	if len(data) > 0 && (n == 0 || int(ends[n-1]) != len(data)-1) {
+		return n, fmt.Errorf("last field without separator: %w", ErrSyntax)
 	}
-	return dst, nil
+	return n, nil
 }
 
 // Decode validates a frame (STX … ETX included) and decodes it. Operations
@@ -258,10 +314,18 @@ func DecodeInto(frame []byte, m Message) (uint8, error) {
 }
 
 func decodeData(h Header, data []byte, m Message) error {
-	var arr [36]string
-	fields, err := splitFields(string(data), arr[:0])
+	var ends [maxFields]int32
+	n, err := fieldEnds(data, &ends)
 	if err != nil {
 		return fmt.Errorf("decode OT %s: %w", h.OT, err)
+	}
+	str, alpha := dataString(h, data, ends[:n])
+	var arr [36]string
+	fields := arr[:0]
+	from := int32(0)
+	for _, e := range ends[:n] {
+		fields = append(fields, str[from:e])
+		from = e + 1
 	}
 	want := func(k Kind, ot OT) error {
 		if h.Kind != k || h.OT != ot {
@@ -286,18 +350,18 @@ func decodeData(h Header, data []byte, m Message) error {
 			return fmt.Errorf("decode %c/%s as 5x operation: %w", byte(h.Kind), h.OT, ErrSyntax)
 		}
 		m.OT = h.OT
-		err = m.decode(fields)
+		err = m.decode(fields, alpha)
 	case *Submit:
 		if err = want(KindOperation, OTSubmit); err == nil {
-			err = m.decode(fields)
+			err = m.decode(fields, alpha)
 		}
 	case *Deliver:
 		if err = want(KindOperation, OTDeliver); err == nil {
-			err = m.decode(fields)
+			err = m.decode(fields, alpha)
 		}
 	case *Notification:
 		if err = want(KindOperation, OTNotification); err == nil {
-			err = m.decode(fields)
+			err = m.decode(fields, alpha)
 		}
 	case *Login:
 		if err = want(KindOperation, OTSession); err == nil {
@@ -391,7 +455,7 @@ func appendHex(dst []byte, b []byte) []byte {
 }
 
 // decodeHexInto decodes hex s into dst (which must be len(s)/2 long).
-func decodeHexInto(dst []byte, s string) bool {
+func decodeHexInto[T string | []byte](dst []byte, s T) bool {
 	if len(s)%2 != 0 || len(dst) != len(s)/2 {
 		return false
 	}

@@ -181,6 +181,10 @@ func normXSer(x XSer) XSer {
 func FuzzAlphanumeric(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		text, err := decodeAlphanumeric(s)
+		fast, ok, ferr := appendAlphanumericASCII(nil, s)
+		if (err == nil) != (ferr == nil) || ok && string(fast) != text {
+			t.Fatalf("%q: decoder gives %q, %v; ASCII fast path gives %q, %v, %v", s, text, err, fast, ok, ferr)
+		}
 		if err != nil {
 			return
 		}
@@ -234,6 +238,38 @@ func FuzzChecksum(f *testing.F) {
 		}
 		if got := checksum(b); got != want {
 			t.Fatalf("checksum of %d bytes = %02X, want %02X", len(b), got, want)
+		}
+	})
+}
+
+// FuzzFields checks the word-at-a-time field split against a plain one.
+// Seeds: testdata/fuzz/FuzzFields.
+func FuzzFields(f *testing.F) {
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var ends [maxFields]int32
+		n, err := fieldEnds(data, &ends)
+		var want []int32
+		for i, c := range data {
+			if c == '/' {
+				want = append(want, int32(i))
+			}
+		}
+		switch {
+		case len(want) > maxFields:
+			if err == nil {
+				t.Fatalf("%q: %d fields accepted", data, len(want))
+			}
+			return
+		case len(data) > 0 && data[len(data)-1] != '/':
+			if err == nil {
+				t.Fatalf("%q: last field without separator accepted", data)
+			}
+			return
+		case err != nil:
+			t.Fatalf("%q: %v", data, err)
+		}
+		if !reflect.DeepEqual(append([]int32{}, ends[:n]...), append([]int32{}, want...)) {
+			t.Fatalf("%q: got ends %v, want %v", data, ends[:n], want)
 		}
 	})
 }

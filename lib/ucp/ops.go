@@ -422,9 +422,9 @@ func (l *Op5x) append(dst []byte) ([]byte, error) {
 const fields5x = 33
 
 // decode fills l from the 33 fields. Msg and XSer share one allocation.
-func (l *Op5x) decode(f []string) error {
+func (l *Op5x) decode(f []string, alpha alphaOAdC) error {
 	var p payload5x
-	if err := p.decode(f); err != nil {
+	if err := p.decode(f, alpha); err != nil {
 		return err
 	}
 	*l = Op5x{
@@ -449,8 +449,8 @@ type payload5x struct {
 }
 
 // decode checks the field count and decodes the payload. Msg and XSer share
-// one allocation.
-func (l *payload5x) decode(f []string) error {
+// one allocation. alpha is the OAdC when dataString already decoded it.
+func (l *payload5x) decode(f []string, alpha alphaOAdC) error {
 	if len(f) != fields5x {
 		return fmt.Errorf("%d fields, want %d: %w", len(f), fields5x, ErrSyntax)
 	}
@@ -511,7 +511,10 @@ func (l *payload5x) decode(f []string) error {
 		l.NB = 8 * len(l.Msg) // NB is mandatory with TMsg; be lenient, as encode is
 	}
 	if f[28] == OTOAAlphanumeric {
-		s, err := decodeAlphanumeric(l.OAdC)
+		s, err := alpha.text, alpha.err
+		if !alpha.set {
+			s, err = decodeAlphanumeric(l.OAdC)
+		}
 		if err != nil {
 			return fmt.Errorf("field OAdC: %w", err)
 		}
@@ -557,9 +560,9 @@ func (s *Submit) appendData(dst []byte) ([]byte, error) {
 	return l.append(dst)
 }
 
-func (s *Submit) decode(f []string) error {
+func (s *Submit) decode(f []string, alpha alphaOAdC) error {
 	var p payload5x
-	if err := p.decode(f); err != nil {
+	if err := p.decode(f, alpha); err != nil {
 		return err
 	}
 	nt, err := parseDigit("NT", f[5], 7)
@@ -592,9 +595,9 @@ func (d *Deliver) appendData(dst []byte) ([]byte, error) {
 	return l.append(dst)
 }
 
-func (d *Deliver) decode(f []string) error {
+func (d *Deliver) decode(f []string, alpha alphaOAdC) error {
 	var p payload5x
-	if err := p.decode(f); err != nil {
+	if err := p.decode(f, alpha); err != nil {
 		return err
 	}
 	mms, err := parseFlag("MMS", f[21])
@@ -624,9 +627,9 @@ func (n *Notification) appendData(dst []byte) ([]byte, error) {
 	return l.append(dst)
 }
 
-func (n *Notification) decode(f []string) error {
+func (n *Notification) decode(f []string, alpha alphaOAdC) error {
 	var p payload5x
-	if err := p.decode(f); err != nil {
+	if err := p.decode(f, alpha); err != nil {
 		return err
 	}
 	dst := f[15]
