@@ -52,7 +52,12 @@ type Options struct {
 	MaxFrame int
 
 	Handler Handler
-	Logger  *slog.Logger
+	// OnLateResult, when set, is told of a result that arrives after its
+	// operation timed out (the caller already got ErrTimeout): e.g. the
+	// SCTS of a 51 reported UNKNOWN, so that its DRs can still be matched.
+	// It runs on its own goroutine.
+	OnLateResult func(op Message, r Result)
+	Logger       *slog.Logger
 }
 
 func (o *Options) setDefaults() error {
@@ -116,6 +121,7 @@ type Client struct {
 
 type pending struct {
 	ot       OT
+	msg      Message
 	done     chan struct{}
 	res      Result
 	err      error
@@ -250,7 +256,7 @@ func (c *Client) Send(ctx context.Context, m Message) (Result, error) {
 	case <-c.done:
 		return Result{}, c.closedErr()
 	}
-	p := &pending{ot: m.OpType(), done: make(chan struct{}), holdsWin: true}
+	p := &pending{ot: m.OpType(), msg: m, done: make(chan struct{}), holdsWin: true}
 	trn, err := c.reserveAndWrite(ctx, p, m)
 	if err != nil {
 		return Result{}, err
@@ -356,6 +362,9 @@ func (c *Client) resolve(trn uint8, r Result) {
 	c.slots[trn] = nil
 	if p.finished {
 		c.log.Info("ucp late result after timeout; TRN freed", "trn", trn, "ot", r.OT.String(), "ack", r.Ack)
+		if late := c.opts.OnLateResult; late != nil {
+			go late(p.msg, r)
+		}
 	}
 	c.finishLocked(p, r, nil)
 }

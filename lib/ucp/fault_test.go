@@ -107,7 +107,13 @@ func TestLinkDroppedMidWindow(t *testing.T) {
 func TestLateAckAfterTimeout(t *testing.T) {
 	sim := startSim(t)
 	p := startProxy(t, sim.Addr())
-	c := dialAddr(t, p.addr(), ucp.Options{Window: 1, AckTimeout: 100 * time.Millisecond})
+	type lateResult struct {
+		op ucp.Message
+		r  ucp.Result
+	}
+	lates := make(chan lateResult, 4)
+	c := dialAddr(t, p.addr(), ucp.Options{Window: 1, AckTimeout: 100 * time.Millisecond,
+		OnLateResult: func(op ucp.Message, r ucp.Result) { lates <- lateResult{op, r} }})
 
 	sim.SetFaults(smscsim.Faults{AckDelay: time.Second})
 	late := simSubmit(0)
@@ -145,6 +151,19 @@ func TestLateAckAfterTimeout(t *testing.T) {
 	}
 	if !reused {
 		t.Errorf("TRN %02d never used again after its late result", reserved)
+	}
+	// The caller learns the late ACK, with the key its DRs will carry.
+	select {
+	case lr := <-lates:
+		k, ok := lr.r.Key()
+		if lr.op != ucp.Message(late) || !lr.r.Ack || !ok || k.AdC != late.AdC || k.SCTS == "" {
+			t.Errorf("late result %+v for %T, want the ACK of the timed-out submit with its key", lr.r, lr.op)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("OnLateResult not called for the late ACK")
+	}
+	if len(lates) != 0 {
+		t.Errorf("%d more late results, want none", len(lates))
 	}
 }
 

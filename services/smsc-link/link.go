@@ -151,7 +151,9 @@ func (l *link) run(ctx context.Context, slot int) {
 		AckTimeout: l.s.cfg.AckTimeout,
 		KeepAlive:  l.s.cfg.KeepAlive,
 		Handler:    l.s.incoming(l.acc),
-		Logger:     log,
+		// A late ACK of a 51 reported UNKNOWN gives it its DR key.
+		OnLateResult: l.s.lateResult,
+		Logger:       log,
 	}
 	if opts.KeepAlive <= 0 {
 		opts.KeepAlive = -1

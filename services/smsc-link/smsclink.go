@@ -291,6 +291,9 @@ type Stats struct {
 	DRsStale int64
 	// AuthFailures counts logins the SMSC refused (NACK 07).
 	AuthFailures int64
+	// LateAcks counts 51 ACKs that came after their timeout: the segment,
+	// reported UNKNOWN, gets its DR key after all.
+	LateAcks int64
 	// LiveSessions is, by short code, the sessions logged in now.
 	LiveSessions map[string]int
 	// SessionSubmits is, by short code, the submits handed to each of its
@@ -325,12 +328,13 @@ type Service struct {
 
 	waitMu  sync.Mutex
 	waiters map[string][]chan struct{} // DRs waiting for a correlation key
+	doubts  inDoubt                    // 51s waiting for a late result
 
 	stats struct {
-		collisions, unmatched, stale, authFailures atomic.Int64
-		moParts, moReassembled                     atomic.Int64
-		listenLogins, listenRefused                atomic.Int64
-		resends                                    atomic.Int64
+		collisions, unmatched, stale, authFailures, lateAcks atomic.Int64
+		moParts, moReassembled                               atomic.Int64
+		listenLogins, listenRefused                          atomic.Int64
+		resends                                              atomic.Int64
 	}
 
 	sessSeq  atomic.Uint64 // numbers the sessions as they come up
@@ -413,6 +417,7 @@ func (s *Service) Stats() Stats {
 		DRsUnmatched:    s.stats.unmatched.Load(),
 		DRsStale:        s.stats.stale.Load(),
 		AuthFailures:    s.stats.authFailures.Load(),
+		LateAcks:        s.stats.lateAcks.Load(),
 		LiveSessions:    make(map[string]int, len(s.links)),
 		SessionSubmits:  make(map[string][]int64, len(s.links)),
 		MOParts:         s.stats.moParts.Load(),

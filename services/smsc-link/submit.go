@@ -133,8 +133,13 @@ func (s *Service) submit(ctx context.Context, m *bus.Msg, ev *eventsv1.SegmentSu
 		span.SetAttributes(attribute.String("pushsms.smsc.outcome", "no result"))
 		s.Log.WarnContext(ctx, "smsc submit without result; reported unknown, not resent",
 			"message_id", ref.MessageID, "segment", ref.Index, "short_code", ref.ShortCode, "err", err)
+		recorded := make(chan struct{})
+		if errors.Is(err, ucp.ErrTimeout) {
+			s.doubts.add(sub, doubt{ref: ref, akey: akey, recipient: ev.GetRecipientE164(), at: s.now(), recorded: recorded})
+		}
 		a := s.unknownAttempt(ev, ref, sessSeq)
 		s.recordOutcome(ctx, ref, akey, a)
+		close(recorded)
 		if a.Resend != nil {
 			s.indexResend(ctx, ref, akey)
 		}
