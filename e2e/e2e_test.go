@@ -293,3 +293,53 @@ func TestPartnerCannotReadAnothersMessage(t *testing.T) {
 		t.Fatalf("owner reading the message: %v", err)
 	}
 }
+
+// A 3-part UCS-2 message: three submits with one consistent concatenation
+// header, three delivery reports, one DELIVERED message, three billed
+// segments.
+func TestLongUCS2MessageIsThreeSegments(t *testing.T) {
+	p := start(t, config(t, dataDir(t)))
+	text := strings.Repeat("Привет, ваш заказ в пути ✈ ", 6) // Cyrillic: UCS-2, 162 characters
+	resp, err := p.client.SendMessage(as(p.APIKey()), &partnerv1.SendMessageRequest{
+		ShortCode: p.cfg.ShortCodes[0],
+		Category:  partnerv1.TrafficCategory_TRAFFIC_CATEGORY_CUSTOMER_RELATIONSHIP,
+		Recipient: "06 98 76 54 32",
+		Text:      text,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := resp.GetMessage()
+	if m.GetEncoding() != partnerv1.Encoding_ENCODING_UCS2 || m.GetSegmentCount() != 3 {
+		t.Fatalf("accepted as %v in %d segments, want UCS2 in 3", m.GetEncoding(), m.GetSegmentCount())
+	}
+	got := p.waitState(t, m.GetMessageId(), partnerv1.MessageState_MESSAGE_STATE_DELIVERED, 15*time.Second)
+	for _, s := range got.GetSegments() {
+		if s.GetState() != partnerv1.SegmentState_SEGMENT_STATE_DELIVERED {
+			t.Errorf("segment %d is %v", s.GetIndex(), s.GetState())
+		}
+	}
+	var udhs [][]byte
+	for _, s := range p.Sim().Submissions() {
+		if strings.HasSuffix(s.AdC, "698765432") {
+			udhs = append(udhs, s.UDH)
+		}
+	}
+	if len(udhs) != 3 {
+		t.Fatalf("SMSC received %d submits, want 3", len(udhs))
+	}
+	seen := map[byte]bool{}
+	for _, u := range udhs {
+		// 05 00 03 ref total seq: one reference, total 3, each part once.
+		if len(u) != 6 || u[0] != 5 || u[1] != 0 || u[2] != 3 || u[3] != udhs[0][3] || u[4] != 3 || seen[u[5]] {
+			t.Errorf("UDH % x inconsistent with % x", u, udhs[0])
+		}
+		seen[u[5]] = true
+	}
+	bustest.Eventually(t, 5*time.Second, func() error {
+		if d, rows := p.ledger(t, m.GetMessageId()); d != 3 || rows != 3 {
+			return fmt.Errorf("ledger holds %d delivered of %d rows, want 3 of 3", d, rows)
+		}
+		return nil
+	})
+}
