@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/bits"
+	"slices"
 	"strings"
 )
 
@@ -448,8 +449,11 @@ func appendTwoDigits(dst []byte, n int) []byte {
 
 // appendHex appends b as upper-case hex.
 func appendHex(dst []byte, b []byte) []byte {
-	for _, c := range b {
-		dst = append(dst, hexUpper[c>>4], hexUpper[c&0x0f])
+	n := len(dst)
+	dst = slices.Grow(dst, 2*len(b))[:n+2*len(b)]
+	out := dst[n:]
+	for i, c := range b {
+		out[2*i], out[2*i+1] = hexUpper[c>>4], hexUpper[c&0x0f]
 	}
 	return dst
 }
