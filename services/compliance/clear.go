@@ -22,8 +22,8 @@ var textPolicy = gsm.French()
 
 // handle decides one accepted message. Everything it publishes carries a
 // Nats-Msg-Id derived from the message id, and the decision depends only on
-// the event (and the clock for validity), so a redelivery publishes nothing
-// new.
+// the event (and the clock, for validity and the sending window), so a
+// redelivery publishes nothing new.
 func (s *Service) handle(ctx context.Context, m *bus.Msg) error {
 	var acc eventsv1.MessageAccepted
 	if err := m.Decode(&acc); err != nil {
@@ -51,6 +51,11 @@ func (s *Service) handle(ctx context.Context, m *bus.Msg) error {
 		// Ingest told the partner another count: the bill will surprise them.
 		s.Log.WarnContext(ctx, "segment count differs from ingest's", "message_id", acc.GetMessageId(), "accepted", n, "split", len(segs))
 	}
+	if !v.NotBefore.IsZero() {
+		// A deferral: throttle holds the message until not_before. acc is
+		// this delivery's decoded copy, so changing it touches nothing else.
+		acc.NotBefore = timestamppb.New(v.NotBefore)
+	}
 	cleared := &eventsv1.MessageCleared{
 		Message:       &acc,
 		RecipientE164: c.Number.E164(),
@@ -60,12 +65,14 @@ func (s *Service) handle(ctx context.Context, m *bus.Msg) error {
 	if err := s.Bus.Publish(ctx, bus.ClearedSubject(acc.GetTenantId(), acc.GetShortCode()), cleared, acc.GetMessageId()+"/cleared"); err != nil {
 		return err
 	}
-	s.Log.DebugContext(ctx, "message cleared", "message_id", acc.GetMessageId(), "recipient", c.Number, "segments", len(segs))
+	s.Log.DebugContext(ctx, "message cleared", "message_id", acc.GetMessageId(), "recipient", c.Number, "segments", len(segs), "deferred_to", v.NotBefore)
 	return nil
 }
 
-// check runs the rules in order; the first that refuses decides.
+// check runs the rules in order; the first that refuses decides. A message
+// no rule refuses is deferred to the latest NotBefore any rule asked for.
 func (s *Service) check(ctx context.Context, c *Candidate) (Verdict, error) {
+	var pass Verdict
 	for _, r := range s.rules {
 		v, err := r.Check(ctx, c)
 		if err != nil {
@@ -75,8 +82,11 @@ func (s *Service) check(ctx context.Context, c *Candidate) (Verdict, error) {
 			v.rule = r.Name
 			return v, nil
 		}
+		if v.NotBefore.After(pass.NotBefore) {
+			pass = Verdict{NotBefore: v.NotBefore, rule: r.Name}
+		}
 	}
-	return Verdict{}, nil
+	return pass, nil
 }
 
 func (s *Service) reject(ctx context.Context, c *Candidate, v Verdict) error {

@@ -3,7 +3,8 @@
 // E.164), the message still valid, and the later rules of rule.go satisfied.
 // A message that passes is split into segments and published as
 // MessageCleared; one that does not is published as MessageRejected with
-// the first failing rule's reason.
+// the first failing rule's reason. A marketing message outside the sending
+// window is not rejected but cleared with a not_before at the next opening.
 package compliance
 
 import (
@@ -11,11 +12,21 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
+	// The window is French time wherever the binary runs, also in an
+	// image without /usr/share/zoneinfo.
+	_ "time/tzdata"
 
 	"pushsms.io/lib/bus"
+	"pushsms.io/lib/calendar"
 	"pushsms.io/lib/service"
 )
+
+// Zone is where the sending window is evaluated: the offer's "French
+// time", metropolitan recipients only.
+const Zone = "Europe/Paris"
 
 // Name is the service's name: its client name on the bus, its durable
 // consumer and its telemetry service name.
@@ -26,20 +37,68 @@ type Config struct {
 	service.Config
 	// Workers is how many accepted messages a replica checks at once.
 	Workers int
+	// WindowOpen and WindowClose bound the daily sending window of
+	// marketing messages, as French wall-clock times since midnight (offer:
+	// 08:00–22:00; the af2m 2026 charter says 21:30).
+	WindowOpen, WindowClose time.Duration
+	// WindowAlsaceMoselle also closes the window on Good Friday and
+	// 26 December, for every recipient: a number does not tell the
+	// department.
+	WindowAlsaceMoselle bool
 }
 
-// DefaultConfig listens on :9091 with 8 workers.
+// DefaultConfig listens on :9091 with 8 workers, window 08:00–22:00.
 func DefaultConfig() Config {
 	return Config{
-		Config:  service.DefaultConfig(":9091"),
-		Workers: 8,
+		Config:      service.DefaultConfig(":9091"),
+		Workers:     8,
+		WindowOpen:  8 * time.Hour,
+		WindowClose: 22 * time.Hour,
 	}
 }
 
-// RegisterFlags adds the flags of the bus, telemetry, -grpc-addr and -workers.
+// RegisterFlags adds the flags of the bus, telemetry, -grpc-addr, -workers
+// and the sending window.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Config.RegisterFlags(fs)
 	fs.IntVar(&c.Workers, "workers", c.Workers, "accepted messages checked at once by this replica")
+	fs.Var((*wallClock)(&c.WindowOpen), "window-open", "opening of the marketing sending window, HH:MM French time")
+	fs.Var((*wallClock)(&c.WindowClose), "window-close", "closing of the marketing sending window, HH:MM French time (24:00 for midnight)")
+	fs.BoolVar(&c.WindowAlsaceMoselle, "window-alsace-moselle", c.WindowAlsaceMoselle, "also close the marketing window on Good Friday and 26 December")
+}
+
+// wallClock is a time of day since midnight, written HH:MM.
+type wallClock time.Duration
+
+func (w *wallClock) String() string {
+	if w == nil {
+		return ""
+	}
+	return clock(time.Duration(*w))
+}
+
+func (w *wallClock) Set(s string) error {
+	h, m, ok := strings.Cut(s, ":")
+	hh, err1 := strconv.Atoi(h)
+	mm, err2 := strconv.Atoi(m)
+	if !ok || err1 != nil || err2 != nil || len(m) != 2 || hh < 0 || mm < 0 || mm > 59 || hh*60+mm > 24*60 {
+		return fmt.Errorf("time of day %q: want HH:MM from 00:00 to 24:00", s)
+	}
+	*w = wallClock(time.Duration(hh)*time.Hour + time.Duration(mm)*time.Minute)
+	return nil
+}
+
+// window builds the sending window of the configuration.
+func (c Config) window() (calendar.Window, error) {
+	loc, err := time.LoadLocation(Zone)
+	if err != nil {
+		return calendar.Window{}, fmt.Errorf("compliance: sending window: %w", err)
+	}
+	w, err := calendar.NewWindow(loc, c.WindowOpen, c.WindowClose, calendar.WithAlsaceMoselle(c.WindowAlsaceMoselle))
+	if err != nil {
+		return calendar.Window{}, fmt.Errorf("compliance: sending window: %w", err)
+	}
+	return w, nil
 }
 
 // Validate checks the configuration.
@@ -50,6 +109,9 @@ func (c Config) Validate() error {
 	}
 	if err := service.ValidateWorkers(c.Workers, 1024); err != nil {
 		errs = append(errs, fmt.Errorf("compliance: %w", err))
+	}
+	if _, err := c.window(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -74,11 +136,15 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	w, err := cfg.window()
+	if err != nil {
+		return nil, err
+	}
 	core, err := service.Open(ctx, service.Options{Name: Name, Config: cfg.Config})
 	if err != nil {
 		return nil, err
 	}
-	return &Service{Core: core, cfg: cfg, rules: DefaultRules(), now: time.Now}, nil
+	return &Service{Core: core, cfg: cfg, rules: DefaultRules(w), now: time.Now}, nil
 }
 
 // Serve consumes accepted messages and serves gRPC until ctx is done.

@@ -3,6 +3,7 @@ package compliance_test
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 
 	"pushsms.io/lib/bus"
 	"pushsms.io/lib/bus/bustest"
+	"pushsms.io/lib/config"
 	"pushsms.io/lib/telemetry"
 	eventsv1 "pushsms.io/proto/gen/pushsms/events/v1"
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
@@ -52,9 +54,19 @@ type env struct {
 	log  *syncBuffer
 }
 
-// start runs the service, logging at debug level into env.log, on a fresh
-// bus; it is stopped when t ends.
+// workday is the clock of the tests that are not about the sending window:
+// a Tuesday morning in Paris, when every message may go.
+var workday = time.Date(2026, time.November, 24, 9, 0, 0, 0, time.FixedZone("CET", 3600))
+
+// start runs the service at the workday clock; see startAt.
 func start(t *testing.T) env {
+	t.Helper()
+	return startAt(t, workday)
+}
+
+// startAt runs the service with its clock stopped at now, logging at debug
+// level into env.log, on a fresh bus; it is stopped when t ends.
+func startAt(t *testing.T, now time.Time) env {
 	t.Helper()
 	srv := bustest.Start(t)
 	logs := &syncBuffer{}
@@ -75,6 +87,7 @@ func start(t *testing.T) env {
 	if s.Addr() == "" {
 		t.Error("no gRPC address")
 	}
+	compliance.SetClock(s, func() time.Time { return now })
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx) }()
 	t.Cleanup(func() {
@@ -89,8 +102,9 @@ func start(t *testing.T) env {
 	return env{addr: s.Addr(), pub: bustest.Connect(t, srv), log: logs}
 }
 
+// accepted is a message accepted at the workday clock, valid 48 hours.
 func accepted(id, recipient string, cat partnerv1.TrafficCategory, text string) *eventsv1.MessageAccepted {
-	now := time.Now()
+	now := workday
 	return &eventsv1.MessageAccepted{
 		MessageId:    id,
 		TenantId:     "acme",
@@ -219,7 +233,7 @@ func TestDecisions(t *testing.T) {
 		e.publish(t, m, m.MessageId+"#again")
 	}
 	expired := accepted("msg-expired", "06 12 34 56 78", marketing, "Trop tard")
-	expired.ExpiresAt = timestamppb.New(time.Now().Add(-time.Minute))
+	expired.ExpiresAt = timestamppb.New(workday.Add(-time.Minute))
 	inputs[expired.MessageId] = expired
 	e.publish(t, expired, expired.MessageId)
 
@@ -430,6 +444,62 @@ func TestTooLongIsRejected(t *testing.T) {
 	checkRejected(t, "too long", m, o, partnerv1.Reason_REASON_CONTENT)
 }
 
+// A marketing message checked on a Sunday is not rejected but deferred to
+// Monday 08:00 Paris time; other categories go at once; a marketing
+// message whose validity ends before Monday 08:00 is rejected.
+func TestSendingWindow(t *testing.T) {
+	paris, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sunday := time.Date(2026, time.November, 29, 15, 0, 0, 0, paris)
+	monday8 := time.Date(2026, time.November, 30, 8, 0, 0, 0, paris)
+	e := startAt(t, sunday)
+
+	mkt := accepted("sunday-marketing", "06 12 34 56 78", marketing, "Soldes !")
+	crm := accepted("sunday-crm", "06 12 34 56 78", partnerv1.TrafficCategory_TRAFFIC_CATEGORY_CUSTOMER_RELATIONSHIP, "Votre colis arrive")
+	short := accepted("sunday-marketing-short", "06 12 34 56 78", marketing, "Vente flash ce soir")
+	short.ExpiresAt = timestamppb.New(sunday.Add(6 * time.Hour))
+	for _, m := range []*eventsv1.MessageAccepted{mkt, crm} {
+		m.AcceptedAt, m.ExpiresAt = timestamppb.New(sunday), timestamppb.New(sunday.Add(48*time.Hour))
+	}
+	short.AcceptedAt = timestamppb.New(sunday)
+	for _, m := range []*eventsv1.MessageAccepted{mkt, crm, short} {
+		e.publish(t, m, m.MessageId)
+	}
+	e.idle(t, 3)
+	out := e.outputs(t)
+
+	o := out[mkt.MessageId]
+	if o.cleared == nil {
+		t.Fatalf("marketing on sunday: got %v, want cleared", o.rejected)
+	}
+	if got := o.cleared.GetMessage().GetNotBefore(); got == nil || !got.AsTime().Equal(monday8) {
+		t.Errorf("marketing on sunday: not_before %v, want %v", got.AsTime(), monday8)
+	}
+	want := proto.Clone(mkt).(*eventsv1.MessageAccepted)
+	want.NotBefore = timestamppb.New(monday8)
+	checkCleared(t, "marketing on sunday", want, o, "+33612345678", 1)
+
+	o = out[crm.MessageId]
+	if o.cleared == nil {
+		t.Fatalf("customer relationship on sunday: got %v, want cleared", o.rejected)
+	}
+	if o.cleared.GetMessage().GetNotBefore() != nil {
+		t.Errorf("customer relationship on sunday: not_before %v, want none", o.cleared.GetMessage().GetNotBefore().AsTime())
+	}
+	checkCleared(t, "customer relationship on sunday", crm, o, "+33612345678", 1)
+
+	o = out[short.MessageId]
+	if o.rejected == nil {
+		t.Fatalf("marketing expiring sunday night: got %v, want rejected", o.cleared)
+	}
+	checkRejected(t, "marketing expiring sunday night", short, o, partnerv1.Reason_REASON_VALIDITY_EXPIRED)
+	if d := o.rejected.GetDetail(); !strings.Contains(d, "validity") {
+		t.Errorf("marketing expiring sunday night: detail %q does not tell the validity", d)
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	cfg := compliance.DefaultConfig()
 	if err := cfg.Validate(); err != nil {
@@ -443,5 +513,32 @@ func TestConfigValidate(t *testing.T) {
 	cfg.GRPCAddr = ""
 	if err := cfg.Validate(); err == nil {
 		t.Error("no gRPC address: got no error")
+	}
+	cfg = compliance.DefaultConfig()
+	cfg.WindowOpen, cfg.WindowClose = 22*time.Hour, 8*time.Hour
+	if err := cfg.Validate(); err == nil {
+		t.Error("window closing before it opens: got no error")
+	}
+}
+
+// The window flags read HH:MM, also from the environment through
+// lib/config.
+func TestWindowFlags(t *testing.T) {
+	cfg := compliance.DefaultConfig()
+	fs := flag.NewFlagSet("compliance", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	env := map[string]string{"COMPLIANCE_WINDOW_CLOSE": "21:30"}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	if err := config.ParseEnv(fs, "COMPLIANCE", []string{"-window-open", "08:30", "-window-alsace-moselle"}, lookup); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.WindowOpen != 8*time.Hour+30*time.Minute || cfg.WindowClose != 21*time.Hour+30*time.Minute || !cfg.WindowAlsaceMoselle {
+		t.Errorf("got open %v, close %v, alsace %v, want 8h30m, 21h30m, true", cfg.WindowOpen, cfg.WindowClose, cfg.WindowAlsaceMoselle)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Error(err)
+	}
+	if err := fs.Set("window-open", "8h"); err == nil {
+		t.Error("-window-open 8h: got no error")
 	}
 }

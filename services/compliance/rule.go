@@ -3,8 +3,10 @@ package compliance
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
+	"pushsms.io/lib/calendar"
 	"pushsms.io/lib/numplan"
 	eventsv1 "pushsms.io/proto/gen/pushsms/events/v1"
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
@@ -27,13 +29,17 @@ type Verdict struct {
 	Reason partnerv1.Reason
 	// Detail tells the partner why, in words; it never holds the MSISDN.
 	Detail string
-	rule   string
+	// NotBefore, without a Reason, lets the message through but not before
+	// that time: it is cleared with message.not_before set, and throttle
+	// holds it until then. The latest NotBefore of all rules wins.
+	NotBefore time.Time
+	rule      string
 }
 
 func refuse(r partnerv1.Reason, detail string) Verdict { return Verdict{Reason: r, Detail: detail} }
 
 // Rule is one check. Check returns the zero Verdict to let the message
-// through, or a reason to reject it. An error means the rule could not
+// through, a NotBefore to defer it, or a reason to reject it. An error means the rule could not
 // decide (a store it reads is down): the message is retried later.
 type Rule struct {
 	Name  string
@@ -42,10 +48,13 @@ type Rule struct {
 
 // DefaultRules are the rules in the order they apply; the first refusal
 // decides. Numbering comes first: every later rule needs the E.164 number.
-func DefaultRules() []Rule {
+// The window rule comes after validity: it only defers a message that may
+// still be sent.
+func DefaultRules(w calendar.Window) []Rule {
 	return []Rule{
 		{Name: "numbering", Check: checkNumbering},
 		{Name: "validity", Check: checkValidity},
+		{Name: "window", Check: checkWindow(w)},
 	}
 }
 
@@ -91,4 +100,38 @@ func checkValidity(_ context.Context, c *Candidate) (Verdict, error) {
 		return Verdict{}, nil
 	}
 	return refuse(partnerv1.Reason_REASON_VALIDITY_EXPIRED, "the message's validity ended before it could be sent"), nil
+}
+
+// checkWindow defers a marketing message to the next opening of the
+// sending window (offer "Obligations": working days, 08:00–22:00 French
+// time). Other categories are not prospection and go at any hour. A
+// message the partner scheduled is judged at its own not_before, not at
+// the time it is checked. A message whose validity ends before the window
+// opens could never be sent: it is refused now rather than expire later.
+func checkWindow(w calendar.Window) func(context.Context, *Candidate) (Verdict, error) {
+	return func(_ context.Context, c *Candidate) (Verdict, error) {
+		acc := c.Accepted
+		if acc.GetCategory() != partnerv1.TrafficCategory_TRAFFIC_CATEGORY_MARKETING {
+			return Verdict{}, nil
+		}
+		at := c.Now
+		if nb := acc.GetNotBefore(); nb != nil && nb.AsTime().After(at) {
+			at = nb.AsTime()
+		}
+		next := w.NextOpen(at)
+		if next.Equal(at) {
+			return Verdict{}, nil
+		}
+		if exp := acc.GetExpiresAt(); exp != nil && !exp.AsTime().After(next) {
+			return refuse(partnerv1.Reason_REASON_VALIDITY_EXPIRED, fmt.Sprintf(
+				"marketing messages are sent on working days from %s to %s French time; the window only opens at %s, after the message's validity ends",
+				clock(w.OpenAt()), clock(w.CloseAt()), next.In(w.Location()).Format("2006-01-02 15:04 MST"))), nil
+		}
+		return Verdict{NotBefore: next}, nil
+	}
+}
+
+// clock formats a duration since midnight as HH:MM.
+func clock(d time.Duration) string {
+	return fmt.Sprintf("%02d:%02d", int(d/time.Hour), int(d%time.Hour/time.Minute))
 }

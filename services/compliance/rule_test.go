@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"pushsms.io/lib/calendar"
 	"pushsms.io/lib/fault"
 	eventsv1 "pushsms.io/proto/gen/pushsms/events/v1"
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
@@ -60,9 +61,16 @@ func TestCheckFirstRefusalDecides(t *testing.T) {
 }
 
 func TestDefaultRulesNumberingFirst(t *testing.T) {
-	rules := DefaultRules()
+	rules := DefaultRules(testWindow(t))
 	if len(rules) == 0 || rules[0].Name != "numbering" {
 		t.Fatalf("got rules %v, want numbering first", rules)
+	}
+	var names []string
+	for _, r := range rules {
+		names = append(names, r.Name)
+	}
+	if got, want := strings.Join(names, ","), "numbering,validity,window"; got != want {
+		t.Errorf("got rules %s, want %s", got, want)
 	}
 	// An expired message to an invalid number is refused for the number.
 	s := &Service{rules: rules}
@@ -129,5 +137,114 @@ func TestSplitIsDeterministic(t *testing.T) {
 	}
 	if len(seen) < 200 {
 		t.Errorf("1000 message ids use %d references, want most of 256", len(seen))
+	}
+}
+
+func testWindow(t *testing.T) calendar.Window {
+	t.Helper()
+	w, err := DefaultConfig().window()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func TestWindow(t *testing.T) {
+	w := testWindow(t)
+	paris := w.Location()
+	at := func(m time.Month, d, h, min int) time.Time { return time.Date(2026, m, d, h, min, 0, 0, paris) }
+	ts := timestamppb.New
+	const (
+		ok      = partnerv1.Reason_REASON_UNSPECIFIED
+		expired = partnerv1.Reason_REASON_VALIDITY_EXPIRED
+		mkt     = partnerv1.TrafficCategory_TRAFFIC_CATEGORY_MARKETING
+	)
+	sunday := at(time.November, 29, 15, 0)
+	monday8 := at(time.November, 30, 8, 0)
+	tests := []struct {
+		name      string
+		now       time.Time
+		category  partnerv1.TrafficCategory
+		notBefore *timestamppb.Timestamp
+		expires   *timestamppb.Timestamp
+		reason    partnerv1.Reason
+		deferTo   time.Time
+	}{
+		{"marketing in the window", at(time.November, 27, 10, 0), mkt, nil, nil, ok, time.Time{}},
+		{"marketing on sunday", sunday, mkt, nil, nil, ok, monday8},
+		{"marketing on sunday, valid past monday 08:00", sunday, mkt, nil, ts(monday8.Add(time.Minute)), ok, monday8},
+		{"marketing on sunday, expiring at monday 08:00", sunday, mkt, nil, ts(monday8), expired, time.Time{}},
+		{"marketing on sunday, expiring sunday night", sunday, mkt, nil, ts(sunday.Add(3 * time.Hour)), expired, time.Time{}},
+		{"marketing on 14 July 22:30 eve", at(time.July, 13, 22, 30), mkt, nil, nil, ok, at(time.July, 15, 8, 0)},
+		{"scheduled for sunday", at(time.November, 27, 10, 0), mkt, ts(sunday), nil, ok, monday8},
+		{"scheduled inside the window", sunday, mkt, ts(at(time.December, 1, 9, 0)), nil, ok, time.Time{}},
+		{"customer relationship on sunday", sunday, partnerv1.TrafficCategory_TRAFFIC_CATEGORY_CUSTOMER_RELATIONSHIP, nil, ts(sunday.Add(time.Hour)), ok, time.Time{}},
+		{"MO-session reply on sunday", sunday, partnerv1.TrafficCategory_TRAFFIC_CATEGORY_MO_SESSION_REPLY, nil, nil, ok, time.Time{}},
+		{"interpersonal on sunday", sunday, partnerv1.TrafficCategory_TRAFFIC_CATEGORY_INTERPERSONAL, nil, nil, ok, time.Time{}},
+		{"M2M on sunday", sunday, partnerv1.TrafficCategory_TRAFFIC_CATEGORY_M2M, nil, nil, ok, time.Time{}},
+	}
+	check := checkWindow(w)
+	for _, tt := range tests {
+		c := &Candidate{Accepted: &eventsv1.MessageAccepted{Category: tt.category, NotBefore: tt.notBefore, ExpiresAt: tt.expires}, Now: tt.now}
+		v, err := check(context.Background(), c)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if v.Reason != tt.reason || !v.NotBefore.Equal(tt.deferTo) {
+			t.Errorf("%s: got %s, not before %v, want %s, %v", tt.name, v.Reason, v.NotBefore, tt.reason, tt.deferTo)
+		}
+		if v.Reason == expired && !strings.Contains(v.Detail, "validity") {
+			t.Errorf("%s: detail %q does not tell the validity", tt.name, v.Detail)
+		}
+	}
+}
+
+// Deferrals do not stop the rules: a later refusal still decides, and the
+// latest NotBefore wins.
+func TestCheckDefers(t *testing.T) {
+	early, late := time.Unix(1000, 0), time.Unix(2000, 0)
+	deferTo := func(at time.Time) Rule {
+		return Rule{Name: "defer", Check: func(context.Context, *Candidate) (Verdict, error) { return Verdict{NotBefore: at}, nil }}
+	}
+	refuse := Rule{Name: "refuse", Check: func(context.Context, *Candidate) (Verdict, error) {
+		return refuse(partnerv1.Reason_REASON_OPTED_OUT, "no"), nil
+	}}
+	c := &Candidate{Accepted: &eventsv1.MessageAccepted{MessageId: "m"}}
+	s := &Service{rules: []Rule{deferTo(late), deferTo(early)}}
+	v, err := s.check(context.Background(), c)
+	if err != nil || v.Reason != partnerv1.Reason_REASON_UNSPECIFIED || !v.NotBefore.Equal(late) {
+		t.Errorf("two deferrals: got %s, %v, %v, want not before %v", v.Reason, v.NotBefore, err, late)
+	}
+	s.rules = append(s.rules, refuse)
+	if v, _ := s.check(context.Background(), c); v.Reason != partnerv1.Reason_REASON_OPTED_OUT {
+		t.Errorf("deferral then refusal: got %s, want %s", v.Reason, partnerv1.Reason_REASON_OPTED_OUT)
+	}
+}
+
+func TestWallClockFlag(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"08:00", 8 * time.Hour, true},
+		{"21:30", 21*time.Hour + 30*time.Minute, true},
+		{"24:00", 24 * time.Hour, true},
+		{"00:00", 0, true},
+		{"8", 0, false},
+		{"08:60", 0, false},
+		{"24:01", 0, false},
+		{"08:0", 0, false},
+		{"-1:00", 0, false},
+	}
+	for _, tt := range tests {
+		var w wallClock
+		err := w.Set(tt.in)
+		if (err == nil) != tt.ok || (tt.ok && time.Duration(w) != tt.want) {
+			t.Errorf("Set(%q): got %v, %v, want %v, ok %v", tt.in, time.Duration(w), err, tt.want, tt.ok)
+		}
+		if tt.ok && w.String() != tt.in {
+			t.Errorf("Set(%q).String() = %q", tt.in, w.String())
+		}
 	}
 }

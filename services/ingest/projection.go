@@ -100,6 +100,13 @@ func (s *Service) handleCleared(ctx context.Context, m *bus.Msg) error {
 		before := msg
 		msg.Cleared = true
 		msg.SegmentCount = count
+		// Compliance may hold the message later than the partner asked
+		// (a marketing message outside its sending window): DEFERRED.
+		if ts := acc.GetNotBefore(); ts.IsValid() {
+			if t := ts.AsTime(); msg.NotBefore == nil || t.After(*msg.NotBefore) {
+				msg.NotBefore = &t
+			}
+		}
 		return s.recompute(ctx, tx, before, msg, added, nil)
 	})
 }
@@ -319,10 +326,10 @@ func (s *Service) recompute(ctx context.Context, tx pgx.Tx, before, msg messageR
 		return nil
 	}
 	_, err = tx.Exec(ctx, `UPDATE ingest.messages SET state = $2, rejected = $3, cancelled = $4, cleared = $5,
-			segment_count = $6, reason = $7, reason_detail = $8, updated_at = $9
+			segment_count = $6, reason = $7, reason_detail = $8, updated_at = $9, not_before = $10
 		WHERE id = $1`,
 		msg.ID, msg.State, msg.Rejected, msg.Cancelled, msg.Cleared,
-		msg.SegmentCount, msg.Reason, msg.ReasonDetail, now)
+		msg.SegmentCount, msg.Reason, msg.ReasonDetail, now, msg.NotBefore)
 	return err
 }
 

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"pushsms.io/lib/bus"
@@ -208,4 +209,18 @@ func (e *env) waitConsumed(t *testing.T) {
 	t.Helper()
 	bustest.WaitIdle(t, e.bus, bus.StreamCleared, ingest.DurableCleared, 0, 10*time.Second)
 	bustest.WaitIdle(t, e.bus, bus.StreamReports, ingest.DurableReports, 0, 10*time.Second)
+}
+
+// A message compliance holds for its sending window (not_before later than
+// the partner asked) reads DEFERRED, then moves on once submitted.
+func TestProjectionDeferredByCompliance(t *testing.T) {
+	e := start(t)
+	msg := e.send(t, sendReq("06 12 34 56 78", "Promo -20% ce week-end"))
+	acc := e.accepted(t, msg)
+	held := proto.Clone(acc).(*eventsv1.MessageAccepted)
+	held.NotBefore = timestamppb.New(time.Now().Add(10 * time.Hour))
+	e.clear(t, held, 1)
+	e.waitState(t, msg.GetMessageId(), partnerv1.MessageState_MESSAGE_STATE_DEFERRED)
+	e.report(t, acc, 1, 1, partnerv1.SegmentState_SEGMENT_STATE_SUBMITTED, "submitted", "")
+	e.waitState(t, msg.GetMessageId(), partnerv1.MessageState_MESSAGE_STATE_SUBMITTED)
 }
