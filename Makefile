@@ -60,7 +60,7 @@ generate-check: generate
 ## fuzz: run each fuzz target briefly (FUZZTIME=10m for a real session)
 FUZZTIME ?= 20s
 fuzz:
-	@set -e; for pkg in ./ucp ./gsm ./numplan ./smscsim; do \
+	@set -e; for pkg in ./ucp ./gsm ./numplan ./smscsim ./calendar; do \
 		for f in $$(cd lib && $(GO) test -list 'Fuzz.*' $$pkg | grep ^Fuzz); do \
 			echo "== $$pkg $$f"; (cd lib && $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg); \
 		done; \
