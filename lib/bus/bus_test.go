@@ -172,3 +172,39 @@ func TestSubjects(t *testing.T) {
 		}
 	}
 }
+
+// Ensure leaves streams that are already as configured untouched and
+// updates one whose settings changed.
+func TestEnsureIsIdempotent(t *testing.T) {
+	b := connect(t, bustest.Start(t), nil)
+	ctx := context.Background()
+	before, err := b.JS.Stream(ctx, bus.StreamMO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.Ensure(ctx, b.JS, 1); err != nil {
+		t.Fatal(err)
+	}
+	after, err := b.JS.Stream(ctx, bus.StreamMO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !after.CachedInfo().Created.Equal(before.CachedInfo().Created) {
+		t.Error("stream recreated")
+	}
+	cfg := after.CachedInfo().Config
+	cfg.MaxAge = time.Hour
+	if _, err := b.JS.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.Ensure(ctx, b.JS, 1); err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.JS.Stream(ctx, bus.StreamMO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.CachedInfo().Config.MaxAge; got != 30*24*time.Hour {
+		t.Errorf("MaxAge %v after Ensure, want it restored to 30 days", got)
+	}
+}

@@ -2,7 +2,9 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -76,17 +78,43 @@ func Buckets(replicas int) []jetstream.KeyValueConfig {
 }
 
 // Ensure creates or updates every stream and bucket. Every service runs it
-// at start, so the order services start in does not matter.
+// at start, so the order services start in does not matter. A stream or
+// bucket already as configured is left alone: an update is not free (and,
+// in nats-server 2.15, races with consumers being created at that moment).
 func Ensure(ctx context.Context, js jetstream.JetStream, replicas int) error {
 	for _, cfg := range Streams(replicas) {
-		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+		st, err := js.Stream(ctx, cfg.Name)
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			_, err = js.CreateStream(ctx, cfg)
+		case err == nil && !sameStream(st.CachedInfo().Config, cfg):
+			_, err = js.UpdateStream(ctx, cfg)
+		}
+		if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			return fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
 		}
 	}
 	for _, cfg := range Buckets(replicas) {
-		if _, err := js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
+		kv, err := js.KeyValue(ctx, cfg.Bucket)
+		switch {
+		case errors.Is(err, jetstream.ErrBucketNotFound):
+			_, err = js.CreateKeyValue(ctx, cfg)
+		case err == nil:
+			var st jetstream.KeyValueStatus
+			if st, err = kv.Status(ctx); err == nil && st.TTL() != cfg.TTL {
+				_, err = js.UpdateKeyValue(ctx, cfg)
+			}
+		}
+		if err != nil && !errors.Is(err, jetstream.ErrBucketExists) {
 			return fmt.Errorf("ensure bucket %s: %w", cfg.Bucket, err)
 		}
 	}
 	return nil
+}
+
+// sameStream compares the settings Streams sets.
+func sameStream(have, want jetstream.StreamConfig) bool {
+	return slices.Equal(have.Subjects, want.Subjects) && have.Description == want.Description &&
+		have.Retention == want.Retention && have.Storage == want.Storage && have.Replicas == want.Replicas &&
+		have.MaxAge == want.MaxAge && have.Duplicates == want.Duplicates && have.Discard == want.Discard
 }
