@@ -161,7 +161,7 @@ func TestSendIsDeliveredBilledAndTraced(t *testing.T) {
 	p := start(t, cfg)
 
 	begin := time.Now()
-	m := p.send(t, "06 12 34 56 78")
+	m := p.send(t, "06 07 12 34 56")
 	if m.GetMessageId() == "" {
 		t.Fatal("no message id")
 	}
@@ -179,7 +179,7 @@ func TestSendIsDeliveredBilledAndTraced(t *testing.T) {
 		}
 		return nil
 	})
-	if n := p.submissionsTo("612345678"); n != 1 {
+	if n := p.submissionsTo("607123456"); n != 1 {
 		t.Errorf("SMSC received %d submits, want 1", n)
 	}
 
@@ -195,7 +195,7 @@ func TestSendIsDeliveredBilledAndTraced(t *testing.T) {
 				}
 			}
 			for _, kv := range s.Attributes() {
-				if v := kv.Value.Emit(); len(v) >= 9 && strings.Contains(v, "612345678") {
+				if v := kv.Value.Emit(); len(v) >= 9 && strings.Contains(v, "607123456") {
 					return fmt.Errorf("span %q of %s carries a phone number in %s", s.Name(), svc, kv.Key)
 				}
 			}
@@ -230,7 +230,7 @@ func TestFixedLineIsRejected(t *testing.T) {
 	}
 	// A valid message sent after it is delivered: the pipeline had time to
 	// submit the rejected one, had it been going to.
-	ok := p.send(t, "07 81 23 45 67")
+	ok := p.send(t, "07 70 12 34 56")
 	p.waitState(t, ok.GetMessageId(), partnerv1.MessageState_MESSAGE_STATE_DELIVERED, 10*time.Second)
 	if n := p.submissionsTo("123456789"); n != 0 {
 		t.Errorf("SMSC received %d submits for the fixed line, want 0", n)
@@ -249,9 +249,9 @@ func TestRestartLosesNothing(t *testing.T) {
 	cfg.DRDelay = 700 * time.Millisecond // the DR is still pending at the SMSC when we stop
 	p := start(t, cfg)
 
-	first := p.send(t, "06 11 22 33 44")
+	first := p.send(t, "06 30 22 33 44")
 	p.waitState(t, first.GetMessageId(), partnerv1.MessageState_MESSAGE_STATE_SUBMITTED, 10*time.Second)
-	second := p.send(t, "06 55 66 77 88") // stopped right after acceptance
+	second := p.send(t, "06 31 66 77 88") // stopped right after acceptance
 	p.stop()
 
 	cfg.DRDelay = 50 * time.Millisecond
@@ -270,7 +270,7 @@ func TestRestartLosesNothing(t *testing.T) {
 // A partner cannot read another partner's message, nor learn it exists.
 func TestPartnerCannotReadAnothersMessage(t *testing.T) {
 	p := start(t, config(t, dataDir(t)))
-	m := p.send(t, "06 12 34 56 78")
+	m := p.send(t, "06 07 12 34 56")
 
 	pool, err := pgxpool.New(context.Background(), p.DatabaseURL())
 	if err != nil {
@@ -303,7 +303,7 @@ func TestLongUCS2MessageIsThreeSegments(t *testing.T) {
 	resp, err := p.client.SendMessage(as(p.APIKey()), &partnerv1.SendMessageRequest{
 		ShortCode: p.cfg.ShortCodes[0],
 		Category:  partnerv1.TrafficCategory_TRAFFIC_CATEGORY_CUSTOMER_RELATIONSHIP,
-		Recipient: "06 98 76 54 32",
+		Recipient: "06 08 76 54 32",
 		Text:      text,
 	})
 	if err != nil {
@@ -321,7 +321,7 @@ func TestLongUCS2MessageIsThreeSegments(t *testing.T) {
 	}
 	var udhs [][]byte
 	for _, s := range p.Sim().Submissions() {
-		if strings.HasSuffix(s.AdC, "698765432") {
+		if strings.HasSuffix(s.AdC, "608765432") {
 			udhs = append(udhs, s.UDH)
 		}
 	}

@@ -36,7 +36,7 @@ pushsms is running.
 
 Send a first SMS:
   export PUSHSMS_ADDR=%s PUSHSMS_API_KEY=%s
-  go run ./cmd/pushsms send -short-code %s -to 0612345678 -text "Hello from pushsms"
+  go run ./cmd/pushsms send -short-code %s -to 0607123456 -text "Hello from pushsms"
   go run ./cmd/pushsms status <message id>
 
 Ctrl-C stops everything; state survives a restart.

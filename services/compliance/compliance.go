@@ -1,6 +1,7 @@
 // Package compliance checks every accepted message before it may be sent:
 // the recipient must be a French metropolitan mobile number (normalised to
-// E.164), the message still valid, and the later rules of rule.go satisfied.
+// E.164), sent from a short code whose range may carry its category, still
+// valid, on the operator's network, and the later rules of rule.go satisfied.
 // A message that passes is split into segments and published as
 // MessageCleared; one that does not is published as MessageRejected with
 // the first failing rule's reason. A marketing message outside the sending
@@ -21,6 +22,7 @@ import (
 
 	"pushsms.io/lib/bus"
 	"pushsms.io/lib/calendar"
+	"pushsms.io/lib/numplan"
 	"pushsms.io/lib/service"
 )
 
@@ -45,15 +47,35 @@ type Config struct {
 	// 26 December, for every recipient: a number does not tell the
 	// department.
 	WindowAlsaceMoselle bool
+	// ShortCodeRanges says which categories each short-code range may
+	// carry (offer "short-code ranges by use").
+	ShortCodeRanges ShortCodeRanges
+	// NetworkCheck refuses recipients off the operator's network; off only
+	// for tests or a devstack sending to arbitrary numbers.
+	NetworkCheck bool
+	// NetworkOperator is the ARCEP code that counts as on-network.
+	NetworkOperator string
+	// NetworkLookup, when set, is asked before the ARCEP block holder: a
+	// ported-numbers table or a real-time lookup. Not a flag: the binary
+	// that has one sets it.
+	NetworkLookup NetworkLookup
 }
 
-// DefaultConfig listens on :9091 with 8 workers, window 08:00–22:00.
+// DefaultConfig listens on :9091 with 8 workers, window 08:00–22:00, the
+// offer's short-code ranges, and the network check on for Orange.
 func DefaultConfig() Config {
+	ranges, err := ParseShortCodeRanges(DefaultShortCodeRanges)
+	if err != nil {
+		panic(err) // a constant: TestDefaultShortCodeRanges catches it
+	}
 	return Config{
-		Config:      service.DefaultConfig(":9091"),
-		Workers:     8,
-		WindowOpen:  8 * time.Hour,
-		WindowClose: 22 * time.Hour,
+		Config:          service.DefaultConfig(":9091"),
+		Workers:         8,
+		WindowOpen:      8 * time.Hour,
+		WindowClose:     22 * time.Hour,
+		ShortCodeRanges: ranges,
+		NetworkCheck:    true,
+		NetworkOperator: numplan.Orange,
 	}
 }
 
@@ -65,6 +87,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var((*wallClock)(&c.WindowOpen), "window-open", "opening of the marketing sending window, HH:MM French time")
 	fs.Var((*wallClock)(&c.WindowClose), "window-close", "closing of the marketing sending window, HH:MM French time (24:00 for midnight)")
 	fs.BoolVar(&c.WindowAlsaceMoselle, "window-alsace-moselle", c.WindowAlsaceMoselle, "also close the marketing window on Good Friday and 26 December")
+	fs.Var(&c.ShortCodeRanges, "shortcode-ranges", "categories each short-code range may carry, e.g. "+DefaultShortCodeRanges)
+	fs.BoolVar(&c.NetworkCheck, "network-check", c.NetworkCheck, "refuse recipients not on the operator's network")
+	fs.StringVar(&c.NetworkOperator, "network-operator", c.NetworkOperator, "ARCEP operator code (identifiant CE) that counts as on-network")
 }
 
 // wallClock is a time of day since midnight, written HH:MM.
@@ -113,6 +138,12 @@ func (c Config) Validate() error {
 	if _, err := c.window(); err != nil {
 		errs = append(errs, err)
 	}
+	if len(c.ShortCodeRanges) == 0 {
+		errs = append(errs, errors.New("compliance: no short-code range"))
+	}
+	if c.NetworkCheck && c.NetworkOperator == "" {
+		errs = append(errs, errors.New("compliance: network check without a network operator"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -140,11 +171,19 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	var nw *Network
+	if cfg.NetworkCheck {
+		plan, err := numplan.Load()
+		if err != nil {
+			return nil, fmt.Errorf("compliance: numbering plan: %w", err)
+		}
+		nw = &Network{Plan: plan, Operator: cfg.NetworkOperator, Lookup: cfg.NetworkLookup}
+	}
 	core, err := service.Open(ctx, service.Options{Name: Name, Config: cfg.Config})
 	if err != nil {
 		return nil, err
 	}
-	return &Service{Core: core, cfg: cfg, rules: DefaultRules(w), now: time.Now}, nil
+	return &Service{Core: core, cfg: cfg, rules: DefaultRules(w, cfg.ShortCodeRanges, nw), now: time.Now}, nil
 }
 
 // Serve consumes accepted messages and serves gRPC until ctx is done.

@@ -201,21 +201,30 @@ func TestDecisions(t *testing.T) {
 		reason    partnerv1.Reason
 		e164      string
 	}{
-		{"06 national", "06 12 34 56 78", marketing, ok, "+33612345678"},
-		{"07 national dotted", "07.81.23.45.67", marketing, ok, "+33781234567"},
-		{"+33 6", "+33 6 12 34 56 78", marketing, ok, "+33612345678"},
-		{"+33 (0)7", "+33 (0)7 51 23 45 67", marketing, ok, "+33751234567"},
-		{"0033", "0033612345678", marketing, ok, "+33612345678"},
-		{"33 without plus", "33612345678", marketing, ok, "+33612345678"},
+		{"06 national", "06 07 12 34 56", marketing, ok, "+33607123456"},
+		{"07 national dotted", "07.70.12.34.56", marketing, ok, "+33770123456"},
+		{"+33 6", "+33 6 07 12 34 56", marketing, ok, "+33607123456"},
+		{"+33 (0)7", "+33 (0)7 72 01 23 45", marketing, ok, "+33772012345"},
+		{"0033", "0033607123456", marketing, ok, "+33607123456"},
+		{"33 without plus", "33607123456", marketing, ok, "+33607123456"},
 		{"+33 1 fixed line", "+33 1 23 45 67 89", marketing, partnerv1.Reason_REASON_NOT_MOBILE, ""},
 		{"08 special rate", "08 92 12 34 56", marketing, partnerv1.Reason_REASON_NOT_MOBILE, ""},
 		{"+262 Reunion", "+262 692 12 34 56", marketing, partnerv1.Reason_REASON_OVERSEAS, ""},
 		{"0690 Guadeloupe", "0690 12 34 56", marketing, partnerv1.Reason_REASON_OVERSEAS, ""},
 		{"+32 Belgium", "+32 470 12 34 56", marketing, partnerv1.Reason_REASON_NOT_FRENCH, ""},
 		{"0032 Belgium", "0032 470 12 34 56", marketing, partnerv1.Reason_REASON_NOT_FRENCH, ""},
-		{"0700 M2M in marketing", "07 00 01 23 45 67 89", marketing, partnerv1.Reason_REASON_M2M_NUMBER, ""},
-		{"0700 M2M in M2M", "07 00 01 23 45 67 89", m2m, ok, "+337000123456789"},
-		{"06 in M2M", "06 12 34 56 78", m2m, ok, "+33612345678"},
+		{"0700 M2M in marketing", "07 00 00 01 23 45 67", marketing, partnerv1.Reason_REASON_M2M_NUMBER, ""},
+		{"0700 M2M in M2M", "07 00 00 01 23 45 67", m2m, ok, "+337000001234567"},
+		{"06 in M2M", "06 07 12 34 56", m2m, ok, "+33607123456"},
+		// Network: the block holder must be Orange (FRTE).
+		{"SFR block", "06 12 34 56 78", marketing, partnerv1.Reason_REASON_NOT_ON_NETWORK, ""},
+		{"Bouygues block", "06 98 76 54 32", marketing, partnerv1.Reason_REASON_NOT_ON_NETWORK, ""},
+		{"Free block", "07 81 23 45 67", marketing, partnerv1.Reason_REASON_NOT_ON_NETWORK, ""},
+		{"SFR M2M block", "07 00 00 11 23 45 67", m2m, partnerv1.Reason_REASON_NOT_ON_NETWORK, ""},
+		// Short-code range: the component test sends from 36123 (38123 for M2M).
+		{"customer relationship on 36xxx", "06 07 12 34 56", partnerv1.TrafficCategory_TRAFFIC_CATEGORY_CUSTOMER_RELATIONSHIP, ok, "+33607123456"},
+		{"interpersonal on 36xxx", "06 07 12 34 56", partnerv1.TrafficCategory_TRAFFIC_CATEGORY_INTERPERSONAL, partnerv1.Reason_REASON_SHORT_CODE_RANGE, ""},
+		{"MO-session reply on 36xxx", "06 07 12 34 56", partnerv1.TrafficCategory_TRAFFIC_CATEGORY_MO_SESSION_REPLY, partnerv1.Reason_REASON_SHORT_CODE_RANGE, ""},
 		{"0600x routing prefix", "06 00 12 34 56", marketing, partnerv1.Reason_REASON_ROUTING_PREFIX, ""},
 		{"garbage", "call me maybe", marketing, partnerv1.Reason_REASON_INVALID_NUMBER, ""},
 		{"empty", "", marketing, partnerv1.Reason_REASON_INVALID_NUMBER, ""},
@@ -225,6 +234,9 @@ func TestDecisions(t *testing.T) {
 	inputs := map[string]*eventsv1.MessageAccepted{}
 	for i, tt := range tests {
 		m := accepted(fmt.Sprintf("msg-%02d", i), tt.recipient, tt.category, "Soldes -50% ce week-end. STOP 36123")
+		if tt.category == m2m {
+			m.ShortCode = "38123" // 38ABC: functional MTs to M2M SIMs
+		}
 		inputs[m.MessageId] = m
 		e.publish(t, m, m.MessageId)
 		// The same event again with another Nats-Msg-Id: the bus stores it,
@@ -232,7 +244,7 @@ func TestDecisions(t *testing.T) {
 		// confirmation; compliance must still publish one output.
 		e.publish(t, m, m.MessageId+"#again")
 	}
-	expired := accepted("msg-expired", "06 12 34 56 78", marketing, "Trop tard")
+	expired := accepted("msg-expired", "06 07 12 34 56", marketing, "Trop tard")
 	expired.ExpiresAt = timestamppb.New(workday.Add(-time.Minute))
 	inputs[expired.MessageId] = expired
 	e.publish(t, expired, expired.MessageId)
@@ -378,7 +390,7 @@ func TestSegments(t *testing.T) {
 	}
 	inputs := make([]*eventsv1.MessageAccepted, len(tests))
 	for i, tt := range tests {
-		m := accepted(fmt.Sprintf("seg-%d", i), "06 12 34 56 78", marketing, tt.text)
+		m := accepted(fmt.Sprintf("seg-%d", i), "06 07 12 34 56", marketing, tt.text)
 		m.Encoding, m.SegmentCount = tt.encoding, int32(tt.parts)
 		inputs[i] = m
 		e.publish(t, m, m.MessageId)
@@ -392,7 +404,7 @@ func TestSegments(t *testing.T) {
 			t.Errorf("%s: not cleared: %v", tt.name, o.rejected)
 			continue
 		}
-		checkCleared(t, tt.name, inputs[i], o, "+33612345678", tt.parts)
+		checkCleared(t, tt.name, inputs[i], o, "+33607123456", tt.parts)
 		segs := o.cleared.GetSegments()
 		var ref byte
 		var ucs2 []uint16
@@ -434,7 +446,7 @@ func TestSegments(t *testing.T) {
 // A text longer than 255 parts cannot be sent: it is rejected, not lost.
 func TestTooLongIsRejected(t *testing.T) {
 	e := start(t)
-	m := accepted("too-long", "06 12 34 56 78", marketing, strings.Repeat("ê", 67*255+1))
+	m := accepted("too-long", "06 07 12 34 56", marketing, strings.Repeat("ê", 67*255+1))
 	e.publish(t, m, m.MessageId)
 	e.idle(t, 1)
 	o := e.outputs(t)[m.MessageId]
@@ -456,9 +468,9 @@ func TestSendingWindow(t *testing.T) {
 	monday8 := time.Date(2026, time.November, 30, 8, 0, 0, 0, paris)
 	e := startAt(t, sunday)
 
-	mkt := accepted("sunday-marketing", "06 12 34 56 78", marketing, "Soldes !")
-	crm := accepted("sunday-crm", "06 12 34 56 78", partnerv1.TrafficCategory_TRAFFIC_CATEGORY_CUSTOMER_RELATIONSHIP, "Votre colis arrive")
-	short := accepted("sunday-marketing-short", "06 12 34 56 78", marketing, "Vente flash ce soir")
+	mkt := accepted("sunday-marketing", "06 07 12 34 56", marketing, "Soldes !")
+	crm := accepted("sunday-crm", "06 07 12 34 56", partnerv1.TrafficCategory_TRAFFIC_CATEGORY_CUSTOMER_RELATIONSHIP, "Votre colis arrive")
+	short := accepted("sunday-marketing-short", "06 07 12 34 56", marketing, "Vente flash ce soir")
 	short.ExpiresAt = timestamppb.New(sunday.Add(6 * time.Hour))
 	for _, m := range []*eventsv1.MessageAccepted{mkt, crm} {
 		m.AcceptedAt, m.ExpiresAt = timestamppb.New(sunday), timestamppb.New(sunday.Add(48*time.Hour))
@@ -479,7 +491,7 @@ func TestSendingWindow(t *testing.T) {
 	}
 	want := proto.Clone(mkt).(*eventsv1.MessageAccepted)
 	want.NotBefore = timestamppb.New(monday8)
-	checkCleared(t, "marketing on sunday", want, o, "+33612345678", 1)
+	checkCleared(t, "marketing on sunday", want, o, "+33607123456", 1)
 
 	o = out[crm.MessageId]
 	if o.cleared == nil {
@@ -488,7 +500,7 @@ func TestSendingWindow(t *testing.T) {
 	if o.cleared.GetMessage().GetNotBefore() != nil {
 		t.Errorf("customer relationship on sunday: not_before %v, want none", o.cleared.GetMessage().GetNotBefore().AsTime())
 	}
-	checkCleared(t, "customer relationship on sunday", crm, o, "+33612345678", 1)
+	checkCleared(t, "customer relationship on sunday", crm, o, "+33607123456", 1)
 
 	o = out[short.MessageId]
 	if o.rejected == nil {
@@ -518,6 +530,42 @@ func TestConfigValidate(t *testing.T) {
 	cfg.WindowOpen, cfg.WindowClose = 22*time.Hour, 8*time.Hour
 	if err := cfg.Validate(); err == nil {
 		t.Error("window closing before it opens: got no error")
+	}
+	cfg = compliance.DefaultConfig()
+	cfg.NetworkOperator = ""
+	if err := cfg.Validate(); err == nil {
+		t.Error("network check without an operator: got no error")
+	}
+	cfg.NetworkCheck = false
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("no network check, no operator: %v", err)
+	}
+	cfg = compliance.DefaultConfig()
+	cfg.ShortCodeRanges = nil
+	if err := cfg.Validate(); err == nil {
+		t.Error("no short-code range: got no error")
+	}
+}
+
+// The range table and the network check come from flags and the
+// environment, so the aggregator changes them without code.
+func TestRuleFlags(t *testing.T) {
+	cfg := compliance.DefaultConfig()
+	fs := flag.NewFlagSet("compliance", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	env := map[string]string{"COMPLIANCE_SHORTCODE_RANGES": "36=marketing,38=m2m+customer_relationship"}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	if err := config.ParseEnv(fs, "COMPLIANCE", []string{"-network-check=false", "-network-operator", "SFR0"}, lookup); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := cfg.ShortCodeRanges.String(), "36=marketing,38=m2m+customer_relationship"; got != want {
+		t.Errorf("got ranges %s, want %s", got, want)
+	}
+	if cfg.NetworkCheck || cfg.NetworkOperator != "SFR0" {
+		t.Errorf("got network check %v, operator %q, want false, SFR0", cfg.NetworkCheck, cfg.NetworkOperator)
+	}
+	if err := fs.Set("shortcode-ranges", "36=promo"); err == nil {
+		t.Error("-shortcode-ranges 36=promo: got no error")
 	}
 }
 

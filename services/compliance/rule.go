@@ -48,14 +48,21 @@ type Rule struct {
 
 // DefaultRules are the rules in the order they apply; the first refusal
 // decides. Numbering comes first: every later rule needs the E.164 number.
-// The window rule comes after validity: it only defers a message that may
-// still be sent.
-func DefaultRules(w calendar.Window) []Rule {
-	return []Rule{
+// The short-code range rule is next: cheap, and it refuses a whole
+// partner mistake before anything is looked up. Validity comes before the
+// network rule, so an expired message costs no lookup. The window rule
+// comes after validity: it only defers a message that may still be sent.
+// A nil nw leaves the network rule out (-network-check=false).
+func DefaultRules(w calendar.Window, ranges ShortCodeRanges, nw *Network) []Rule {
+	rules := []Rule{
 		{Name: "numbering", Check: checkNumbering},
+		{Name: "shortcode_range", Check: checkShortCodeRange(ranges)},
 		{Name: "validity", Check: checkValidity},
-		{Name: "window", Check: checkWindow(w)},
 	}
+	if nw != nil {
+		rules = append(rules, Rule{Name: "network", Check: checkNetwork(*nw)})
+	}
+	return append(rules, Rule{Name: "window", Check: checkWindow(w)})
 }
 
 // numberingRefusals maps numplan's sentinels to reasons and details.
