@@ -29,6 +29,11 @@ const (
 	// value: "running", "paused", "cancelled"), watched by throttle so that a
 	// pause or cancel takes effect within a second on every replica.
 	BucketCampaigns = "CAMPAIGNS"
+	// BucketFrequency counts the marketing messages cleared per recipient,
+	// brand and French calendar day (key: recipient hash, brand hash,
+	// yyyymmdd; value: the message ids), updated by compare-and-set so
+	// that compliance replicas never let two through.
+	BucketFrequency = "FREQUENCY"
 )
 
 // DuplicateWindow is how long JetStream remembers a Nats-Msg-Id. A publish
@@ -74,6 +79,15 @@ func Buckets(replicas int) []jetstream.KeyValueConfig {
 		TTL:         30 * 24 * time.Hour,
 		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,
+	}, {
+		Bucket:      BucketFrequency,
+		Description: "marketing frequency cap: recipient hash + brand hash + day -> message ids",
+		// A day's key is written when a message is checked, and a message
+		// may be scheduled or deferred up to its validity (at most 72 h)
+		// ahead: the key must outlive the end of that day, not 48 h.
+		TTL:      5 * 24 * time.Hour,
+		Storage:  jetstream.FileStorage,
+		Replicas: replicas,
 	}}
 }
 

@@ -84,6 +84,7 @@ func (s *Service) check(ctx context.Context, c *Candidate) (Verdict, error) {
 		}
 		if v.NotBefore.After(pass.NotBefore) {
 			pass = Verdict{NotBefore: v.NotBefore, rule: r.Name}
+			c.NotBefore = v.NotBefore
 		}
 	}
 	return pass, nil

@@ -59,10 +59,16 @@ type Config struct {
 	// ported-numbers table or a real-time lookup. Not a flag: the binary
 	// that has one sets it.
 	NetworkLookup NetworkLookup
+	// FrequencyCap is how many marketing messages a recipient may get per
+	// brand and French calendar day (offer: one); 0 turns the cap off.
+	FrequencyCap int
+	// FrequencyPeriod is the period the cap counts over; only "day".
+	FrequencyPeriod string
 }
 
 // DefaultConfig listens on :9091 with 8 workers, window 08:00–22:00, the
-// offer's short-code ranges, and the network check on for Orange.
+// offer's short-code ranges, the network check on for Orange, and one
+// marketing message per recipient, brand and day.
 func DefaultConfig() Config {
 	ranges, err := ParseShortCodeRanges(DefaultShortCodeRanges)
 	if err != nil {
@@ -76,6 +82,8 @@ func DefaultConfig() Config {
 		ShortCodeRanges: ranges,
 		NetworkCheck:    true,
 		NetworkOperator: numplan.Orange,
+		FrequencyCap:    1,
+		FrequencyPeriod: "day",
 	}
 }
 
@@ -90,6 +98,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&c.ShortCodeRanges, "shortcode-ranges", "categories each short-code range may carry, e.g. "+DefaultShortCodeRanges)
 	fs.BoolVar(&c.NetworkCheck, "network-check", c.NetworkCheck, "refuse recipients not on the operator's network")
 	fs.StringVar(&c.NetworkOperator, "network-operator", c.NetworkOperator, "ARCEP operator code (identifiant CE) that counts as on-network")
+	fs.IntVar(&c.FrequencyCap, "frequency-cap", c.FrequencyCap, "marketing messages a recipient may get per brand and period (0: no cap)")
+	fs.StringVar(&c.FrequencyPeriod, "frequency-period", c.FrequencyPeriod, "period of the frequency cap: day (a calendar day, French time)")
 }
 
 // wallClock is a time of day since midnight, written HH:MM.
@@ -144,6 +154,12 @@ func (c Config) Validate() error {
 	if c.NetworkCheck && c.NetworkOperator == "" {
 		errs = append(errs, errors.New("compliance: network check without a network operator"))
 	}
+	if c.FrequencyCap < 0 {
+		errs = append(errs, fmt.Errorf("compliance: frequency cap %d: want 0 (off) or more", c.FrequencyCap))
+	}
+	if c.FrequencyCap > 0 && c.FrequencyPeriod != "day" {
+		errs = append(errs, fmt.Errorf("compliance: frequency period %q: want day", c.FrequencyPeriod))
+	}
 	return errors.Join(errs...)
 }
 
@@ -183,7 +199,16 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{Core: core, cfg: cfg, rules: DefaultRules(w, cfg.ShortCodeRanges, nw), now: time.Now}, nil
+	var freq *Frequency
+	if cfg.FrequencyCap > 0 {
+		kv, err := core.Bus.JS.KeyValue(ctx, bus.BucketFrequency)
+		if err != nil {
+			core.Close()
+			return nil, fmt.Errorf("compliance: frequency bucket: %w", err)
+		}
+		freq = &Frequency{KV: kv, Cap: cfg.FrequencyCap, Loc: w.Location()}
+	}
+	return &Service{Core: core, cfg: cfg, rules: DefaultRules(w, cfg.ShortCodeRanges, nw, freq), now: time.Now}, nil
 }
 
 // Serve consumes accepted messages and serves gRPC until ctx is done.

@@ -64,11 +64,20 @@ func start(t *testing.T) env {
 	return startAt(t, workday)
 }
 
-// startAt runs the service with its clock stopped at now, logging at debug
-// level into env.log, on a fresh bus; it is stopped when t ends.
+// startAt runs the service with its clock stopped at now and the
+// frequency cap off (these tests send many marketing messages to one
+// number), logging at debug level into env.log, on a fresh bus; it is
+// stopped when t ends.
 func startAt(t *testing.T, now time.Time) env {
 	t.Helper()
-	srv := bustest.Start(t)
+	return serve(t, bustest.Start(t), func() time.Time { return now }, func(c *compliance.Config) { c.FrequencyCap = 0 })
+}
+
+// serve runs one compliance service on srv with the clock now and the
+// default configuration changed by set; several may share one server, as
+// replicas do. It is stopped when t ends.
+func serve(t *testing.T, srv *bustest.Server, now func() time.Time, set func(*compliance.Config)) env {
+	t.Helper()
 	logs := &syncBuffer{}
 	logger, err := telemetry.NewLogger(logs, "debug", "json")
 	if err != nil {
@@ -78,6 +87,9 @@ func startAt(t *testing.T, now time.Time) env {
 	cfg.Bus.URL = srv.URL()
 	cfg.GRPCAddr = "127.0.0.1:0"
 	cfg.Telemetry = telemetry.Config{Logger: logger}
+	if set != nil {
+		set(&cfg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := compliance.New(ctx, cfg)
 	if err != nil {
@@ -87,7 +99,7 @@ func startAt(t *testing.T, now time.Time) env {
 	if s.Addr() == "" {
 		t.Error("no gRPC address")
 	}
-	compliance.SetClock(s, func() time.Time { return now })
+	compliance.SetClock(s, now)
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx) }()
 	t.Cleanup(func() {

@@ -22,6 +22,10 @@ type Candidate struct {
 	// rules (opt-out, frequency cap) key on it. It prints masked; only
 	// Number.E164 gives the digits.
 	Number numplan.Number
+	// NotBefore is the latest deferral the rules that passed asked for
+	// (the window's next opening): the frequency cap counts the day the
+	// message will be sent on.
+	NotBefore time.Time
 }
 
 // Verdict is a rule's answer. The zero Verdict lets the message through.
@@ -52,8 +56,11 @@ type Rule struct {
 // partner mistake before anything is looked up. Validity comes before the
 // network rule, so an expired message costs no lookup. The window rule
 // comes after validity: it only defers a message that may still be sent.
-// A nil nw leaves the network rule out (-network-check=false).
-func DefaultRules(w calendar.Window, ranges ShortCodeRanges, nw *Network) []Rule {
+// A nil nw leaves the network rule out (-network-check=false). The
+// frequency cap is last: it counts the day the window defers a message to,
+// and a message it counts is one no other rule refuses. A nil freq leaves
+// it out (-frequency-cap 0).
+func DefaultRules(w calendar.Window, ranges ShortCodeRanges, nw *Network, freq *Frequency) []Rule {
 	rules := []Rule{
 		{Name: "numbering", Check: checkNumbering},
 		{Name: "shortcode_range", Check: checkShortCodeRange(ranges)},
@@ -62,7 +69,11 @@ func DefaultRules(w calendar.Window, ranges ShortCodeRanges, nw *Network) []Rule
 	if nw != nil {
 		rules = append(rules, Rule{Name: "network", Check: checkNetwork(*nw)})
 	}
-	return append(rules, Rule{Name: "window", Check: checkWindow(w)})
+	rules = append(rules, Rule{Name: "window", Check: checkWindow(w)})
+	if freq != nil {
+		rules = append(rules, Rule{Name: "frequency", Check: checkFrequency(*freq)})
+	}
+	return rules
 }
 
 // numberingRefusals maps numplan's sentinels to reasons and details.

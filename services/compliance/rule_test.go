@@ -62,7 +62,7 @@ func TestCheckFirstRefusalDecides(t *testing.T) {
 }
 
 func TestDefaultRulesNumberingFirst(t *testing.T) {
-	rules := DefaultRules(testWindow(t), DefaultConfig().ShortCodeRanges, &Network{Plan: testPlan(t), Operator: numplan.Orange})
+	rules := DefaultRules(testWindow(t), DefaultConfig().ShortCodeRanges, &Network{Plan: testPlan(t), Operator: numplan.Orange}, &Frequency{Cap: 1, Loc: time.UTC})
 	if len(rules) == 0 || rules[0].Name != "numbering" {
 		t.Fatalf("got rules %v, want numbering first", rules)
 	}
@@ -70,7 +70,7 @@ func TestDefaultRulesNumberingFirst(t *testing.T) {
 	for _, r := range rules {
 		names = append(names, r.Name)
 	}
-	if got, want := strings.Join(names, ","), "numbering,shortcode_range,validity,network,window"; got != want {
+	if got, want := strings.Join(names, ","), "numbering,shortcode_range,validity,network,window,frequency"; got != want {
 		t.Errorf("got rules %s, want %s", got, want)
 	}
 	// An expired message to an invalid number is refused for the number.
