@@ -22,7 +22,7 @@ import (
 
 	"pushsms.io/cmd/stack"
 	"pushsms.io/lib/bus/bustest"
-	"pushsms.io/lib/pgcluster"
+	"pushsms.io/lib/pgtest"
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
 	"pushsms.io/services/ingest"
 )
@@ -58,12 +58,7 @@ func config(t *testing.T, dir string) stack.Config {
 
 func start(t *testing.T, cfg stack.Config) *platform {
 	t.Helper()
-	if _, err := pgcluster.Find(); err != nil && os.Getenv("TEST_DATABASE_URL") == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("PostgreSQL binaries are needed: %v", err)
-		}
-		t.Skip(err)
-	}
+	pgtest.NeedServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	s, err := stack.Start(ctx, cfg)

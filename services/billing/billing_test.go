@@ -310,7 +310,7 @@ func adminConn(t *testing.T, db *pgtest.DB) *pgx.Conn {
 	t.Helper()
 	u, err := url.Parse(db.URL)
 	if err != nil || u.Scheme == "" {
-		t.Skipf("database URL is not a URL: %v", err)
+		t.Fatalf("database URL %q is not a URL: %v", db.URL, err)
 	}
 	u.Path = "/postgres"
 	conn, err := pgx.Connect(context.Background(), u.String())

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf16"
@@ -18,6 +17,7 @@ import (
 	"pushsms.io/lib/bus/bustest"
 	"pushsms.io/lib/config"
 	"pushsms.io/lib/telemetry"
+	"pushsms.io/lib/telemetry/telemetrytest"
 	eventsv1 "pushsms.io/proto/gen/pushsms/events/v1"
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
 	"pushsms.io/services/compliance"
@@ -30,28 +30,10 @@ const (
 	m2m       = partnerv1.TrafficCategory_TRAFFIC_CATEGORY_M2M
 )
 
-// syncBuffer collects the service's log lines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type env struct {
 	addr string
 	pub  *bus.Bus
-	log  *syncBuffer
+	log  *telemetrytest.Buffer
 }
 
 // workday is the clock of the tests that are not about the sending window:
@@ -78,7 +60,7 @@ func startAt(t *testing.T, now time.Time) env {
 // replicas do. It is stopped when t ends.
 func serve(t *testing.T, srv *bustest.Server, now func() time.Time, set func(*compliance.Config)) env {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &telemetrytest.Buffer{}
 	logger, err := telemetry.NewLogger(logs, "debug", "json")
 	if err != nil {
 		t.Fatal(err)

@@ -165,9 +165,9 @@ func (s *Service) startCampaign(ctx context.Context, tenant string, spec *partne
 		Name:            spec.GetName(),
 		ShortCode:       h.shortCode,
 		Brand:           h.brand,
-		Category:        enumText(h.category, prefixCategory),
+		Category:        enumText(h.category),
 		Sender:          h.sender,
-		State:           enumText(partnerv1.CampaignState_CAMPAIGN_STATE_RECEIVING, prefixCampaignState),
+		State:           enumText(partnerv1.CampaignState_CAMPAIGN_STATE_RECEIVING),
 		StartAt:         start,
 		ExpiresAt:       start.Add(h.validity),
 		CreatedAt:       now,
@@ -229,7 +229,7 @@ func (u *upload) chunk(ctx context.Context, rs []*partnerv1.Recipient) error {
 	events := make([]bus.Event, 0, len(rs))
 	refused := int64(0)
 	notBefore := c.StartAt
-	accepted := enumText(partnerv1.MessageState_MESSAGE_STATE_ACCEPTED, prefixMessageState)
+	accepted := enumText(partnerv1.MessageState_MESSAGE_STATE_ACCEPTED)
 	campaignID, err := uuid.Parse(c.ID)
 	if err != nil {
 		return err
@@ -252,7 +252,7 @@ func (u *upload) chunk(ctx context.Context, rs []*partnerv1.Recipient) error {
 		rcpt := newRecipient(r.GetMsisdn())
 		rows = append(rows, []any{
 			[16]byte(id), c.TenantID, campaignID, "", c.ShortCode, c.Brand, c.Category, c.Sender,
-			rcpt.masked, rcpt.hash, enumText(partnerv1.Encoding(an.Encoding), prefixEncoding), int32(an.Segments),
+			rcpt.masked, rcpt.hash, enumText(partnerv1.Encoding(an.Encoding)), int32(an.Segments),
 			accepted, now, notBefore, c.ExpiresAt, now,
 		})
 		events = append(events, bus.Event{
@@ -341,8 +341,8 @@ func violation(err error) string {
 func (u *upload) finish(ctx context.Context) (*partnerv1.Campaign, error) {
 	s := u.s
 	_, err := s.Pool.Exec(ctx, `UPDATE ingest.campaigns SET state = $2, updated_at = $3 WHERE id = $1 AND state = $4`,
-		u.campaign.ID, enumText(partnerv1.CampaignState_CAMPAIGN_STATE_RUNNING, prefixCampaignState), s.now(),
-		enumText(partnerv1.CampaignState_CAMPAIGN_STATE_RECEIVING, prefixCampaignState))
+		u.campaign.ID, enumText(partnerv1.CampaignState_CAMPAIGN_STATE_RUNNING), s.now(),
+		enumText(partnerv1.CampaignState_CAMPAIGN_STATE_RECEIVING))
 	if err != nil {
 		u.abandon(ctx, err)
 		return nil, dbErr("finish campaign", err)
@@ -422,7 +422,7 @@ func (s *Service) cancelCampaign(ctx context.Context, tenant, id string) (*partn
 			return fmt.Errorf("campaign %s: control state: %w", id, errors.Join(err, fault.ErrUnavailable))
 		}
 		_, err = tx.Exec(ctx, `UPDATE ingest.campaigns SET state = $2, updated_at = $3 WHERE id = $1`,
-			id, enumText(partnerv1.CampaignState_CAMPAIGN_STATE_CANCELLED, prefixCampaignState), s.now())
+			id, enumText(partnerv1.CampaignState_CAMPAIGN_STATE_CANCELLED), s.now())
 		return dbErr("cancel campaign", err)
 	})
 	if err != nil {
@@ -463,7 +463,7 @@ func campaignCounts(ctx context.Context, q querier, id string, now time.Time) ([
 	var n int64
 	_, err = pgx.ForEachRow(rows, []any{&st, &n}, func() error {
 		out = append(out, &partnerv1.StateCount{
-			State: parseEnum[partnerv1.MessageState](partnerv1.MessageState_value, prefixMessageState, st),
+			State: parseEnum[partnerv1.MessageState](st),
 			Count: n,
 		})
 		return nil
@@ -473,7 +473,7 @@ func campaignCounts(ctx context.Context, q querier, id string, now time.Time) ([
 }
 
 func (c campaignRow) state(counts []*partnerv1.StateCount, now time.Time) partnerv1.CampaignState {
-	st := parseEnum[partnerv1.CampaignState](partnerv1.CampaignState_value, prefixCampaignState, c.State)
+	st := parseEnum[partnerv1.CampaignState](c.State)
 	if st != partnerv1.CampaignState_CAMPAIGN_STATE_RUNNING {
 		return st
 	}
@@ -499,7 +499,7 @@ func (c campaignRow) proto(counts []*partnerv1.StateCount, now time.Time) *partn
 		Name:            c.Name,
 		ShortCode:       c.ShortCode,
 		Brand:           c.Brand,
-		Category:        parseEnum[partnerv1.TrafficCategory](partnerv1.TrafficCategory_value, prefixCategory, c.Category),
+		Category:        parseEnum[partnerv1.TrafficCategory](c.Category),
 		State:           c.state(counts, now),
 		Accepted:        c.Accepted,
 		Refused:         c.Refused,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -64,17 +65,30 @@ func isUniqueViolation(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }
 
-// Enum columns hold the lower-case proto value name without its prefix:
-// MESSAGE_STATE_QUEUED is 'queued'.
+// Enum columns hold the lower-case proto value name without the enum's
+// prefix (the zero value's name less UNSPECIFIED): MESSAGE_STATE_QUEUED is
+// 'queued'.
 type protoEnum interface {
 	~int32
 	String() string
+	Descriptor() protoreflect.EnumDescriptor
 }
 
-func enumText[E protoEnum](e E, prefix string) string {
-	return strings.ToLower(strings.TrimPrefix(e.String(), prefix))
+func enumPrefix(d protoreflect.EnumDescriptor) string {
+	return strings.TrimSuffix(string(d.Values().ByNumber(0).Name()), "UNSPECIFIED")
 }
 
-func parseEnum[E ~int32](values map[string]int32, prefix, s string) E {
-	return E(values[prefix+strings.ToUpper(s)])
+func enumText[E protoEnum](e E) string {
+	return strings.ToLower(strings.TrimPrefix(e.String(), enumPrefix(e.Descriptor())))
+}
+
+// parseEnum reads a column written by enumText; an unknown text is the
+// zero (unspecified) value.
+func parseEnum[E protoEnum](s string) E {
+	var zero E
+	d := zero.Descriptor()
+	if v := d.Values().ByName(protoreflect.Name(enumPrefix(d) + strings.ToUpper(s))); v != nil {
+		return E(v.Number())
+	}
+	return zero
 }

@@ -14,16 +14,6 @@ import (
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
 )
 
-// Prefixes of the enum value names, dropped in the database.
-const (
-	prefixMessageState  = "MESSAGE_STATE_"
-	prefixSegmentState  = "SEGMENT_STATE_"
-	prefixCategory      = "TRAFFIC_CATEGORY_"
-	prefixEncoding      = "ENCODING_"
-	prefixReason        = "REASON_"
-	prefixCampaignState = "CAMPAIGN_STATE_"
-)
-
 // messageRow is a row of ingest.messages.
 type messageRow struct {
 	ID              string
@@ -82,7 +72,7 @@ func loadSegments(ctx context.Context, q querier, messageID string) ([]segmentRo
 		var s segmentRow
 		var state string
 		err := row.Scan(&s.Index, &state, &s.UCPErrorCode, &s.SubmittedAt, &s.DoneAt)
-		s.State = parseEnum[partnerv1.SegmentState](partnerv1.SegmentState_value, prefixSegmentState, state)
+		s.State = parseEnum[partnerv1.SegmentState](state)
 		return s, err
 	})
 }
@@ -127,7 +117,7 @@ func (a *api) GetMessage(ctx context.Context, req *partnerv1.GetMessageRequest) 
 // messageState reads the stored state; a message deferred until a start
 // time that has come is queued now, without waiting for an event.
 func (m messageRow) messageState(now time.Time) partnerv1.MessageState {
-	st := parseEnum[partnerv1.MessageState](partnerv1.MessageState_value, prefixMessageState, m.State)
+	st := parseEnum[partnerv1.MessageState](m.State)
 	if st == partnerv1.MessageState_MESSAGE_STATE_DEFERRED && (m.NotBefore == nil || !m.NotBefore.After(now)) {
 		return partnerv1.MessageState_MESSAGE_STATE_QUEUED
 	}
@@ -141,12 +131,12 @@ func (m messageRow) proto(segs []segmentRow, now time.Time) *partnerv1.Message {
 		ClientReference: m.ClientReference,
 		ShortCode:       m.ShortCode,
 		Brand:           m.Brand,
-		Category:        parseEnum[partnerv1.TrafficCategory](partnerv1.TrafficCategory_value, prefixCategory, m.Category),
+		Category:        parseEnum[partnerv1.TrafficCategory](m.Category),
 		RecipientMasked: m.RecipientMasked,
 		State:           m.messageState(now),
-		Reason:          parseEnum[partnerv1.Reason](partnerv1.Reason_value, prefixReason, m.Reason),
+		Reason:          parseEnum[partnerv1.Reason](m.Reason),
 		ReasonDetail:    m.ReasonDetail,
-		Encoding:        parseEnum[partnerv1.Encoding](partnerv1.Encoding_value, prefixEncoding, m.Encoding),
+		Encoding:        parseEnum[partnerv1.Encoding](m.Encoding),
 		SegmentCount:    m.SegmentCount,
 		AcceptedAt:      timestamppb.New(m.AcceptedAt),
 		UpdatedAt:       timestamppb.New(m.UpdatedAt),

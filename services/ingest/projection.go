@@ -163,7 +163,7 @@ func (s *Service) applyRejected(ctx context.Context, m *bus.Msg, ev *eventsv1.Me
 		}
 		// A rejection's reason stands whatever comes after it.
 		if !cancelled || !msg.Rejected {
-			msg.Reason = enumText(reason, prefixReason)
+			msg.Reason = enumText(reason)
 			msg.ReasonDetail = ev.GetDetail()
 		}
 		return s.recompute(ctx, tx, before, msg, false, nil)
@@ -240,7 +240,7 @@ func ensureSegments(ctx context.Context, tx pgx.Tx, id string, count int32) (boo
 	tag, err := tx.Exec(ctx, `INSERT INTO ingest.segments (message_id, idx, state, updated_at)
 		SELECT $1, i, $3, now() FROM generate_series(1, $2::integer) AS i
 		ON CONFLICT (message_id, idx) DO NOTHING`,
-		id, count, enumText(partnerv1.SegmentState_SEGMENT_STATE_PENDING, prefixSegmentState))
+		id, count, enumText(partnerv1.SegmentState_SEGMENT_STATE_PENDING))
 	return tag.RowsAffected() > 0, err
 }
 
@@ -252,7 +252,7 @@ func applyToSegment(ctx context.Context, tx pgx.Tx, id string, ev *eventsv1.Segm
 	if err != nil {
 		return false, err
 	}
-	from := parseEnum[partnerv1.SegmentState](partnerv1.SegmentState_value, prefixSegmentState, current)
+	from := parseEnum[partnerv1.SegmentState](current)
 	if !advances(from, ev.GetState()) {
 		return false, nil
 	}
@@ -272,7 +272,7 @@ func applyToSegment(ctx context.Context, tx pgx.Tx, id string, ev *eventsv1.Segm
 			ucp_error_code = CASE WHEN $4 <> '' THEN $4 ELSE ucp_error_code END,
 			submitted_at = coalesce(submitted_at, $5), done_at = coalesce(done_at, $6), updated_at = now()
 		WHERE message_id = $1 AND idx = $2`,
-		id, ev.GetSegmentIndex(), enumText(ev.GetState(), prefixSegmentState), ev.GetUcpErrorCode(), submittedAt, doneAt)
+		id, ev.GetSegmentIndex(), enumText(ev.GetState()), ev.GetUcpErrorCode(), submittedAt, doneAt)
 	return err == nil, err
 }
 
@@ -314,12 +314,12 @@ func (s *Service) recompute(ctx context.Context, tx pgx.Tx, before, msg messageR
 	}
 	now := s.now()
 	st := derive(msg.facts(segs, now))
-	msg.State = enumText(st, prefixMessageState)
+	msg.State = enumText(st)
 	switch st {
 	case partnerv1.MessageState_MESSAGE_STATE_FAILED, partnerv1.MessageState_MESSAGE_STATE_EXPIRED:
 		if msg.Reason == "" && f != nil {
 			r, d := f.reason()
-			msg.Reason, msg.ReasonDetail = enumText(r, prefixReason), d
+			msg.Reason, msg.ReasonDetail = enumText(r), d
 		}
 	}
 	if !segmentsChanged && msg == before {
@@ -357,13 +357,13 @@ func insertMessageFromEvent(ctx context.Context, tx pgx.Tx, acc *eventsv1.Messag
 		ClientReference: acc.GetClientReference(),
 		ShortCode:       acc.GetShortCode(),
 		Brand:           acc.GetBrand(),
-		Category:        enumText(acc.GetCategory(), prefixCategory),
+		Category:        enumText(acc.GetCategory()),
 		Sender:          acc.GetSender(),
 		RecipientMasked: rcpt.masked,
 		RecipientHash:   rcpt.hash,
-		Encoding:        enumText(acc.GetEncoding(), prefixEncoding),
+		Encoding:        enumText(acc.GetEncoding()),
 		SegmentCount:    acc.GetSegmentCount(),
-		State:           enumText(partnerv1.MessageState_MESSAGE_STATE_ACCEPTED, prefixMessageState),
+		State:           enumText(partnerv1.MessageState_MESSAGE_STATE_ACCEPTED),
 		AcceptedAt:      now,
 		ExpiresAt:       now.Add(DefaultValidity),
 		UpdatedAt:       now,

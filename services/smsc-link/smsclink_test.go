@@ -1,14 +1,12 @@
 package smsclink_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +25,7 @@ import (
 	"pushsms.io/lib/numplan"
 	"pushsms.io/lib/smscsim"
 	"pushsms.io/lib/telemetry"
+	"pushsms.io/lib/telemetry/telemetrytest"
 	"pushsms.io/lib/ucp"
 	eventsv1 "pushsms.io/proto/gen/pushsms/events/v1"
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
@@ -41,31 +40,13 @@ const (
 	tenant    = "acme"
 )
 
-// syncBuffer collects the service's log lines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type env struct {
 	t   *testing.T
 	srv *bustest.Server
 	sim *smscsim.Sim
 	pub *bus.Bus
 	cfg smsclink.Config
-	log *syncBuffer
+	log *telemetrytest.Buffer
 	// spans records the service's spans.
 	spans *tracetest.SpanRecorder
 	svc   *smsclink.Service
@@ -100,7 +81,7 @@ func start(t *testing.T, simCfg smscsim.Config, tweak func(*smsclink.Config)) *e
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	e := &env{t: t, srv: srv, sim: sim, cfg: cfg, log: &syncBuffer{}, pub: bustest.Connect(t, srv), spans: tracetest.NewSpanRecorder()}
+	e := &env{t: t, srv: srv, sim: sim, cfg: cfg, log: &telemetrytest.Buffer{}, pub: bustest.Connect(t, srv), spans: tracetest.NewSpanRecorder()}
 	e.startService()
 	t.Cleanup(func() {
 		if e.stop != nil {
