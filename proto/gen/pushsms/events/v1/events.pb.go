@@ -42,11 +42,16 @@ type MessageAccepted struct {
 	// Not sent before this time (campaign start).
 	NotBefore *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=not_before,json=notBefore,proto3" json:"not_before,omitempty"`
 	// Not sent, and not retried, after this time.
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
-	Encoding      v1.Encoding            `protobuf:"varint,14,opt,name=encoding,proto3,enum=pushsms.partner.v1.Encoding" json:"encoding,omitempty"`
-	SegmentCount  int32                  `protobuf:"varint,15,opt,name=segment_count,json=segmentCount,proto3" json:"segment_count,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ExpiresAt    *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	Encoding     v1.Encoding            `protobuf:"varint,14,opt,name=encoding,proto3,enum=pushsms.partner.v1.Encoding" json:"encoding,omitempty"`
+	SegmentCount int32                  `protobuf:"varint,15,opt,name=segment_count,json=segmentCount,proto3" json:"segment_count,omitempty"`
+	// What the message advertises (sector key), for the sector bans.
+	Sector       string                  `protobuf:"bytes,16,opt,name=sector,proto3" json:"sector,omitempty"`
+	Attestations *v1.ContentAttestations `protobuf:"bytes,17,opt,name=attestations,proto3" json:"attestations,omitempty"`
+	// Ingest already appended the STOP mention to text.
+	StopMentionAppended bool `protobuf:"varint,18,opt,name=stop_mention_appended,json=stopMentionAppended,proto3" json:"stop_mention_appended,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *MessageAccepted) Reset() {
@@ -184,6 +189,27 @@ func (x *MessageAccepted) GetSegmentCount() int32 {
 	return 0
 }
 
+func (x *MessageAccepted) GetSector() string {
+	if x != nil {
+		return x.Sector
+	}
+	return ""
+}
+
+func (x *MessageAccepted) GetAttestations() *v1.ContentAttestations {
+	if x != nil {
+		return x.Attestations
+	}
+	return nil
+}
+
+func (x *MessageAccepted) GetStopMentionAppended() bool {
+	if x != nil {
+		return x.StopMentionAppended
+	}
+	return false
+}
+
 // MessageCleared: compliance passed the message and split it into segments
 // (subject sms.cleared.<tenant>.<short_code>).
 type MessageCleared struct {
@@ -193,6 +219,8 @@ type MessageCleared struct {
 	RecipientE164 string                 `protobuf:"bytes,2,opt,name=recipient_e164,json=recipientE164,proto3" json:"recipient_e164,omitempty"`
 	Segments      []*Segment             `protobuf:"bytes,3,rep,name=segments,proto3" json:"segments,omitempty"`
 	ClearedAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=cleared_at,json=clearedAt,proto3" json:"cleared_at,omitempty"`
+	// Accepted or deferred (not_before), with the rule that deferred it.
+	Decision      *v1.Decision `protobuf:"bytes,5,opt,name=decision,proto3" json:"decision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -251,6 +279,13 @@ func (x *MessageCleared) GetSegments() []*Segment {
 func (x *MessageCleared) GetClearedAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.ClearedAt
+	}
+	return nil
+}
+
+func (x *MessageCleared) GetDecision() *v1.Decision {
+	if x != nil {
+		return x.Decision
 	}
 	return nil
 }
@@ -339,14 +374,16 @@ func (x *Segment) GetUdh() []byte {
 // MessageRejected: compliance refused the message (subject
 // sms.report.rejected.<tenant>.<short_code>).
 type MessageRejected struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	MessageId     string                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
-	TenantId      string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
-	CampaignId    string                 `protobuf:"bytes,3,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
-	ShortCode     string                 `protobuf:"bytes,4,opt,name=short_code,json=shortCode,proto3" json:"short_code,omitempty"`
-	Reason        v1.Reason              `protobuf:"varint,5,opt,name=reason,proto3,enum=pushsms.partner.v1.Reason" json:"reason,omitempty"`
-	Detail        string                 `protobuf:"bytes,6,opt,name=detail,proto3" json:"detail,omitempty"`
-	At            *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=at,proto3" json:"at,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	MessageId  string                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	TenantId   string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	CampaignId string                 `protobuf:"bytes,3,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
+	ShortCode  string                 `protobuf:"bytes,4,opt,name=short_code,json=shortCode,proto3" json:"short_code,omitempty"`
+	Reason     v1.Reason              `protobuf:"varint,5,opt,name=reason,proto3,enum=pushsms.partner.v1.Reason" json:"reason,omitempty"`
+	Detail     string                 `protobuf:"bytes,6,opt,name=detail,proto3" json:"detail,omitempty"`
+	At         *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=at,proto3" json:"at,omitempty"`
+	// The full decision: reason, rule, source, policy version.
+	Decision      *v1.Decision `protobuf:"bytes,8,opt,name=decision,proto3" json:"decision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -426,6 +463,13 @@ func (x *MessageRejected) GetDetail() string {
 func (x *MessageRejected) GetAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.At
+	}
+	return nil
+}
+
+func (x *MessageRejected) GetDecision() *v1.Decision {
+	if x != nil {
+		return x.Decision
 	}
 	return nil
 }
@@ -777,7 +821,7 @@ var File_pushsms_events_v1_events_proto protoreflect.FileDescriptor
 
 const file_pushsms_events_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x1epushsms/events/v1/events.proto\x12\x11pushsms.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1epushsms/partner/v1/types.proto\"\xeb\x04\n" +
+	"\x1epushsms/events/v1/events.proto\x12\x11pushsms.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1epushsms/partner/v1/types.proto\"\x84\x06\n" +
 	"\x0fMessageAccepted\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x1b\n" +
@@ -800,19 +844,23 @@ const file_pushsms_events_v1_events_proto_rawDesc = "" +
 	"\n" +
 	"expires_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x128\n" +
 	"\bencoding\x18\x0e \x01(\x0e2\x1c.pushsms.partner.v1.EncodingR\bencoding\x12#\n" +
-	"\rsegment_count\x18\x0f \x01(\x05R\fsegmentCount\"\xe8\x01\n" +
+	"\rsegment_count\x18\x0f \x01(\x05R\fsegmentCount\x12\x16\n" +
+	"\x06sector\x18\x10 \x01(\tR\x06sector\x12K\n" +
+	"\fattestations\x18\x11 \x01(\v2'.pushsms.partner.v1.ContentAttestationsR\fattestations\x122\n" +
+	"\x15stop_mention_appended\x18\x12 \x01(\bR\x13stopMentionAppended\"\xa2\x02\n" +
 	"\x0eMessageCleared\x12<\n" +
 	"\amessage\x18\x01 \x01(\v2\".pushsms.events.v1.MessageAcceptedR\amessage\x12%\n" +
 	"\x0erecipient_e164\x18\x02 \x01(\tR\rrecipientE164\x126\n" +
 	"\bsegments\x18\x03 \x03(\v2\x1a.pushsms.events.v1.SegmentR\bsegments\x129\n" +
 	"\n" +
-	"cleared_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tclearedAt\"\x9e\x01\n" +
+	"cleared_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tclearedAt\x128\n" +
+	"\bdecision\x18\x05 \x01(\v2\x1c.pushsms.partner.v1.DecisionR\bdecision\"\x9e\x01\n" +
 	"\aSegment\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x05R\x05count\x128\n" +
 	"\bencoding\x18\x03 \x01(\x0e2\x1c.pushsms.partner.v1.EncodingR\bencoding\x12\x1b\n" +
 	"\tuser_data\x18\x04 \x01(\fR\buserData\x12\x10\n" +
-	"\x03udh\x18\x05 \x01(\fR\x03udh\"\x85\x02\n" +
+	"\x03udh\x18\x05 \x01(\fR\x03udh\"\xbf\x02\n" +
 	"\x0fMessageRejected\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x1b\n" +
@@ -823,7 +871,8 @@ const file_pushsms_events_v1_events_proto_rawDesc = "" +
 	"short_code\x18\x04 \x01(\tR\tshortCode\x122\n" +
 	"\x06reason\x18\x05 \x01(\x0e2\x1a.pushsms.partner.v1.ReasonR\x06reason\x12\x16\n" +
 	"\x06detail\x18\x06 \x01(\tR\x06detail\x12*\n" +
-	"\x02at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xb9\x03\n" +
+	"\x02at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x128\n" +
+	"\bdecision\x18\b \x01(\v2\x1c.pushsms.partner.v1.DecisionR\bdecision\"\xb9\x03\n" +
 	"\rSegmentSubmit\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x1b\n" +
@@ -884,18 +933,20 @@ func file_pushsms_events_v1_events_proto_rawDescGZIP() []byte {
 
 var file_pushsms_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_pushsms_events_v1_events_proto_goTypes = []any{
-	(*MessageAccepted)(nil),       // 0: pushsms.events.v1.MessageAccepted
-	(*MessageCleared)(nil),        // 1: pushsms.events.v1.MessageCleared
-	(*Segment)(nil),               // 2: pushsms.events.v1.Segment
-	(*MessageRejected)(nil),       // 3: pushsms.events.v1.MessageRejected
-	(*SegmentSubmit)(nil),         // 4: pushsms.events.v1.SegmentSubmit
-	(*SegmentReport)(nil),         // 5: pushsms.events.v1.SegmentReport
-	(*MobileOriginated)(nil),      // 6: pushsms.events.v1.MobileOriginated
-	(v1.TrafficCategory)(0),       // 7: pushsms.partner.v1.TrafficCategory
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
-	(v1.Encoding)(0),              // 9: pushsms.partner.v1.Encoding
-	(v1.Reason)(0),                // 10: pushsms.partner.v1.Reason
-	(v1.SegmentState)(0),          // 11: pushsms.partner.v1.SegmentState
+	(*MessageAccepted)(nil),        // 0: pushsms.events.v1.MessageAccepted
+	(*MessageCleared)(nil),         // 1: pushsms.events.v1.MessageCleared
+	(*Segment)(nil),                // 2: pushsms.events.v1.Segment
+	(*MessageRejected)(nil),        // 3: pushsms.events.v1.MessageRejected
+	(*SegmentSubmit)(nil),          // 4: pushsms.events.v1.SegmentSubmit
+	(*SegmentReport)(nil),          // 5: pushsms.events.v1.SegmentReport
+	(*MobileOriginated)(nil),       // 6: pushsms.events.v1.MobileOriginated
+	(v1.TrafficCategory)(0),        // 7: pushsms.partner.v1.TrafficCategory
+	(*timestamppb.Timestamp)(nil),  // 8: google.protobuf.Timestamp
+	(v1.Encoding)(0),               // 9: pushsms.partner.v1.Encoding
+	(*v1.ContentAttestations)(nil), // 10: pushsms.partner.v1.ContentAttestations
+	(*v1.Decision)(nil),            // 11: pushsms.partner.v1.Decision
+	(v1.Reason)(0),                 // 12: pushsms.partner.v1.Reason
+	(v1.SegmentState)(0),           // 13: pushsms.partner.v1.SegmentState
 }
 var file_pushsms_events_v1_events_proto_depIdxs = []int32{
 	7,  // 0: pushsms.events.v1.MessageAccepted.category:type_name -> pushsms.partner.v1.TrafficCategory
@@ -903,26 +954,29 @@ var file_pushsms_events_v1_events_proto_depIdxs = []int32{
 	8,  // 2: pushsms.events.v1.MessageAccepted.not_before:type_name -> google.protobuf.Timestamp
 	8,  // 3: pushsms.events.v1.MessageAccepted.expires_at:type_name -> google.protobuf.Timestamp
 	9,  // 4: pushsms.events.v1.MessageAccepted.encoding:type_name -> pushsms.partner.v1.Encoding
-	0,  // 5: pushsms.events.v1.MessageCleared.message:type_name -> pushsms.events.v1.MessageAccepted
-	2,  // 6: pushsms.events.v1.MessageCleared.segments:type_name -> pushsms.events.v1.Segment
-	8,  // 7: pushsms.events.v1.MessageCleared.cleared_at:type_name -> google.protobuf.Timestamp
-	9,  // 8: pushsms.events.v1.Segment.encoding:type_name -> pushsms.partner.v1.Encoding
-	10, // 9: pushsms.events.v1.MessageRejected.reason:type_name -> pushsms.partner.v1.Reason
-	8,  // 10: pushsms.events.v1.MessageRejected.at:type_name -> google.protobuf.Timestamp
-	7,  // 11: pushsms.events.v1.SegmentSubmit.category:type_name -> pushsms.partner.v1.TrafficCategory
-	2,  // 12: pushsms.events.v1.SegmentSubmit.segment:type_name -> pushsms.events.v1.Segment
-	8,  // 13: pushsms.events.v1.SegmentSubmit.expires_at:type_name -> google.protobuf.Timestamp
-	8,  // 14: pushsms.events.v1.SegmentSubmit.released_at:type_name -> google.protobuf.Timestamp
-	11, // 15: pushsms.events.v1.SegmentReport.state:type_name -> pushsms.partner.v1.SegmentState
-	8,  // 16: pushsms.events.v1.SegmentReport.smsc_timestamp:type_name -> google.protobuf.Timestamp
-	8,  // 17: pushsms.events.v1.SegmentReport.at:type_name -> google.protobuf.Timestamp
-	8,  // 18: pushsms.events.v1.MobileOriginated.received_at:type_name -> google.protobuf.Timestamp
-	8,  // 19: pushsms.events.v1.MobileOriginated.smsc_timestamp:type_name -> google.protobuf.Timestamp
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	10, // 5: pushsms.events.v1.MessageAccepted.attestations:type_name -> pushsms.partner.v1.ContentAttestations
+	0,  // 6: pushsms.events.v1.MessageCleared.message:type_name -> pushsms.events.v1.MessageAccepted
+	2,  // 7: pushsms.events.v1.MessageCleared.segments:type_name -> pushsms.events.v1.Segment
+	8,  // 8: pushsms.events.v1.MessageCleared.cleared_at:type_name -> google.protobuf.Timestamp
+	11, // 9: pushsms.events.v1.MessageCleared.decision:type_name -> pushsms.partner.v1.Decision
+	9,  // 10: pushsms.events.v1.Segment.encoding:type_name -> pushsms.partner.v1.Encoding
+	12, // 11: pushsms.events.v1.MessageRejected.reason:type_name -> pushsms.partner.v1.Reason
+	8,  // 12: pushsms.events.v1.MessageRejected.at:type_name -> google.protobuf.Timestamp
+	11, // 13: pushsms.events.v1.MessageRejected.decision:type_name -> pushsms.partner.v1.Decision
+	7,  // 14: pushsms.events.v1.SegmentSubmit.category:type_name -> pushsms.partner.v1.TrafficCategory
+	2,  // 15: pushsms.events.v1.SegmentSubmit.segment:type_name -> pushsms.events.v1.Segment
+	8,  // 16: pushsms.events.v1.SegmentSubmit.expires_at:type_name -> google.protobuf.Timestamp
+	8,  // 17: pushsms.events.v1.SegmentSubmit.released_at:type_name -> google.protobuf.Timestamp
+	13, // 18: pushsms.events.v1.SegmentReport.state:type_name -> pushsms.partner.v1.SegmentState
+	8,  // 19: pushsms.events.v1.SegmentReport.smsc_timestamp:type_name -> google.protobuf.Timestamp
+	8,  // 20: pushsms.events.v1.SegmentReport.at:type_name -> google.protobuf.Timestamp
+	8,  // 21: pushsms.events.v1.MobileOriginated.received_at:type_name -> google.protobuf.Timestamp
+	8,  // 22: pushsms.events.v1.MobileOriginated.smsc_timestamp:type_name -> google.protobuf.Timestamp
+	23, // [23:23] is the sub-list for method output_type
+	23, // [23:23] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_pushsms_events_v1_events_proto_init() }

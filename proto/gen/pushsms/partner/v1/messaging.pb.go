@@ -103,8 +103,15 @@ type SendMessageRequest struct {
 	// The partner's own reference. A second SendMessage with the same
 	// reference returns the first message instead of sending again.
 	ClientReference string `protobuf:"bytes,8,opt,name=client_reference,json=clientReference,proto3" json:"client_reference,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// What the message advertises, as a sector key (e.g. "retail",
+	// "energy_renovation"): some sectors may not be canvassed by SMS.
+	Sector       string               `protobuf:"bytes,9,opt,name=sector,proto3" json:"sector,omitempty"`
+	Attestations *ContentAttestations `protobuf:"bytes,10,opt,name=attestations,proto3" json:"attestations,omitempty"`
+	// Append the short code's STOP mention (" STOP au 36123") to the text;
+	// segment_count counts it.
+	AppendStopMention bool `protobuf:"varint,11,opt,name=append_stop_mention,json=appendStopMention,proto3" json:"append_stop_mention,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *SendMessageRequest) Reset() {
@@ -191,6 +198,27 @@ func (x *SendMessageRequest) GetClientReference() string {
 		return x.ClientReference
 	}
 	return ""
+}
+
+func (x *SendMessageRequest) GetSector() string {
+	if x != nil {
+		return x.Sector
+	}
+	return ""
+}
+
+func (x *SendMessageRequest) GetAttestations() *ContentAttestations {
+	if x != nil {
+		return x.Attestations
+	}
+	return nil
+}
+
+func (x *SendMessageRequest) GetAppendStopMention() bool {
+	if x != nil {
+		return x.AppendStopMention
+	}
+	return false
 }
 
 type SendMessageResponse struct {
@@ -341,12 +369,15 @@ type Message struct {
 	// Why the message was rejected or failed; REASON_UNSPECIFIED otherwise.
 	Reason Reason `protobuf:"varint,9,opt,name=reason,proto3,enum=pushsms.partner.v1.Reason" json:"reason,omitempty"`
 	// Human-readable detail of the reason.
-	ReasonDetail  string                 `protobuf:"bytes,10,opt,name=reason_detail,json=reasonDetail,proto3" json:"reason_detail,omitempty"`
-	Encoding      Encoding               `protobuf:"varint,11,opt,name=encoding,proto3,enum=pushsms.partner.v1.Encoding" json:"encoding,omitempty"`
-	SegmentCount  int32                  `protobuf:"varint,12,opt,name=segment_count,json=segmentCount,proto3" json:"segment_count,omitempty"`
-	Segments      []*Segment             `protobuf:"bytes,13,rep,name=segments,proto3" json:"segments,omitempty"`
-	AcceptedAt    *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=accepted_at,json=acceptedAt,proto3" json:"accepted_at,omitempty"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	ReasonDetail string                 `protobuf:"bytes,10,opt,name=reason_detail,json=reasonDetail,proto3" json:"reason_detail,omitempty"`
+	Encoding     Encoding               `protobuf:"varint,11,opt,name=encoding,proto3,enum=pushsms.partner.v1.Encoding" json:"encoding,omitempty"`
+	SegmentCount int32                  `protobuf:"varint,12,opt,name=segment_count,json=segmentCount,proto3" json:"segment_count,omitempty"`
+	Segments     []*Segment             `protobuf:"bytes,13,rep,name=segments,proto3" json:"segments,omitempty"`
+	AcceptedAt   *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=accepted_at,json=acceptedAt,proto3" json:"accepted_at,omitempty"`
+	UpdatedAt    *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// Compliance's decision: accepted, deferred (until when) or refused, with
+	// the rule and its source. Unset until compliance has decided.
+	Decision      *Decision `protobuf:"bytes,16,opt,name=decision,proto3" json:"decision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -482,6 +513,13 @@ func (x *Message) GetAcceptedAt() *timestamppb.Timestamp {
 func (x *Message) GetUpdatedAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.UpdatedAt
+	}
+	return nil
+}
+
+func (x *Message) GetDecision() *Decision {
+	if x != nil {
+		return x.Decision
 	}
 	return nil
 }
@@ -664,9 +702,13 @@ type CampaignSpec struct {
 	// The partner's own reference for the campaign, unique per partner.
 	ClientReference string `protobuf:"bytes,8,opt,name=client_reference,json=clientReference,proto3" json:"client_reference,omitempty"`
 	// A human name for the campaign.
-	Name          string `protobuf:"bytes,9,opt,name=name,proto3" json:"name,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Name string `protobuf:"bytes,9,opt,name=name,proto3" json:"name,omitempty"`
+	// As in SendMessageRequest.
+	Sector            string               `protobuf:"bytes,10,opt,name=sector,proto3" json:"sector,omitempty"`
+	Attestations      *ContentAttestations `protobuf:"bytes,11,opt,name=attestations,proto3" json:"attestations,omitempty"`
+	AppendStopMention bool                 `protobuf:"varint,12,opt,name=append_stop_mention,json=appendStopMention,proto3" json:"append_stop_mention,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *CampaignSpec) Reset() {
@@ -760,6 +802,27 @@ func (x *CampaignSpec) GetName() string {
 		return x.Name
 	}
 	return ""
+}
+
+func (x *CampaignSpec) GetSector() string {
+	if x != nil {
+		return x.Sector
+	}
+	return ""
+}
+
+func (x *CampaignSpec) GetAttestations() *ContentAttestations {
+	if x != nil {
+		return x.Attestations
+	}
+	return nil
+}
+
+func (x *CampaignSpec) GetAppendStopMention() bool {
+	if x != nil {
+		return x.AppendStopMention
+	}
+	return false
 }
 
 type RecipientBatch struct {
@@ -988,9 +1051,14 @@ type Campaign struct {
 	// Recipients refused at submission.
 	Refused int64 `protobuf:"varint,9,opt,name=refused,proto3" json:"refused,omitempty"`
 	// Messages by state.
-	Counts        []*StateCount          `protobuf:"bytes,10,rep,name=counts,proto3" json:"counts,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	StartAt       *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=start_at,json=startAt,proto3" json:"start_at,omitempty"`
+	Counts    []*StateCount          `protobuf:"bytes,10,rep,name=counts,proto3" json:"counts,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	StartAt   *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=start_at,json=startAt,proto3" json:"start_at,omitempty"`
+	// Refused messages by reason: the campaign's compliance report.
+	Reasons []*ReasonCount `protobuf:"bytes,13,rep,name=reasons,proto3" json:"reasons,omitempty"`
+	// Messages compliance deferred to the sending window (still counted in
+	// counts under their current state).
+	Deferred      int64 `protobuf:"varint,14,opt,name=deferred,proto3" json:"deferred,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1109,6 +1177,72 @@ func (x *Campaign) GetStartAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Campaign) GetReasons() []*ReasonCount {
+	if x != nil {
+		return x.Reasons
+	}
+	return nil
+}
+
+func (x *Campaign) GetDeferred() int64 {
+	if x != nil {
+		return x.Deferred
+	}
+	return 0
+}
+
+type ReasonCount struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reason        Reason                 `protobuf:"varint,1,opt,name=reason,proto3,enum=pushsms.partner.v1.Reason" json:"reason,omitempty"`
+	Count         int64                  `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReasonCount) Reset() {
+	*x = ReasonCount{}
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReasonCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReasonCount) ProtoMessage() {}
+
+func (x *ReasonCount) ProtoReflect() protoreflect.Message {
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReasonCount.ProtoReflect.Descriptor instead.
+func (*ReasonCount) Descriptor() ([]byte, []int) {
+	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ReasonCount) GetReason() Reason {
+	if x != nil {
+		return x.Reason
+	}
+	return Reason_REASON_UNSPECIFIED
+}
+
+func (x *ReasonCount) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
 type StateCount struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	State         MessageState           `protobuf:"varint,1,opt,name=state,proto3,enum=pushsms.partner.v1.MessageState" json:"state,omitempty"`
@@ -1119,7 +1253,7 @@ type StateCount struct {
 
 func (x *StateCount) Reset() {
 	*x = StateCount{}
-	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[13]
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1131,7 +1265,7 @@ func (x *StateCount) String() string {
 func (*StateCount) ProtoMessage() {}
 
 func (x *StateCount) ProtoReflect() protoreflect.Message {
-	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[13]
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1144,7 +1278,7 @@ func (x *StateCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateCount.ProtoReflect.Descriptor instead.
 func (*StateCount) Descriptor() ([]byte, []int) {
-	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{13}
+	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StateCount) GetState() MessageState {
@@ -1170,7 +1304,7 @@ type GetCampaignRequest struct {
 
 func (x *GetCampaignRequest) Reset() {
 	*x = GetCampaignRequest{}
-	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[14]
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1182,7 +1316,7 @@ func (x *GetCampaignRequest) String() string {
 func (*GetCampaignRequest) ProtoMessage() {}
 
 func (x *GetCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[14]
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1195,7 +1329,7 @@ func (x *GetCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCampaignRequest.ProtoReflect.Descriptor instead.
 func (*GetCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{14}
+	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetCampaignRequest) GetCampaignId() string {
@@ -1214,7 +1348,7 @@ type GetCampaignResponse struct {
 
 func (x *GetCampaignResponse) Reset() {
 	*x = GetCampaignResponse{}
-	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[15]
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1226,7 +1360,7 @@ func (x *GetCampaignResponse) String() string {
 func (*GetCampaignResponse) ProtoMessage() {}
 
 func (x *GetCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[15]
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1239,7 +1373,7 @@ func (x *GetCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCampaignResponse.ProtoReflect.Descriptor instead.
 func (*GetCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{15}
+	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetCampaignResponse) GetCampaign() *Campaign {
@@ -1258,7 +1392,7 @@ type CancelCampaignRequest struct {
 
 func (x *CancelCampaignRequest) Reset() {
 	*x = CancelCampaignRequest{}
-	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[16]
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1270,7 +1404,7 @@ func (x *CancelCampaignRequest) String() string {
 func (*CancelCampaignRequest) ProtoMessage() {}
 
 func (x *CancelCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[16]
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1283,7 +1417,7 @@ func (x *CancelCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelCampaignRequest.ProtoReflect.Descriptor instead.
 func (*CancelCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{16}
+	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CancelCampaignRequest) GetCampaignId() string {
@@ -1302,7 +1436,7 @@ type CancelCampaignResponse struct {
 
 func (x *CancelCampaignResponse) Reset() {
 	*x = CancelCampaignResponse{}
-	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[17]
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1314,7 +1448,7 @@ func (x *CancelCampaignResponse) String() string {
 func (*CancelCampaignResponse) ProtoMessage() {}
 
 func (x *CancelCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[17]
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1327,7 +1461,7 @@ func (x *CancelCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelCampaignResponse.ProtoReflect.Descriptor instead.
 func (*CancelCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{17}
+	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CancelCampaignResponse) GetCampaign() *Campaign {
@@ -1350,7 +1484,7 @@ type StreamEventsRequest struct {
 
 func (x *StreamEventsRequest) Reset() {
 	*x = StreamEventsRequest{}
-	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[18]
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1362,7 +1496,7 @@ func (x *StreamEventsRequest) String() string {
 func (*StreamEventsRequest) ProtoMessage() {}
 
 func (x *StreamEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[18]
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1375,7 +1509,7 @@ func (x *StreamEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEventsRequest.ProtoReflect.Descriptor instead.
 func (*StreamEventsRequest) Descriptor() ([]byte, []int) {
-	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{18}
+	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StreamEventsRequest) GetDeliveryReports() bool {
@@ -1414,7 +1548,7 @@ type StreamEventsResponse struct {
 
 func (x *StreamEventsResponse) Reset() {
 	*x = StreamEventsResponse{}
-	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[19]
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1426,7 +1560,7 @@ func (x *StreamEventsResponse) String() string {
 func (*StreamEventsResponse) ProtoMessage() {}
 
 func (x *StreamEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[19]
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1439,7 +1573,7 @@ func (x *StreamEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEventsResponse.ProtoReflect.Descriptor instead.
 func (*StreamEventsResponse) Descriptor() ([]byte, []int) {
-	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{19}
+	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StreamEventsResponse) GetCursor() string {
@@ -1512,7 +1646,7 @@ type DeliveryReport struct {
 
 func (x *DeliveryReport) Reset() {
 	*x = DeliveryReport{}
-	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[20]
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1524,7 +1658,7 @@ func (x *DeliveryReport) String() string {
 func (*DeliveryReport) ProtoMessage() {}
 
 func (x *DeliveryReport) ProtoReflect() protoreflect.Message {
-	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[20]
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1537,7 +1671,7 @@ func (x *DeliveryReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliveryReport.ProtoReflect.Descriptor instead.
 func (*DeliveryReport) Descriptor() ([]byte, []int) {
-	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{20}
+	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DeliveryReport) GetMessageId() string {
@@ -1633,7 +1767,7 @@ type InboundMessage struct {
 
 func (x *InboundMessage) Reset() {
 	*x = InboundMessage{}
-	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[21]
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1645,7 +1779,7 @@ func (x *InboundMessage) String() string {
 func (*InboundMessage) ProtoMessage() {}
 
 func (x *InboundMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[21]
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1658,7 +1792,7 @@ func (x *InboundMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboundMessage.ProtoReflect.Descriptor instead.
 func (*InboundMessage) Descriptor() ([]byte, []int) {
-	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{21}
+	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *InboundMessage) GetInboundId() string {
@@ -1702,13 +1836,17 @@ type PreviewTextRequest struct {
 	// Replace French typography that forces UCS-2 (curly quotes, ellipsis,
 	// NBSP, œ) with GSM-7 equivalents.
 	NormalizeTypography bool `protobuf:"varint,2,opt,name=normalize_typography,json=normalizeTypography,proto3" json:"normalize_typography,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// With append_stop_mention, the text is previewed with the STOP mention
+	// of this short code appended, as SendMessage would send it.
+	ShortCode         string `protobuf:"bytes,3,opt,name=short_code,json=shortCode,proto3" json:"short_code,omitempty"`
+	AppendStopMention bool   `protobuf:"varint,4,opt,name=append_stop_mention,json=appendStopMention,proto3" json:"append_stop_mention,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *PreviewTextRequest) Reset() {
 	*x = PreviewTextRequest{}
-	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[22]
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1720,7 +1858,7 @@ func (x *PreviewTextRequest) String() string {
 func (*PreviewTextRequest) ProtoMessage() {}
 
 func (x *PreviewTextRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[22]
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1733,7 +1871,7 @@ func (x *PreviewTextRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewTextRequest.ProtoReflect.Descriptor instead.
 func (*PreviewTextRequest) Descriptor() ([]byte, []int) {
-	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{22}
+	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PreviewTextRequest) GetText() string {
@@ -1746,6 +1884,20 @@ func (x *PreviewTextRequest) GetText() string {
 func (x *PreviewTextRequest) GetNormalizeTypography() bool {
 	if x != nil {
 		return x.NormalizeTypography
+	}
+	return false
+}
+
+func (x *PreviewTextRequest) GetShortCode() string {
+	if x != nil {
+		return x.ShortCode
+	}
+	return ""
+}
+
+func (x *PreviewTextRequest) GetAppendStopMention() bool {
+	if x != nil {
+		return x.AppendStopMention
 	}
 	return false
 }
@@ -1766,7 +1918,7 @@ type PreviewTextResponse struct {
 
 func (x *PreviewTextResponse) Reset() {
 	*x = PreviewTextResponse{}
-	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[23]
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1778,7 +1930,7 @@ func (x *PreviewTextResponse) String() string {
 func (*PreviewTextResponse) ProtoMessage() {}
 
 func (x *PreviewTextResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[23]
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1791,7 +1943,7 @@ func (x *PreviewTextResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewTextResponse.ProtoReflect.Descriptor instead.
 func (*PreviewTextResponse) Descriptor() ([]byte, []int) {
-	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{23}
+	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PreviewTextResponse) GetEncoding() Encoding {
@@ -1833,7 +1985,7 @@ var File_pushsms_partner_v1_messaging_proto protoreflect.FileDescriptor
 
 const file_pushsms_partner_v1_messaging_proto_rawDesc = "" +
 	"\n" +
-	"\"pushsms/partner/v1/messaging.proto\x12\x12pushsms.partner.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1epushsms/partner/v1/types.proto\"\xb6\x02\n" +
+	"\"pushsms/partner/v1/messaging.proto\x12\x12pushsms.partner.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1epushsms/partner/v1/types.proto\"\xcb\x03\n" +
 	"\x12SendMessageRequest\x12\x1d\n" +
 	"\n" +
 	"short_code\x18\x01 \x01(\tR\tshortCode\x12\x14\n" +
@@ -1843,14 +1995,18 @@ const file_pushsms_partner_v1_messaging_proto_rawDesc = "" +
 	"\trecipient\x18\x05 \x01(\tR\trecipient\x12\x12\n" +
 	"\x04text\x18\x06 \x01(\tR\x04text\x125\n" +
 	"\bvalidity\x18\a \x01(\v2\x19.google.protobuf.DurationR\bvalidity\x12)\n" +
-	"\x10client_reference\x18\b \x01(\tR\x0fclientReference\"L\n" +
+	"\x10client_reference\x18\b \x01(\tR\x0fclientReference\x12\x16\n" +
+	"\x06sector\x18\t \x01(\tR\x06sector\x12K\n" +
+	"\fattestations\x18\n" +
+	" \x01(\v2'.pushsms.partner.v1.ContentAttestationsR\fattestations\x12.\n" +
+	"\x13append_stop_mention\x18\v \x01(\bR\x11appendStopMention\"L\n" +
 	"\x13SendMessageResponse\x125\n" +
 	"\amessage\x18\x01 \x01(\v2\x1b.pushsms.partner.v1.MessageR\amessage\"2\n" +
 	"\x11GetMessageRequest\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\"K\n" +
 	"\x12GetMessageResponse\x125\n" +
-	"\amessage\x18\x01 \x01(\v2\x1b.pushsms.partner.v1.MessageR\amessage\"\xb6\x05\n" +
+	"\amessage\x18\x01 \x01(\v2\x1b.pushsms.partner.v1.MessageR\amessage\"\xf0\x05\n" +
 	"\aMessage\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x1f\n" +
@@ -1872,7 +2028,8 @@ const file_pushsms_partner_v1_messaging_proto_rawDesc = "" +
 	"\vaccepted_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"acceptedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xf1\x01\n" +
+	"updated_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x128\n" +
+	"\bdecision\x18\x10 \x01(\v2\x1c.pushsms.partner.v1.DecisionR\bdecision\"\xf1\x01\n" +
 	"\aSegment\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x126\n" +
 	"\x05state\x18\x02 \x01(\x0e2 .pushsms.partner.v1.SegmentStateR\x05state\x12$\n" +
@@ -1884,7 +2041,7 @@ const file_pushsms_partner_v1_messaging_proto_rawDesc = "" +
 	"\n" +
 	"recipients\x18\x02 \x01(\v2\".pushsms.partner.v1.RecipientBatchH\x00R\n" +
 	"recipientsB\x06\n" +
-	"\x04item\"\xee\x02\n" +
+	"\x04item\"\x83\x04\n" +
 	"\fCampaignSpec\x12\x1d\n" +
 	"\n" +
 	"short_code\x18\x01 \x01(\tR\tshortCode\x12\x14\n" +
@@ -1895,7 +2052,11 @@ const file_pushsms_partner_v1_messaging_proto_rawDesc = "" +
 	"\bstart_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\astartAt\x125\n" +
 	"\bvalidity\x18\a \x01(\v2\x19.google.protobuf.DurationR\bvalidity\x12)\n" +
 	"\x10client_reference\x18\b \x01(\tR\x0fclientReference\x12\x12\n" +
-	"\x04name\x18\t \x01(\tR\x04name\"O\n" +
+	"\x04name\x18\t \x01(\tR\x04name\x12\x16\n" +
+	"\x06sector\x18\n" +
+	" \x01(\tR\x06sector\x12K\n" +
+	"\fattestations\x18\v \x01(\v2'.pushsms.partner.v1.ContentAttestationsR\fattestations\x12.\n" +
+	"\x13append_stop_mention\x18\f \x01(\bR\x11appendStopMention\"O\n" +
 	"\x0eRecipientBatch\x12=\n" +
 	"\n" +
 	"recipients\x18\x01 \x03(\v2\x1d.pushsms.partner.v1.RecipientR\n" +
@@ -1912,7 +2073,7 @@ const file_pushsms_partner_v1_messaging_proto_rawDesc = "" +
 	"\x0eRecipientError\x12\x1a\n" +
 	"\bposition\x18\x01 \x01(\x03R\bposition\x122\n" +
 	"\x06reason\x18\x02 \x01(\x0e2\x1a.pushsms.partner.v1.ReasonR\x06reason\x12\x16\n" +
-	"\x06detail\x18\x03 \x01(\tR\x06detail\"\xf9\x03\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\"\xd0\x04\n" +
 	"\bCampaign\x12\x1f\n" +
 	"\vcampaign_id\x18\x01 \x01(\tR\n" +
 	"campaignId\x12)\n" +
@@ -1929,7 +2090,12 @@ const file_pushsms_partner_v1_messaging_proto_rawDesc = "" +
 	" \x03(\v2\x1e.pushsms.partner.v1.StateCountR\x06counts\x129\n" +
 	"\n" +
 	"created_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x125\n" +
-	"\bstart_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\astartAt\"Z\n" +
+	"\bstart_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\astartAt\x129\n" +
+	"\areasons\x18\r \x03(\v2\x1f.pushsms.partner.v1.ReasonCountR\areasons\x12\x1a\n" +
+	"\bdeferred\x18\x0e \x01(\x03R\bdeferred\"W\n" +
+	"\vReasonCount\x122\n" +
+	"\x06reason\x18\x01 \x01(\x0e2\x1a.pushsms.partner.v1.ReasonR\x06reason\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x03R\x05count\"Z\n" +
 	"\n" +
 	"StateCount\x126\n" +
 	"\x05state\x18\x01 \x01(\x0e2 .pushsms.partner.v1.MessageStateR\x05state\x12\x14\n" +
@@ -1978,10 +2144,13 @@ const file_pushsms_partner_v1_messaging_proto_rawDesc = "" +
 	"originator\x12\x12\n" +
 	"\x04text\x18\x04 \x01(\tR\x04text\x12;\n" +
 	"\vreceived_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"receivedAt\"[\n" +
+	"receivedAt\"\xaa\x01\n" +
 	"\x12PreviewTextRequest\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\tR\x04text\x121\n" +
-	"\x14normalize_typography\x18\x02 \x01(\bR\x13normalizeTypography\"\xc9\x01\n" +
+	"\x14normalize_typography\x18\x02 \x01(\bR\x13normalizeTypography\x12\x1d\n" +
+	"\n" +
+	"short_code\x18\x03 \x01(\tR\tshortCode\x12.\n" +
+	"\x13append_stop_mention\x18\x04 \x01(\bR\x11appendStopMention\"\xc9\x01\n" +
 	"\x13PreviewTextResponse\x128\n" +
 	"\bencoding\x18\x01 \x01(\x0e2\x1c.pushsms.partner.v1.EncodingR\bencoding\x12#\n" +
 	"\rsegment_count\x18\x02 \x01(\x05R\fsegmentCount\x12\x16\n" +
@@ -2018,7 +2187,7 @@ func file_pushsms_partner_v1_messaging_proto_rawDescGZIP() []byte {
 }
 
 var file_pushsms_partner_v1_messaging_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pushsms_partner_v1_messaging_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_pushsms_partner_v1_messaging_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_pushsms_partner_v1_messaging_proto_goTypes = []any{
 	(CampaignState)(0),             // 0: pushsms.partner.v1.CampaignState
 	(*SendMessageRequest)(nil),     // 1: pushsms.partner.v1.SendMessageRequest
@@ -2034,86 +2203,94 @@ var file_pushsms_partner_v1_messaging_proto_goTypes = []any{
 	(*SubmitCampaignResponse)(nil), // 11: pushsms.partner.v1.SubmitCampaignResponse
 	(*RecipientError)(nil),         // 12: pushsms.partner.v1.RecipientError
 	(*Campaign)(nil),               // 13: pushsms.partner.v1.Campaign
-	(*StateCount)(nil),             // 14: pushsms.partner.v1.StateCount
-	(*GetCampaignRequest)(nil),     // 15: pushsms.partner.v1.GetCampaignRequest
-	(*GetCampaignResponse)(nil),    // 16: pushsms.partner.v1.GetCampaignResponse
-	(*CancelCampaignRequest)(nil),  // 17: pushsms.partner.v1.CancelCampaignRequest
-	(*CancelCampaignResponse)(nil), // 18: pushsms.partner.v1.CancelCampaignResponse
-	(*StreamEventsRequest)(nil),    // 19: pushsms.partner.v1.StreamEventsRequest
-	(*StreamEventsResponse)(nil),   // 20: pushsms.partner.v1.StreamEventsResponse
-	(*DeliveryReport)(nil),         // 21: pushsms.partner.v1.DeliveryReport
-	(*InboundMessage)(nil),         // 22: pushsms.partner.v1.InboundMessage
-	(*PreviewTextRequest)(nil),     // 23: pushsms.partner.v1.PreviewTextRequest
-	(*PreviewTextResponse)(nil),    // 24: pushsms.partner.v1.PreviewTextResponse
-	nil,                            // 25: pushsms.partner.v1.Recipient.VariablesEntry
-	(TrafficCategory)(0),           // 26: pushsms.partner.v1.TrafficCategory
-	(*durationpb.Duration)(nil),    // 27: google.protobuf.Duration
-	(MessageState)(0),              // 28: pushsms.partner.v1.MessageState
-	(Reason)(0),                    // 29: pushsms.partner.v1.Reason
-	(Encoding)(0),                  // 30: pushsms.partner.v1.Encoding
-	(*timestamppb.Timestamp)(nil),  // 31: google.protobuf.Timestamp
-	(SegmentState)(0),              // 32: pushsms.partner.v1.SegmentState
+	(*ReasonCount)(nil),            // 14: pushsms.partner.v1.ReasonCount
+	(*StateCount)(nil),             // 15: pushsms.partner.v1.StateCount
+	(*GetCampaignRequest)(nil),     // 16: pushsms.partner.v1.GetCampaignRequest
+	(*GetCampaignResponse)(nil),    // 17: pushsms.partner.v1.GetCampaignResponse
+	(*CancelCampaignRequest)(nil),  // 18: pushsms.partner.v1.CancelCampaignRequest
+	(*CancelCampaignResponse)(nil), // 19: pushsms.partner.v1.CancelCampaignResponse
+	(*StreamEventsRequest)(nil),    // 20: pushsms.partner.v1.StreamEventsRequest
+	(*StreamEventsResponse)(nil),   // 21: pushsms.partner.v1.StreamEventsResponse
+	(*DeliveryReport)(nil),         // 22: pushsms.partner.v1.DeliveryReport
+	(*InboundMessage)(nil),         // 23: pushsms.partner.v1.InboundMessage
+	(*PreviewTextRequest)(nil),     // 24: pushsms.partner.v1.PreviewTextRequest
+	(*PreviewTextResponse)(nil),    // 25: pushsms.partner.v1.PreviewTextResponse
+	nil,                            // 26: pushsms.partner.v1.Recipient.VariablesEntry
+	(TrafficCategory)(0),           // 27: pushsms.partner.v1.TrafficCategory
+	(*durationpb.Duration)(nil),    // 28: google.protobuf.Duration
+	(*ContentAttestations)(nil),    // 29: pushsms.partner.v1.ContentAttestations
+	(MessageState)(0),              // 30: pushsms.partner.v1.MessageState
+	(Reason)(0),                    // 31: pushsms.partner.v1.Reason
+	(Encoding)(0),                  // 32: pushsms.partner.v1.Encoding
+	(*timestamppb.Timestamp)(nil),  // 33: google.protobuf.Timestamp
+	(*Decision)(nil),               // 34: pushsms.partner.v1.Decision
+	(SegmentState)(0),              // 35: pushsms.partner.v1.SegmentState
 }
 var file_pushsms_partner_v1_messaging_proto_depIdxs = []int32{
-	26, // 0: pushsms.partner.v1.SendMessageRequest.category:type_name -> pushsms.partner.v1.TrafficCategory
-	27, // 1: pushsms.partner.v1.SendMessageRequest.validity:type_name -> google.protobuf.Duration
-	5,  // 2: pushsms.partner.v1.SendMessageResponse.message:type_name -> pushsms.partner.v1.Message
-	5,  // 3: pushsms.partner.v1.GetMessageResponse.message:type_name -> pushsms.partner.v1.Message
-	26, // 4: pushsms.partner.v1.Message.category:type_name -> pushsms.partner.v1.TrafficCategory
-	28, // 5: pushsms.partner.v1.Message.state:type_name -> pushsms.partner.v1.MessageState
-	29, // 6: pushsms.partner.v1.Message.reason:type_name -> pushsms.partner.v1.Reason
-	30, // 7: pushsms.partner.v1.Message.encoding:type_name -> pushsms.partner.v1.Encoding
-	6,  // 8: pushsms.partner.v1.Message.segments:type_name -> pushsms.partner.v1.Segment
-	31, // 9: pushsms.partner.v1.Message.accepted_at:type_name -> google.protobuf.Timestamp
-	31, // 10: pushsms.partner.v1.Message.updated_at:type_name -> google.protobuf.Timestamp
-	32, // 11: pushsms.partner.v1.Segment.state:type_name -> pushsms.partner.v1.SegmentState
-	31, // 12: pushsms.partner.v1.Segment.submitted_at:type_name -> google.protobuf.Timestamp
-	31, // 13: pushsms.partner.v1.Segment.done_at:type_name -> google.protobuf.Timestamp
-	8,  // 14: pushsms.partner.v1.SubmitCampaignRequest.spec:type_name -> pushsms.partner.v1.CampaignSpec
-	9,  // 15: pushsms.partner.v1.SubmitCampaignRequest.recipients:type_name -> pushsms.partner.v1.RecipientBatch
-	26, // 16: pushsms.partner.v1.CampaignSpec.category:type_name -> pushsms.partner.v1.TrafficCategory
-	31, // 17: pushsms.partner.v1.CampaignSpec.start_at:type_name -> google.protobuf.Timestamp
-	27, // 18: pushsms.partner.v1.CampaignSpec.validity:type_name -> google.protobuf.Duration
-	10, // 19: pushsms.partner.v1.RecipientBatch.recipients:type_name -> pushsms.partner.v1.Recipient
-	25, // 20: pushsms.partner.v1.Recipient.variables:type_name -> pushsms.partner.v1.Recipient.VariablesEntry
-	13, // 21: pushsms.partner.v1.SubmitCampaignResponse.campaign:type_name -> pushsms.partner.v1.Campaign
-	12, // 22: pushsms.partner.v1.SubmitCampaignResponse.errors:type_name -> pushsms.partner.v1.RecipientError
-	29, // 23: pushsms.partner.v1.RecipientError.reason:type_name -> pushsms.partner.v1.Reason
-	26, // 24: pushsms.partner.v1.Campaign.category:type_name -> pushsms.partner.v1.TrafficCategory
-	0,  // 25: pushsms.partner.v1.Campaign.state:type_name -> pushsms.partner.v1.CampaignState
-	14, // 26: pushsms.partner.v1.Campaign.counts:type_name -> pushsms.partner.v1.StateCount
-	31, // 27: pushsms.partner.v1.Campaign.created_at:type_name -> google.protobuf.Timestamp
-	31, // 28: pushsms.partner.v1.Campaign.start_at:type_name -> google.protobuf.Timestamp
-	28, // 29: pushsms.partner.v1.StateCount.state:type_name -> pushsms.partner.v1.MessageState
-	13, // 30: pushsms.partner.v1.GetCampaignResponse.campaign:type_name -> pushsms.partner.v1.Campaign
-	13, // 31: pushsms.partner.v1.CancelCampaignResponse.campaign:type_name -> pushsms.partner.v1.Campaign
-	21, // 32: pushsms.partner.v1.StreamEventsResponse.delivery_report:type_name -> pushsms.partner.v1.DeliveryReport
-	22, // 33: pushsms.partner.v1.StreamEventsResponse.inbound_message:type_name -> pushsms.partner.v1.InboundMessage
-	32, // 34: pushsms.partner.v1.DeliveryReport.segment_state:type_name -> pushsms.partner.v1.SegmentState
-	28, // 35: pushsms.partner.v1.DeliveryReport.message_state:type_name -> pushsms.partner.v1.MessageState
-	31, // 36: pushsms.partner.v1.DeliveryReport.at:type_name -> google.protobuf.Timestamp
-	29, // 37: pushsms.partner.v1.DeliveryReport.reason:type_name -> pushsms.partner.v1.Reason
-	31, // 38: pushsms.partner.v1.InboundMessage.received_at:type_name -> google.protobuf.Timestamp
-	30, // 39: pushsms.partner.v1.PreviewTextResponse.encoding:type_name -> pushsms.partner.v1.Encoding
-	1,  // 40: pushsms.partner.v1.MessagingService.SendMessage:input_type -> pushsms.partner.v1.SendMessageRequest
-	3,  // 41: pushsms.partner.v1.MessagingService.GetMessage:input_type -> pushsms.partner.v1.GetMessageRequest
-	7,  // 42: pushsms.partner.v1.MessagingService.SubmitCampaign:input_type -> pushsms.partner.v1.SubmitCampaignRequest
-	15, // 43: pushsms.partner.v1.MessagingService.GetCampaign:input_type -> pushsms.partner.v1.GetCampaignRequest
-	17, // 44: pushsms.partner.v1.MessagingService.CancelCampaign:input_type -> pushsms.partner.v1.CancelCampaignRequest
-	19, // 45: pushsms.partner.v1.MessagingService.StreamEvents:input_type -> pushsms.partner.v1.StreamEventsRequest
-	23, // 46: pushsms.partner.v1.MessagingService.PreviewText:input_type -> pushsms.partner.v1.PreviewTextRequest
-	2,  // 47: pushsms.partner.v1.MessagingService.SendMessage:output_type -> pushsms.partner.v1.SendMessageResponse
-	4,  // 48: pushsms.partner.v1.MessagingService.GetMessage:output_type -> pushsms.partner.v1.GetMessageResponse
-	11, // 49: pushsms.partner.v1.MessagingService.SubmitCampaign:output_type -> pushsms.partner.v1.SubmitCampaignResponse
-	16, // 50: pushsms.partner.v1.MessagingService.GetCampaign:output_type -> pushsms.partner.v1.GetCampaignResponse
-	18, // 51: pushsms.partner.v1.MessagingService.CancelCampaign:output_type -> pushsms.partner.v1.CancelCampaignResponse
-	20, // 52: pushsms.partner.v1.MessagingService.StreamEvents:output_type -> pushsms.partner.v1.StreamEventsResponse
-	24, // 53: pushsms.partner.v1.MessagingService.PreviewText:output_type -> pushsms.partner.v1.PreviewTextResponse
-	47, // [47:54] is the sub-list for method output_type
-	40, // [40:47] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	27, // 0: pushsms.partner.v1.SendMessageRequest.category:type_name -> pushsms.partner.v1.TrafficCategory
+	28, // 1: pushsms.partner.v1.SendMessageRequest.validity:type_name -> google.protobuf.Duration
+	29, // 2: pushsms.partner.v1.SendMessageRequest.attestations:type_name -> pushsms.partner.v1.ContentAttestations
+	5,  // 3: pushsms.partner.v1.SendMessageResponse.message:type_name -> pushsms.partner.v1.Message
+	5,  // 4: pushsms.partner.v1.GetMessageResponse.message:type_name -> pushsms.partner.v1.Message
+	27, // 5: pushsms.partner.v1.Message.category:type_name -> pushsms.partner.v1.TrafficCategory
+	30, // 6: pushsms.partner.v1.Message.state:type_name -> pushsms.partner.v1.MessageState
+	31, // 7: pushsms.partner.v1.Message.reason:type_name -> pushsms.partner.v1.Reason
+	32, // 8: pushsms.partner.v1.Message.encoding:type_name -> pushsms.partner.v1.Encoding
+	6,  // 9: pushsms.partner.v1.Message.segments:type_name -> pushsms.partner.v1.Segment
+	33, // 10: pushsms.partner.v1.Message.accepted_at:type_name -> google.protobuf.Timestamp
+	33, // 11: pushsms.partner.v1.Message.updated_at:type_name -> google.protobuf.Timestamp
+	34, // 12: pushsms.partner.v1.Message.decision:type_name -> pushsms.partner.v1.Decision
+	35, // 13: pushsms.partner.v1.Segment.state:type_name -> pushsms.partner.v1.SegmentState
+	33, // 14: pushsms.partner.v1.Segment.submitted_at:type_name -> google.protobuf.Timestamp
+	33, // 15: pushsms.partner.v1.Segment.done_at:type_name -> google.protobuf.Timestamp
+	8,  // 16: pushsms.partner.v1.SubmitCampaignRequest.spec:type_name -> pushsms.partner.v1.CampaignSpec
+	9,  // 17: pushsms.partner.v1.SubmitCampaignRequest.recipients:type_name -> pushsms.partner.v1.RecipientBatch
+	27, // 18: pushsms.partner.v1.CampaignSpec.category:type_name -> pushsms.partner.v1.TrafficCategory
+	33, // 19: pushsms.partner.v1.CampaignSpec.start_at:type_name -> google.protobuf.Timestamp
+	28, // 20: pushsms.partner.v1.CampaignSpec.validity:type_name -> google.protobuf.Duration
+	29, // 21: pushsms.partner.v1.CampaignSpec.attestations:type_name -> pushsms.partner.v1.ContentAttestations
+	10, // 22: pushsms.partner.v1.RecipientBatch.recipients:type_name -> pushsms.partner.v1.Recipient
+	26, // 23: pushsms.partner.v1.Recipient.variables:type_name -> pushsms.partner.v1.Recipient.VariablesEntry
+	13, // 24: pushsms.partner.v1.SubmitCampaignResponse.campaign:type_name -> pushsms.partner.v1.Campaign
+	12, // 25: pushsms.partner.v1.SubmitCampaignResponse.errors:type_name -> pushsms.partner.v1.RecipientError
+	31, // 26: pushsms.partner.v1.RecipientError.reason:type_name -> pushsms.partner.v1.Reason
+	27, // 27: pushsms.partner.v1.Campaign.category:type_name -> pushsms.partner.v1.TrafficCategory
+	0,  // 28: pushsms.partner.v1.Campaign.state:type_name -> pushsms.partner.v1.CampaignState
+	15, // 29: pushsms.partner.v1.Campaign.counts:type_name -> pushsms.partner.v1.StateCount
+	33, // 30: pushsms.partner.v1.Campaign.created_at:type_name -> google.protobuf.Timestamp
+	33, // 31: pushsms.partner.v1.Campaign.start_at:type_name -> google.protobuf.Timestamp
+	14, // 32: pushsms.partner.v1.Campaign.reasons:type_name -> pushsms.partner.v1.ReasonCount
+	31, // 33: pushsms.partner.v1.ReasonCount.reason:type_name -> pushsms.partner.v1.Reason
+	30, // 34: pushsms.partner.v1.StateCount.state:type_name -> pushsms.partner.v1.MessageState
+	13, // 35: pushsms.partner.v1.GetCampaignResponse.campaign:type_name -> pushsms.partner.v1.Campaign
+	13, // 36: pushsms.partner.v1.CancelCampaignResponse.campaign:type_name -> pushsms.partner.v1.Campaign
+	22, // 37: pushsms.partner.v1.StreamEventsResponse.delivery_report:type_name -> pushsms.partner.v1.DeliveryReport
+	23, // 38: pushsms.partner.v1.StreamEventsResponse.inbound_message:type_name -> pushsms.partner.v1.InboundMessage
+	35, // 39: pushsms.partner.v1.DeliveryReport.segment_state:type_name -> pushsms.partner.v1.SegmentState
+	30, // 40: pushsms.partner.v1.DeliveryReport.message_state:type_name -> pushsms.partner.v1.MessageState
+	33, // 41: pushsms.partner.v1.DeliveryReport.at:type_name -> google.protobuf.Timestamp
+	31, // 42: pushsms.partner.v1.DeliveryReport.reason:type_name -> pushsms.partner.v1.Reason
+	33, // 43: pushsms.partner.v1.InboundMessage.received_at:type_name -> google.protobuf.Timestamp
+	32, // 44: pushsms.partner.v1.PreviewTextResponse.encoding:type_name -> pushsms.partner.v1.Encoding
+	1,  // 45: pushsms.partner.v1.MessagingService.SendMessage:input_type -> pushsms.partner.v1.SendMessageRequest
+	3,  // 46: pushsms.partner.v1.MessagingService.GetMessage:input_type -> pushsms.partner.v1.GetMessageRequest
+	7,  // 47: pushsms.partner.v1.MessagingService.SubmitCampaign:input_type -> pushsms.partner.v1.SubmitCampaignRequest
+	16, // 48: pushsms.partner.v1.MessagingService.GetCampaign:input_type -> pushsms.partner.v1.GetCampaignRequest
+	18, // 49: pushsms.partner.v1.MessagingService.CancelCampaign:input_type -> pushsms.partner.v1.CancelCampaignRequest
+	20, // 50: pushsms.partner.v1.MessagingService.StreamEvents:input_type -> pushsms.partner.v1.StreamEventsRequest
+	24, // 51: pushsms.partner.v1.MessagingService.PreviewText:input_type -> pushsms.partner.v1.PreviewTextRequest
+	2,  // 52: pushsms.partner.v1.MessagingService.SendMessage:output_type -> pushsms.partner.v1.SendMessageResponse
+	4,  // 53: pushsms.partner.v1.MessagingService.GetMessage:output_type -> pushsms.partner.v1.GetMessageResponse
+	11, // 54: pushsms.partner.v1.MessagingService.SubmitCampaign:output_type -> pushsms.partner.v1.SubmitCampaignResponse
+	17, // 55: pushsms.partner.v1.MessagingService.GetCampaign:output_type -> pushsms.partner.v1.GetCampaignResponse
+	19, // 56: pushsms.partner.v1.MessagingService.CancelCampaign:output_type -> pushsms.partner.v1.CancelCampaignResponse
+	21, // 57: pushsms.partner.v1.MessagingService.StreamEvents:output_type -> pushsms.partner.v1.StreamEventsResponse
+	25, // 58: pushsms.partner.v1.MessagingService.PreviewText:output_type -> pushsms.partner.v1.PreviewTextResponse
+	52, // [52:59] is the sub-list for method output_type
+	45, // [45:52] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_pushsms_partner_v1_messaging_proto_init() }
@@ -2126,7 +2303,7 @@ func file_pushsms_partner_v1_messaging_proto_init() {
 		(*SubmitCampaignRequest_Spec)(nil),
 		(*SubmitCampaignRequest_Recipients)(nil),
 	}
-	file_pushsms_partner_v1_messaging_proto_msgTypes[19].OneofWrappers = []any{
+	file_pushsms_partner_v1_messaging_proto_msgTypes[20].OneofWrappers = []any{
 		(*StreamEventsResponse_DeliveryReport)(nil),
 		(*StreamEventsResponse_InboundMessage)(nil),
 	}
@@ -2136,7 +2313,7 @@ func file_pushsms_partner_v1_messaging_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pushsms_partner_v1_messaging_proto_rawDesc), len(file_pushsms_partner_v1_messaging_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -9,6 +9,7 @@ package partnerv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -282,6 +283,22 @@ const (
 	Reason_REASON_CONTENT Reason = 16
 	// Marketing outside the sending window and not deferrable.
 	Reason_REASON_SENDING_WINDOW Reason = 17
+	// Marketing text without the STOP mention of its short code, and the
+	// recipients were not told at collection.
+	Reason_REASON_STOP_MENTION_MISSING Reason = 18
+	// The text holds a term of the adult-content list.
+	Reason_REASON_ADULT_CONTENT Reason = 19
+	// The text claims something is free ("gratuit", "free") without the
+	// campaign's attestation.
+	Reason_REASON_FREE_CLAIM_UNATTESTED Reason = 20
+	// The message's sector may not be canvassed by SMS (e.g. energy
+	// renovation, home adaptation: law of 30 June 2025).
+	Reason_REASON_SECTOR_BANNED Reason = 21
+	// The brand is not identifiable in the text.
+	Reason_REASON_BRAND_NOT_IDENTIFIED Reason = 22
+	// A 34ABC reply with no session opened by the subscriber's MO, or after
+	// the session ended.
+	Reason_REASON_NO_MO_SESSION Reason = 23
 )
 
 // Enum value maps for Reason.
@@ -305,26 +322,38 @@ var (
 		15: "REASON_CANCELLED",
 		16: "REASON_CONTENT",
 		17: "REASON_SENDING_WINDOW",
+		18: "REASON_STOP_MENTION_MISSING",
+		19: "REASON_ADULT_CONTENT",
+		20: "REASON_FREE_CLAIM_UNATTESTED",
+		21: "REASON_SECTOR_BANNED",
+		22: "REASON_BRAND_NOT_IDENTIFIED",
+		23: "REASON_NO_MO_SESSION",
 	}
 	Reason_value = map[string]int32{
-		"REASON_UNSPECIFIED":        0,
-		"REASON_INVALID_NUMBER":     1,
-		"REASON_NOT_MOBILE":         2,
-		"REASON_NOT_FRENCH":         3,
-		"REASON_OVERSEAS":           4,
-		"REASON_M2M_NUMBER":         5,
-		"REASON_ROUTING_PREFIX":     6,
-		"REASON_NOT_ON_NETWORK":     7,
-		"REASON_OPTED_OUT":          8,
-		"REASON_FREQUENCY_CAP":      9,
-		"REASON_SHORT_CODE_RANGE":   10,
-		"REASON_SENDER_NOT_ALLOWED": 11,
-		"REASON_VALIDITY_EXPIRED":   12,
-		"REASON_SMSC_REJECTED":      13,
-		"REASON_DELIVERY_FAILED":    14,
-		"REASON_CANCELLED":          15,
-		"REASON_CONTENT":            16,
-		"REASON_SENDING_WINDOW":     17,
+		"REASON_UNSPECIFIED":           0,
+		"REASON_INVALID_NUMBER":        1,
+		"REASON_NOT_MOBILE":            2,
+		"REASON_NOT_FRENCH":            3,
+		"REASON_OVERSEAS":              4,
+		"REASON_M2M_NUMBER":            5,
+		"REASON_ROUTING_PREFIX":        6,
+		"REASON_NOT_ON_NETWORK":        7,
+		"REASON_OPTED_OUT":             8,
+		"REASON_FREQUENCY_CAP":         9,
+		"REASON_SHORT_CODE_RANGE":      10,
+		"REASON_SENDER_NOT_ALLOWED":    11,
+		"REASON_VALIDITY_EXPIRED":      12,
+		"REASON_SMSC_REJECTED":         13,
+		"REASON_DELIVERY_FAILED":       14,
+		"REASON_CANCELLED":             15,
+		"REASON_CONTENT":               16,
+		"REASON_SENDING_WINDOW":        17,
+		"REASON_STOP_MENTION_MISSING":  18,
+		"REASON_ADULT_CONTENT":         19,
+		"REASON_FREE_CLAIM_UNATTESTED": 20,
+		"REASON_SECTOR_BANNED":         21,
+		"REASON_BRAND_NOT_IDENTIFIED":  22,
+		"REASON_NO_MO_SESSION":         23,
 	}
 )
 
@@ -353,6 +382,62 @@ func (x Reason) Number() protoreflect.EnumNumber {
 // Deprecated: Use Reason.Descriptor instead.
 func (Reason) EnumDescriptor() ([]byte, []int) {
 	return file_pushsms_partner_v1_types_proto_rawDescGZIP(), []int{3}
+}
+
+// DecisionOutcome is what compliance decided for a message.
+type DecisionOutcome int32
+
+const (
+	DecisionOutcome_DECISION_OUTCOME_UNSPECIFIED DecisionOutcome = 0
+	// Every rule passed: sent as soon as the throughput allows.
+	DecisionOutcome_DECISION_OUTCOME_ACCEPTED DecisionOutcome = 1
+	// Every rule passed, but not before not_before (sending window).
+	DecisionOutcome_DECISION_OUTCOME_DEFERRED DecisionOutcome = 2
+	// A rule refused the message: see reason, rule and source.
+	DecisionOutcome_DECISION_OUTCOME_REFUSED DecisionOutcome = 3
+)
+
+// Enum value maps for DecisionOutcome.
+var (
+	DecisionOutcome_name = map[int32]string{
+		0: "DECISION_OUTCOME_UNSPECIFIED",
+		1: "DECISION_OUTCOME_ACCEPTED",
+		2: "DECISION_OUTCOME_DEFERRED",
+		3: "DECISION_OUTCOME_REFUSED",
+	}
+	DecisionOutcome_value = map[string]int32{
+		"DECISION_OUTCOME_UNSPECIFIED": 0,
+		"DECISION_OUTCOME_ACCEPTED":    1,
+		"DECISION_OUTCOME_DEFERRED":    2,
+		"DECISION_OUTCOME_REFUSED":     3,
+	}
+)
+
+func (x DecisionOutcome) Enum() *DecisionOutcome {
+	p := new(DecisionOutcome)
+	*p = x
+	return p
+}
+
+func (x DecisionOutcome) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DecisionOutcome) Descriptor() protoreflect.EnumDescriptor {
+	return file_pushsms_partner_v1_types_proto_enumTypes[4].Descriptor()
+}
+
+func (DecisionOutcome) Type() protoreflect.EnumType {
+	return &file_pushsms_partner_v1_types_proto_enumTypes[4]
+}
+
+func (x DecisionOutcome) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DecisionOutcome.Descriptor instead.
+func (DecisionOutcome) EnumDescriptor() ([]byte, []int) {
+	return file_pushsms_partner_v1_types_proto_rawDescGZIP(), []int{4}
 }
 
 // Encoding is the alphabet a message is sent in.
@@ -395,11 +480,11 @@ func (x Encoding) String() string {
 }
 
 func (Encoding) Descriptor() protoreflect.EnumDescriptor {
-	return file_pushsms_partner_v1_types_proto_enumTypes[4].Descriptor()
+	return file_pushsms_partner_v1_types_proto_enumTypes[5].Descriptor()
 }
 
 func (Encoding) Type() protoreflect.EnumType {
-	return &file_pushsms_partner_v1_types_proto_enumTypes[4]
+	return &file_pushsms_partner_v1_types_proto_enumTypes[5]
 }
 
 func (x Encoding) Number() protoreflect.EnumNumber {
@@ -408,14 +493,194 @@ func (x Encoding) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Encoding.Descriptor instead.
 func (Encoding) EnumDescriptor() ([]byte, []int) {
-	return file_pushsms_partner_v1_types_proto_rawDescGZIP(), []int{4}
+	return file_pushsms_partner_v1_types_proto_rawDescGZIP(), []int{5}
+}
+
+// Decision is compliance's verdict on one message, with what decided it.
+type Decision struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Outcome DecisionOutcome        `protobuf:"varint,1,opt,name=outcome,proto3,enum=pushsms.partner.v1.DecisionOutcome" json:"outcome,omitempty"`
+	// Set when refused.
+	Reason Reason `protobuf:"varint,2,opt,name=reason,proto3,enum=pushsms.partner.v1.Reason" json:"reason,omitempty"`
+	// The rule that refused or deferred the message (docs/rules.md), e.g.
+	// "window", "optout", "frequency"; empty when accepted.
+	Rule string `protobuf:"bytes,3,opt,name=rule,proto3" json:"rule,omitempty"`
+	// Where the rule comes from: the operator's offer, a law, a charter.
+	Source string `protobuf:"bytes,4,opt,name=source,proto3" json:"source,omitempty"`
+	// In words; never holds the recipient's number.
+	Detail string `protobuf:"bytes,5,opt,name=detail,proto3" json:"detail,omitempty"`
+	// Set when deferred: the message is not sent before this time.
+	NotBefore *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=not_before,json=notBefore,proto3" json:"not_before,omitempty"`
+	// The version of the rule set that decided.
+	PolicyVersion string                 `protobuf:"bytes,7,opt,name=policy_version,json=policyVersion,proto3" json:"policy_version,omitempty"`
+	DecidedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=decided_at,json=decidedAt,proto3" json:"decided_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Decision) Reset() {
+	*x = Decision{}
+	mi := &file_pushsms_partner_v1_types_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Decision) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Decision) ProtoMessage() {}
+
+func (x *Decision) ProtoReflect() protoreflect.Message {
+	mi := &file_pushsms_partner_v1_types_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Decision.ProtoReflect.Descriptor instead.
+func (*Decision) Descriptor() ([]byte, []int) {
+	return file_pushsms_partner_v1_types_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *Decision) GetOutcome() DecisionOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return DecisionOutcome_DECISION_OUTCOME_UNSPECIFIED
+}
+
+func (x *Decision) GetReason() Reason {
+	if x != nil {
+		return x.Reason
+	}
+	return Reason_REASON_UNSPECIFIED
+}
+
+func (x *Decision) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+func (x *Decision) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *Decision) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *Decision) GetNotBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NotBefore
+	}
+	return nil
+}
+
+func (x *Decision) GetPolicyVersion() string {
+	if x != nil {
+		return x.PolicyVersion
+	}
+	return ""
+}
+
+func (x *Decision) GetDecidedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DecidedAt
+	}
+	return nil
+}
+
+// ContentAttestations are what the partner declares about a marketing
+// text and its recipients; the content rules take them into account.
+type ContentAttestations struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The recipients were told at collection how to opt out, so the text
+	// need not carry the STOP mention.
+	StopInformedAtCollection bool `protobuf:"varint,1,opt,name=stop_informed_at_collection,json=stopInformedAtCollection,proto3" json:"stop_informed_at_collection,omitempty"`
+	// A "free"/"gratuit" claim in the text is substantiated (the offer is
+	// really free of charge, conditions available).
+	FreeClaimSubstantiated bool `protobuf:"varint,2,opt,name=free_claim_substantiated,json=freeClaimSubstantiated,proto3" json:"free_claim_substantiated,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
+}
+
+func (x *ContentAttestations) Reset() {
+	*x = ContentAttestations{}
+	mi := &file_pushsms_partner_v1_types_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContentAttestations) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContentAttestations) ProtoMessage() {}
+
+func (x *ContentAttestations) ProtoReflect() protoreflect.Message {
+	mi := &file_pushsms_partner_v1_types_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContentAttestations.ProtoReflect.Descriptor instead.
+func (*ContentAttestations) Descriptor() ([]byte, []int) {
+	return file_pushsms_partner_v1_types_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ContentAttestations) GetStopInformedAtCollection() bool {
+	if x != nil {
+		return x.StopInformedAtCollection
+	}
+	return false
+}
+
+func (x *ContentAttestations) GetFreeClaimSubstantiated() bool {
+	if x != nil {
+		return x.FreeClaimSubstantiated
+	}
+	return false
 }
 
 var File_pushsms_partner_v1_types_proto protoreflect.FileDescriptor
 
 const file_pushsms_partner_v1_types_proto_rawDesc = "" +
 	"\n" +
-	"\x1epushsms/partner/v1/types.proto\x12\x12pushsms.partner.v1*\xe4\x01\n" +
+	"\x1epushsms/partner/v1/types.proto\x12\x12pushsms.partner.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xde\x02\n" +
+	"\bDecision\x12=\n" +
+	"\aoutcome\x18\x01 \x01(\x0e2#.pushsms.partner.v1.DecisionOutcomeR\aoutcome\x122\n" +
+	"\x06reason\x18\x02 \x01(\x0e2\x1a.pushsms.partner.v1.ReasonR\x06reason\x12\x12\n" +
+	"\x04rule\x18\x03 \x01(\tR\x04rule\x12\x16\n" +
+	"\x06source\x18\x04 \x01(\tR\x06source\x12\x16\n" +
+	"\x06detail\x18\x05 \x01(\tR\x06detail\x129\n" +
+	"\n" +
+	"not_before\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tnotBefore\x12%\n" +
+	"\x0epolicy_version\x18\a \x01(\tR\rpolicyVersion\x129\n" +
+	"\n" +
+	"decided_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tdecidedAt\"\x8e\x01\n" +
+	"\x13ContentAttestations\x12=\n" +
+	"\x1bstop_informed_at_collection\x18\x01 \x01(\bR\x18stopInformedAtCollection\x128\n" +
+	"\x18free_claim_substantiated\x18\x02 \x01(\bR\x16freeClaimSubstantiated*\xe4\x01\n" +
 	"\x0fTrafficCategory\x12 \n" +
 	"\x1cTRAFFIC_CATEGORY_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aTRAFFIC_CATEGORY_MARKETING\x10\x01\x12*\n" +
@@ -445,7 +710,7 @@ const file_pushsms_partner_v1_types_proto_rawDesc = "" +
 	"\x17SEGMENT_STATE_DELIVERED\x10\x04\x12\x18\n" +
 	"\x14SEGMENT_STATE_FAILED\x10\x05\x12\x19\n" +
 	"\x15SEGMENT_STATE_EXPIRED\x10\x06\x12\x19\n" +
-	"\x15SEGMENT_STATE_UNKNOWN\x10\a*\xcf\x03\n" +
+	"\x15SEGMENT_STATE_UNKNOWN\x10\a*\x81\x05\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15REASON_INVALID_NUMBER\x10\x01\x12\x15\n" +
@@ -465,7 +730,18 @@ const file_pushsms_partner_v1_types_proto_rawDesc = "" +
 	"\x16REASON_DELIVERY_FAILED\x10\x0e\x12\x14\n" +
 	"\x10REASON_CANCELLED\x10\x0f\x12\x12\n" +
 	"\x0eREASON_CONTENT\x10\x10\x12\x19\n" +
-	"\x15REASON_SENDING_WINDOW\x10\x11*_\n" +
+	"\x15REASON_SENDING_WINDOW\x10\x11\x12\x1f\n" +
+	"\x1bREASON_STOP_MENTION_MISSING\x10\x12\x12\x18\n" +
+	"\x14REASON_ADULT_CONTENT\x10\x13\x12 \n" +
+	"\x1cREASON_FREE_CLAIM_UNATTESTED\x10\x14\x12\x18\n" +
+	"\x14REASON_SECTOR_BANNED\x10\x15\x12\x1f\n" +
+	"\x1bREASON_BRAND_NOT_IDENTIFIED\x10\x16\x12\x18\n" +
+	"\x14REASON_NO_MO_SESSION\x10\x17*\x8f\x01\n" +
+	"\x0fDecisionOutcome\x12 \n" +
+	"\x1cDECISION_OUTCOME_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19DECISION_OUTCOME_ACCEPTED\x10\x01\x12\x1d\n" +
+	"\x19DECISION_OUTCOME_DEFERRED\x10\x02\x12\x1c\n" +
+	"\x18DECISION_OUTCOME_REFUSED\x10\x03*_\n" +
 	"\bEncoding\x12\x18\n" +
 	"\x14ENCODING_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rENCODING_GSM7\x10\x01\x12\x11\n" +
@@ -484,20 +760,29 @@ func file_pushsms_partner_v1_types_proto_rawDescGZIP() []byte {
 	return file_pushsms_partner_v1_types_proto_rawDescData
 }
 
-var file_pushsms_partner_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_pushsms_partner_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_pushsms_partner_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
 var file_pushsms_partner_v1_types_proto_goTypes = []any{
-	(TrafficCategory)(0), // 0: pushsms.partner.v1.TrafficCategory
-	(MessageState)(0),    // 1: pushsms.partner.v1.MessageState
-	(SegmentState)(0),    // 2: pushsms.partner.v1.SegmentState
-	(Reason)(0),          // 3: pushsms.partner.v1.Reason
-	(Encoding)(0),        // 4: pushsms.partner.v1.Encoding
+	(TrafficCategory)(0),          // 0: pushsms.partner.v1.TrafficCategory
+	(MessageState)(0),             // 1: pushsms.partner.v1.MessageState
+	(SegmentState)(0),             // 2: pushsms.partner.v1.SegmentState
+	(Reason)(0),                   // 3: pushsms.partner.v1.Reason
+	(DecisionOutcome)(0),          // 4: pushsms.partner.v1.DecisionOutcome
+	(Encoding)(0),                 // 5: pushsms.partner.v1.Encoding
+	(*Decision)(nil),              // 6: pushsms.partner.v1.Decision
+	(*ContentAttestations)(nil),   // 7: pushsms.partner.v1.ContentAttestations
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
 }
 var file_pushsms_partner_v1_types_proto_depIdxs = []int32{
-	0, // [0:0] is the sub-list for method output_type
-	0, // [0:0] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	4, // 0: pushsms.partner.v1.Decision.outcome:type_name -> pushsms.partner.v1.DecisionOutcome
+	3, // 1: pushsms.partner.v1.Decision.reason:type_name -> pushsms.partner.v1.Reason
+	8, // 2: pushsms.partner.v1.Decision.not_before:type_name -> google.protobuf.Timestamp
+	8, // 3: pushsms.partner.v1.Decision.decided_at:type_name -> google.protobuf.Timestamp
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_pushsms_partner_v1_types_proto_init() }
@@ -510,14 +795,15 @@ func file_pushsms_partner_v1_types_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pushsms_partner_v1_types_proto_rawDesc), len(file_pushsms_partner_v1_types_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   0,
+			NumEnums:      6,
+			NumMessages:   2,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_pushsms_partner_v1_types_proto_goTypes,
 		DependencyIndexes: file_pushsms_partner_v1_types_proto_depIdxs,
 		EnumInfos:         file_pushsms_partner_v1_types_proto_enumTypes,
+		MessageInfos:      file_pushsms_partner_v1_types_proto_msgTypes,
 	}.Build()
 	File_pushsms_partner_v1_types_proto = out.File
 	file_pushsms_partner_v1_types_proto_goTypes = nil
