@@ -34,7 +34,26 @@ const (
 	// yyyymmdd; value: the message ids), updated by compare-and-set so
 	// that compliance replicas never let two through.
 	BucketFrequency = "FREQUENCY"
+	// BucketPolicy holds the compliance rule set (lib/policy) under key
+	// PolicyKey, watched by every compliance and throttle replica so that
+	// a new version applies without a restart. History keeps the versions
+	// before it.
+	BucketPolicy = "POLICY"
+	// BucketOptOuts holds the opt-outs (subscribers' STOPs and partners'
+	// suppression lists) with their proof, keyed by recipient hash first
+	// (lib/optout), watched by every compliance replica.
+	BucketOptOuts = "OPTOUTS"
+	// BucketLastIssuer remembers which brand last sent to a recipient from
+	// a short code (key: short code, recipient hash): a STOP to that short
+	// code opts out of that brand.
+	BucketLastIssuer = "LAST_ISSUER"
+	// BucketMOSessions remembers a subscriber's last MO to a short code
+	// (key: short code, recipient hash): 34ABC replies need a session.
+	BucketMOSessions = "MO_SESSIONS"
 )
+
+// PolicyKey is the key of the current policy in BucketPolicy.
+const PolicyKey = "current"
 
 // DuplicateWindow is how long JetStream remembers a Nats-Msg-Id. A publish
 // retried within it is stored once.
@@ -85,7 +104,35 @@ func Buckets(replicas int) []jetstream.KeyValueConfig {
 		// A day's key is written when a message is checked, and a message
 		// may be scheduled or deferred up to its validity (at most 72 h)
 		// ahead: the key must outlive the end of that day, not 48 h.
-		TTL:      5 * 24 * time.Hour,
+		// A weekly cap's key lives a week plus that validity.
+		TTL:      11 * 24 * time.Hour,
+		Storage:  jetstream.FileStorage,
+		Replicas: replicas,
+	}, {
+		Bucket:      BucketPolicy,
+		Description: "compliance rule set (lib/policy JSON), key current",
+		History:     64,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	}, {
+		Bucket:      BucketOptOuts,
+		Description: "opt-outs with proof: recipient hash + scope -> entry",
+		History:     8,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	}, {
+		Bucket:      BucketLastIssuer,
+		Description: "brand that last sent to a recipient from a short code",
+		// A STOP answers a recent message; a year covers any campaign
+		// rhythm without keeping every recipient forever.
+		TTL:      365 * 24 * time.Hour,
+		Storage:  jetstream.FileStorage,
+		Replicas: replicas,
+	}, {
+		Bucket:      BucketMOSessions,
+		Description: "subscriber's last MO to a short code (34ABC sessions)",
+		// The policy's mo_session is at most this long.
+		TTL:      30 * 24 * time.Hour,
 		Storage:  jetstream.FileStorage,
 		Replicas: replicas,
 	}}

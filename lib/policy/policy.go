@@ -182,8 +182,8 @@ func (p Policy) Validate() error {
 			}
 		}
 	}
-	if p.MOSession <= 0 {
-		bad("mo_session must be positive")
+	if p.MOSession <= 0 || time.Duration(p.MOSession) > MaxMOSession {
+		bad("mo_session %v: want more than 0 and at most %v", time.Duration(p.MOSession), MaxMOSession)
 	}
 	if p.Network.Check && p.Network.Operator == "" {
 		bad("network check without an operator")
@@ -204,10 +204,8 @@ func (p Policy) Validate() error {
 }
 
 func (w Window) validate() error {
-	if w.Open >= w.Close {
-		return fmt.Errorf("opens at %s, not before it closes at %s", w.Open, w.Close)
-	}
-	return nil
+	_, err := w.Calendar()
+	return err
 }
 
 // WindowFor returns the window of a short code's contract: its own, else
