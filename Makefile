@@ -12,7 +12,7 @@ SERVICES := ingest compliance throttle smsc-link billing
 BUF := GOWORK=off $(GO) tool -modfile=$(CURDIR)/tools/buf/go.mod buf
 TEST_FLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: all run build test test-short lint vet fmt-check generate generate-check fuzz bench tidy clean interop
+.PHONY: all run build test test-short lint vet fmt-check generate generate-check fuzz bench tidy clean interop numplan-data
 
 all: build
 
@@ -59,16 +59,25 @@ generate-check: generate
 
 ## fuzz: run each fuzz target briefly (FUZZTIME=10m for a real session)
 FUZZTIME ?= 20s
+FUZZ_PKGS = lib:./ucp lib:./gsm lib:./numplan lib:./smscsim lib:./calendar lib:./optout \
+	services/compliance:. services/compliance:./ported
 fuzz:
-	@set -e; for pkg in ./ucp ./gsm ./numplan ./smscsim ./calendar; do \
-		for f in $$(cd lib && $(GO) test -list 'Fuzz.*' $$pkg | grep ^Fuzz); do \
-			echo "== $$pkg $$f"; (cd lib && $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg); \
+	@set -e; for mp in $(FUZZ_PKGS); do mod=$${mp%%:*}; pkg=$${mp#*:}; \
+		for f in $$(cd $$mod && $(GO) test -list 'Fuzz.*' $$pkg | grep ^Fuzz); do \
+			echo "== $$mod $$pkg $$f"; (cd $$mod && $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg); \
 		done; \
 	done
 
 ## bench: library benchmarks
 bench:
-	cd lib && $(GO) test -run '^$$' -bench . -benchmem ./ucp/ ./gsm/ ./numplan/
+	cd lib && $(GO) test -run '^$$' -bench . -benchmem ./ucp/ ./gsm/ ./numplan/ ./optout/
+	cd services/compliance && $(GO) test -run '^$$' -bench . -benchmem . && $(GO) test -run '^$$' -bench 'Operator|Load' -benchmem ./ported/
+
+## numplan-data: refresh lib/numplan/data from ARCEP's MAJNUM extract (MAJNUM=file, see lib/numplan/data/README.md)
+MAJNUM ?= ../shared/data/arcep-majnum/majournums.raw.csv
+numplan-data:
+	$(GO) run ./lib/numplan/cmd/majnum-gen -in $(MAJNUM) -out lib/numplan/data/majnum-0607.txt
+	cd lib && $(GO) test ./numplan/...
 
 ## interop: Kannel (bearerbox + smsbox, smsc = emi) against smsc-sim, 1000 SMS with DLRs; SKIPs without kannel
 interop:

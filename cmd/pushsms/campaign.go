@@ -40,6 +40,7 @@ func (c *cli) runCampaignSubmit(ctx context.Context, args []string) error {
 	name := fs.String("name", "", "campaign name")
 	batch := fs.Int("batch", 1000, "recipients per message of the stream")
 	quiet := fs.Bool("quiet", false, "no progress bar")
+	decl := declarationFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -56,6 +57,7 @@ func (c *cli) runCampaignSubmit(ctx context.Context, args []string) error {
 	spec := &partnerv1.CampaignSpec{
 		ShortCode: *shortCode, Brand: *brand, Category: cat, Sender: *sender,
 		TextTemplate: *text, ClientReference: *ref, Name: *name,
+		Sector: decl.sector, Attestations: decl.attestations(), AppendStopMention: decl.appendStop,
 	}
 	if *startAt != "" {
 		t, err := time.Parse(time.RFC3339, *startAt)
@@ -223,5 +225,15 @@ func (c *cli) printCampaign(cp *partnerv1.Campaign) {
 	fmt.Fprintf(c.out, "accepted:   %d\nrefused:    %d\n", cp.GetAccepted(), cp.GetRefused())
 	for _, sc := range cp.GetCounts() {
 		fmt.Fprintf(c.out, "  %-11s %d\n", enumName(sc.GetState(), "MESSAGE_STATE_")+":", sc.GetCount())
+	}
+	// The compliance report: why messages were refused, most frequent first.
+	if len(cp.GetReasons()) > 0 {
+		fmt.Fprintln(c.out, "refused by compliance:")
+		for _, rc := range cp.GetReasons() {
+			fmt.Fprintf(c.out, "  %-24s %d\n", enumName(rc.GetReason(), "REASON_")+":", rc.GetCount())
+		}
+	}
+	if cp.GetDeferred() > 0 {
+		fmt.Fprintf(c.out, "deferred:   %d (held until the sending window opens)\n", cp.GetDeferred())
 	}
 }

@@ -42,11 +42,29 @@ func (c *cli) apiFlags(fs *flag.FlagSet) *apiFlags {
 
 // dial returns a client and a context carrying the API key.
 func (f *apiFlags) dial(ctx context.Context) (partnerv1.MessagingServiceClient, context.Context, func(), error) {
+	conn, ctx, err := f.connect(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return partnerv1.NewMessagingServiceClient(conn), ctx, func() { conn.Close() }, nil
+}
+
+// dialSuppressions is dial for the SuppressionService.
+func (f *apiFlags) dialSuppressions(ctx context.Context) (partnerv1.SuppressionServiceClient, context.Context, func(), error) {
+	conn, ctx, err := f.connect(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return partnerv1.NewSuppressionServiceClient(conn), ctx, func() { conn.Close() }, nil
+}
+
+// connect returns a connection to the API and a context carrying the key.
+func (f *apiFlags) connect(ctx context.Context) (*grpc.ClientConn, context.Context, error) {
 	if f.key == "" {
 		f.key = f.getenv("PUSHSMS_API_KEY")
 	}
 	if f.key == "" {
-		return nil, nil, nil, errors.New("no API key: use -key or set PUSHSMS_API_KEY")
+		return nil, nil, errors.New("no API key: use -key or set PUSHSMS_API_KEY")
 	}
 	creds := insecure.NewCredentials()
 	if f.tls {
@@ -54,10 +72,9 @@ func (f *apiFlags) dial(ctx context.Context) (partnerv1.MessagingServiceClient, 
 	}
 	conn, err := grpc.NewClient(f.addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("connect to %s: %w", f.addr, err)
+		return nil, nil, fmt.Errorf("connect to %s: %w", f.addr, err)
 	}
-	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+f.key)
-	return partnerv1.NewMessagingServiceClient(conn), ctx, func() { conn.Close() }, nil
+	return conn, metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+f.key), nil
 }
 
 // apiError makes a status readable: its code, message and bad fields.

@@ -1,6 +1,7 @@
 // Command pushsms is the partner's command line for the pushsms API: send a
-// message, follow its state, preview a text, upload a campaign from a CSV
-// file, stream delivery reports; and, for operators, create a partner.
+// message, follow its state and compliance's decision, preview a text,
+// upload a campaign from a CSV file, stream delivery reports, import and
+// query suppression lists; and, for operators, create a partner.
 package main
 
 import (
@@ -18,16 +19,28 @@ const usage = `Usage: pushsms <command> [flags]
 
 Commands:
   send              send one SMS and print its message id
-  status <id>       print a message's state, reason and segments
+  status <id>       print a message's state, compliance decision and segments
   preview           tell how a text is encoded and into how many segments
   campaign submit   upload a campaign from a CSV file
-  campaign get <id> print a campaign's state and counts
+  campaign get <id> print a campaign's state, counts and refusals by reason
   campaign cancel <id>
   events            stream delivery reports and inbound messages
+  suppress import [-brand B] [-note N] FILE
+                    suppress the numbers of FILE (one a line) for a brand,
+                    or for all your messages
+  suppress status [-brand B] [-short-code S] MSISDN
+                    tell whether a number is blocked, and why
   partner create    create a partner and print its API key (operators)
+  ported import [-incremental] FILE.csv
+                    load a portability file into compliance's ported-numbers
+                    table (aggregator)
+  ported status     print the ported-numbers table's version, size and source
 
 The API address and key come from -addr and -key, or PUSHSMS_ADDR and
 PUSHSMS_API_KEY. Run "pushsms <command> -h" for a command's flags.
+The ported commands talk to compliance's internal port (-addr or
+PUSHSMS_COMPLIANCE_ADDR, default localhost:9091), which has no API key:
+run them from inside the cluster.
 `
 
 // cli runs one command, printing its result to out and messages to err.
@@ -48,7 +61,11 @@ func (c *cli) commands() map[string]func(ctx context.Context, args []string) err
 		"campaign get":    c.runCampaignGet,
 		"campaign cancel": c.runCampaignCancel,
 		"events":          c.runEvents,
+		"suppress import": c.runSuppressImport,
+		"suppress status": c.runSuppressStatus,
 		"partner create":  c.runPartnerCreate,
+		"ported import":   c.runPortedImport,
+		"ported status":   c.runPortedStatus,
 	}
 }
 

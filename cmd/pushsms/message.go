@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -24,6 +25,7 @@ func (c *cli) runSend(ctx context.Context, args []string) error {
 	sender := fs.String("sender", "", "sender shown on the handset (default: the short code)")
 	ref := fs.String("ref", "", "your reference: sending again with it returns the first message")
 	validity := fs.Duration("validity", 0, "how long the network may try (default 48h)")
+	decl := declarationFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -39,6 +41,7 @@ func (c *cli) runSend(ctx context.Context, args []string) error {
 	req := &partnerv1.SendMessageRequest{
 		ShortCode: *shortCode, Brand: *brand, Category: cat, Sender: *sender,
 		Recipient: *to, Text: *text, ClientReference: *ref,
+		Sector: decl.sector, Attestations: decl.attestations(), AppendStopMention: decl.appendStop,
 	}
 	if *validity != 0 {
 		req.Validity = durationpb.New(*validity)
@@ -72,6 +75,7 @@ func (c *cli) printMessage(m *partnerv1.Message) {
 		}
 		fmt.Fprintln(w)
 	}
+	c.printDecision(m.GetDecision())
 	fmt.Fprintf(w, "message:    %s\n", m.GetMessageId())
 	if m.GetCampaignId() != "" {
 		fmt.Fprintf(w, "campaign:   %s\n", m.GetCampaignId())
@@ -101,6 +105,64 @@ func (c *cli) printMessage(m *partnerv1.Message) {
 	}
 }
 
+// printDecision prints compliance's decision: outcome (and reason or
+// date), then the rule with its source, the detail and the rule set's
+// version.
+func (c *cli) printDecision(d *partnerv1.Decision) {
+	if d == nil {
+		return
+	}
+	w := c.out
+	fmt.Fprintf(w, "decision:   %s", enumName(d.GetOutcome(), "DECISION_OUTCOME_"))
+	if d.GetReason() != partnerv1.Reason_REASON_UNSPECIFIED {
+		fmt.Fprintf(w, " %s", enumName(d.GetReason(), "REASON_"))
+	}
+	if d.GetNotBefore() != nil {
+		fmt.Fprintf(w, " until %s", stamp(d.GetNotBefore().AsTime()))
+	}
+	fmt.Fprintln(w)
+	if d.GetRule() != "" {
+		fmt.Fprintf(w, "rule:       %s", d.GetRule())
+		if d.GetSource() != "" {
+			fmt.Fprintf(w, " (source: %s)", d.GetSource())
+		}
+		fmt.Fprintln(w)
+	}
+	if d.GetDetail() != "" {
+		fmt.Fprintf(w, "detail:     %s\n", d.GetDetail())
+	}
+	if d.GetPolicyVersion() != "" || d.GetDecidedAt() != nil {
+		fmt.Fprintf(w, "policy:     %s", cmp.Or(d.GetPolicyVersion(), "?"))
+		if d.GetDecidedAt() != nil {
+			fmt.Fprintf(w, ", decided %s", stamp(d.GetDecidedAt().AsTime()))
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// declarations are the flags of what a message or campaign declares about
+// its text, for the content rules.
+type declarations struct {
+	sector                          string
+	appendStop, informed, freeClaim bool
+}
+
+func declarationFlags(fs *flag.FlagSet) *declarations {
+	d := &declarations{}
+	fs.StringVar(&d.sector, "sector", "", "what the text advertises, as a sector key (e.g. retail, energy_renovation)")
+	fs.BoolVar(&d.appendStop, "append-stop", false, "append the short code's STOP mention (\"STOP au 36123\") to the text, counted in the segments")
+	fs.BoolVar(&d.informed, "informed-at-collection", false, "attest that the recipients were told how to opt out when their number was collected (no STOP mention needed)")
+	fs.BoolVar(&d.freeClaim, "free-claim-attested", false, "attest that a \"gratuit\"/\"free\" claim of the text is substantiated")
+	return d
+}
+
+func (d *declarations) attestations() *partnerv1.ContentAttestations {
+	if !d.informed && !d.freeClaim {
+		return nil
+	}
+	return &partnerv1.ContentAttestations{StopInformedAtCollection: d.informed, FreeClaimSubstantiated: d.freeClaim}
+}
+
 func stamp(t time.Time) string { return t.Local().Format(time.DateTime) }
 
 func (c *cli) runPreview(ctx context.Context, args []string) error {
@@ -108,6 +170,8 @@ func (c *cli) runPreview(ctx context.Context, args []string) error {
 	api := c.apiFlags(fs)
 	text := fs.String("text", "", "text to preview")
 	normalize := fs.Bool("normalize", true, "replace French typography that forces UCS-2 (’ … « » œ NBSP), as SendMessage does")
+	shortCode := fs.String("short-code", "", "short code whose STOP mention -append-stop appends")
+	appendStop := fs.Bool("append-stop", false, "count the text with the short code's STOP mention appended, as send -append-stop sends it")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -119,7 +183,9 @@ func (c *cli) runPreview(ctx context.Context, args []string) error {
 		return err
 	}
 	defer done()
-	resp, err := client.PreviewText(ctx, &partnerv1.PreviewTextRequest{Text: *text, NormalizeTypography: *normalize})
+	resp, err := client.PreviewText(ctx, &partnerv1.PreviewTextRequest{
+		Text: *text, NormalizeTypography: *normalize, ShortCode: *shortCode, AppendStopMention: *appendStop,
+	})
 	if err != nil {
 		return apiError(err)
 	}

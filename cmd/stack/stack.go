@@ -100,6 +100,8 @@ type Stack struct {
 	simHTTPAddr string
 	apiKey      string
 	apiAddr     string
+	// complianceAddr serves the aggregator's admin API (ported numbers).
+	complianceAddr string
 
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -286,6 +288,7 @@ func (s *Stack) startServices(ctx, runCtx context.Context) error {
 
 	cc := compliance.DefaultConfig()
 	cc.Bus, cc.GRPCAddr = busCfg, s.addr(0)
+	cc.DB = pgdb.Config{URL: s.dbURL, MaxConns: 5}
 	if cc.Telemetry, err = s.telemetryFor(ctx, compliance.Name); err != nil {
 		return err
 	}
@@ -294,6 +297,7 @@ func (s *Stack) startServices(ctx, runCtx context.Context) error {
 		return fmt.Errorf("compliance: %w", err)
 	}
 	start(compliance.Name, csvc)
+	s.complianceAddr = csvc.Addr()
 
 	ic := ingest.DefaultConfig()
 	ic.Bus, ic.DB = busCfg, pgdb.Config{URL: s.dbURL, MaxConns: 10}
@@ -339,6 +343,10 @@ func (s *Stack) APIAddr() string { return s.apiAddr }
 
 // APIKey is the local partner's API key.
 func (s *Stack) APIKey() string { return s.apiKey }
+
+// ComplianceAddr is compliance's internal gRPC address: the aggregator's
+// admin API (ported-numbers import).
+func (s *Stack) ComplianceAddr() string { return s.complianceAddr }
 
 // SimHTTPAddr serves the simulator's statistics and MO injection.
 func (s *Stack) SimHTTPAddr() string { return s.simHTTPAddr }

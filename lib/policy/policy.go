@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -268,5 +269,42 @@ func (d *Duration) UnmarshalText(b []byte) error {
 		return fmt.Errorf("duration %q: %w", b, err)
 	}
 	*d = Duration(v)
+	return nil
+}
+
+// ReadFile reads and validates a policy document from a file.
+func ReadFile(path string) (Policy, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Policy{}, fmt.Errorf("policy: %w", err)
+	}
+	p, err := Parse(data)
+	if err != nil {
+		return Policy{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return p, nil
+}
+
+// FileFlag is a flag.Value that loads a policy document into P when set:
+// -policy FILE. It prints the file it was set from.
+type FileFlag struct {
+	P    *Policy
+	path string
+}
+
+func (f *FileFlag) String() string {
+	if f == nil {
+		return ""
+	}
+	return f.path
+}
+
+func (f *FileFlag) Set(path string) error {
+	p, err := ReadFile(path)
+	if err != nil {
+		return err
+	}
+	*f.P = p
+	f.path = path
 	return nil
 }

@@ -47,3 +47,53 @@ func TestParseRejects(t *testing.T) {
 		})
 	}
 }
+
+func TestParseClock(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"08:00", 8 * time.Hour, true},
+		{"21:30", 21*time.Hour + 30*time.Minute, true},
+		{"24:00", 24 * time.Hour, true},
+		{"00:00", 0, true},
+		{"8", 0, false},
+		{"08:60", 0, false},
+		{"24:01", 0, false},
+		{"08:0", 0, false},
+		{"-1:00", 0, false},
+	}
+	for _, tt := range tests {
+		c, err := ParseClock(tt.in)
+		if (err == nil) != tt.ok || (tt.ok && time.Duration(c) != tt.want) {
+			t.Errorf("ParseClock(%q): got %v, %v, want %v, ok %v", tt.in, time.Duration(c), err, tt.want, tt.ok)
+		}
+		if tt.ok && c.String() != tt.in {
+			t.Errorf("ParseClock(%q).String() = %q", tt.in, c.String())
+		}
+	}
+}
+
+// A document written back by Put (MarshalIndent) parses to the same policy.
+func TestRoundTrip(t *testing.T) {
+	p := Default()
+	p.ShortCodes = map[string]ShortCode{"36123": {OAdCModification: true, Window: &Window{Open: Clock(8 * time.Hour), Close: Clock(21*time.Hour + 30*time.Minute)}}}
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := q.WindowFor("36123").Close; got != Clock(21*time.Hour+30*time.Minute) {
+		t.Errorf("contract window closes at %s, want 21:30", got)
+	}
+	if got := q.WindowFor("36999").Close; got != Clock(22*time.Hour) {
+		t.Errorf("default window closes at %s, want 22:00", got)
+	}
+	if q.Version != p.Version || time.Duration(q.MOSession) != time.Duration(p.MOSession) || !q.ShortCodes["36123"].OAdCModification {
+		t.Errorf("round trip changed the policy: %+v", q)
+	}
+}

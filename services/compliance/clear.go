@@ -33,16 +33,19 @@ func (s *Service) handle(ctx context.Context, m *bus.Msg) error {
 		return fault.Permanent(fmt.Errorf("accepted event on %s has no message_id", m.Subject))
 	}
 	c := &Candidate{Accepted: &acc, Now: s.now()}
-	v, err := s.check(ctx, c)
+	// One rule set for the whole decision: a reload meanwhile applies to
+	// the next message.
+	rs := s.rules.Load()
+	v, err := rs.check(ctx, c)
 	if err != nil {
 		return err
 	}
 	if v.Reason != partnerv1.Reason_REASON_UNSPECIFIED {
-		return s.reject(ctx, c, v)
+		return s.reject(ctx, rs, c, v)
 	}
 	segs, err := split(&acc)
 	if errors.Is(err, gsm.ErrTooLong) {
-		return s.reject(ctx, c, Verdict{Reason: partnerv1.Reason_REASON_CONTENT, Detail: "text needs more than 255 parts"})
+		return s.reject(ctx, rs, c, Verdict{Reason: partnerv1.Reason_REASON_CONTENT, Detail: "text needs more than 255 parts", rule: "length", source: sourceLength})
 	}
 	if err != nil {
 		return fault.Permanent(fmt.Errorf("message %s: %w", acc.GetMessageId(), err))
@@ -56,11 +59,18 @@ func (s *Service) handle(ctx context.Context, m *bus.Msg) error {
 		// this delivery's decoded copy, so changing it touches nothing else.
 		acc.NotBefore = timestamppb.New(v.NotBefore)
 	}
+	// Before the cleared event: a STOP answering this message must find
+	// its brand.
+	if err := recordIssuer(ctx, s.issuers, &acc, c.Number, c.Now); err != nil {
+		return err
+	}
+	now := timestamppb.New(c.Now)
 	cleared := &eventsv1.MessageCleared{
 		Message:       &acc,
 		RecipientE164: c.Number.E164(),
 		Segments:      segs,
-		ClearedAt:     timestamppb.New(c.Now),
+		ClearedAt:     now,
+		Decision:      decision(rs, v, now),
 	}
 	if err := s.Bus.Publish(ctx, bus.ClearedSubject(acc.GetTenantId(), acc.GetShortCode()), cleared, acc.GetMessageId()+"/cleared"); err != nil {
 		return err
@@ -71,27 +81,47 @@ func (s *Service) handle(ctx context.Context, m *bus.Msg) error {
 
 // check runs the rules in order; the first that refuses decides. A message
 // no rule refuses is deferred to the latest NotBefore any rule asked for.
-func (s *Service) check(ctx context.Context, c *Candidate) (Verdict, error) {
+func (rs *ruleSet) check(ctx context.Context, c *Candidate) (Verdict, error) {
 	var pass Verdict
-	for _, r := range s.rules {
+	for i := range rs.rules {
+		r := &rs.rules[i]
 		v, err := r.Check(ctx, c)
 		if err != nil {
 			return Verdict{}, fmt.Errorf("message %s: rule %s: %w", c.Accepted.GetMessageId(), r.Name, err)
 		}
 		if v.Reason != partnerv1.Reason_REASON_UNSPECIFIED {
-			v.rule = r.Name
+			v.rule, v.source = r.Name, r.Source
 			return v, nil
 		}
 		if v.NotBefore.After(pass.NotBefore) {
-			pass = Verdict{NotBefore: v.NotBefore, rule: r.Name}
+			pass = Verdict{NotBefore: v.NotBefore, rule: r.Name, source: r.Source}
 			c.NotBefore = v.NotBefore
 		}
 	}
 	return pass, nil
 }
 
-func (s *Service) reject(ctx context.Context, c *Candidate, v Verdict) error {
+// decision is the record of v under rs's policy: what the partner reads in
+// the message's status.
+func decision(rs *ruleSet, v Verdict, at *timestamppb.Timestamp) *partnerv1.Decision {
+	d := &partnerv1.Decision{PolicyVersion: rs.policy.Version, DecidedAt: at}
+	switch {
+	case v.Reason != partnerv1.Reason_REASON_UNSPECIFIED:
+		d.Outcome = partnerv1.DecisionOutcome_DECISION_OUTCOME_REFUSED
+		d.Reason, d.Rule, d.Source, d.Detail = v.Reason, v.rule, v.source, v.Detail
+	case !v.NotBefore.IsZero():
+		d.Outcome = partnerv1.DecisionOutcome_DECISION_OUTCOME_DEFERRED
+		d.Rule, d.Source, d.NotBefore = v.rule, v.source, timestamppb.New(v.NotBefore)
+		d.Detail = "outside the sending window of marketing messages: sent from " + v.NotBefore.In(parisTime()).Format("Monday 2 January 2006 15:04") + " French time"
+	default:
+		d.Outcome = partnerv1.DecisionOutcome_DECISION_OUTCOME_ACCEPTED
+	}
+	return d
+}
+
+func (s *Service) reject(ctx context.Context, rs *ruleSet, c *Candidate, v Verdict) error {
 	acc := c.Accepted
+	at := timestamppb.New(c.Now)
 	rej := &eventsv1.MessageRejected{
 		MessageId:  acc.GetMessageId(),
 		TenantId:   acc.GetTenantId(),
@@ -99,12 +129,13 @@ func (s *Service) reject(ctx context.Context, c *Candidate, v Verdict) error {
 		ShortCode:  acc.GetShortCode(),
 		Reason:     v.Reason,
 		Detail:     v.Detail,
-		At:         timestamppb.New(c.Now),
+		At:         at,
+		Decision:   decision(rs, v, at),
 	}
 	if err := s.Bus.Publish(ctx, bus.ReportSubject("rejected", acc.GetTenantId(), acc.GetShortCode()), rej, acc.GetMessageId()+"/rejected"); err != nil {
 		return err
 	}
-	s.Log.DebugContext(ctx, "message rejected", "message_id", acc.GetMessageId(), "rule", v.rule, "reason", v.Reason.String())
+	s.Log.DebugContext(ctx, "message rejected", "message_id", acc.GetMessageId(), "rule", v.rule, "reason", v.Reason.String(), "policy_version", rs.policy.Version)
 	return nil
 }
 

@@ -2,7 +2,8 @@
 // the recipient must be a French metropolitan mobile number (normalised to
 // E.164), sent from a short code whose range may carry its category, still
 // valid, on the operator's network, and the later rules of rule.go satisfied.
-// A message that passes is split into segments and published as
+// The rules are data: a lib/policy document, hot-reloaded from the POLICY
+// bucket. A message that passes is split into segments and published as
 // MessageCleared; one that does not is published as MessageRejected with
 // the first failing rule's reason. A marketing message outside the sending
 // window is not rejected but cleared with a not_before at the next opening.
@@ -13,22 +14,26 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	// The window is French time wherever the binary runs, also in an
 	// image without /usr/share/zoneinfo.
 	_ "time/tzdata"
 
 	"pushsms.io/lib/bus"
-	"pushsms.io/lib/calendar"
 	"pushsms.io/lib/numplan"
+	"pushsms.io/lib/optout"
+	"pushsms.io/lib/pgdb"
+	"pushsms.io/lib/policy"
 	"pushsms.io/lib/service"
+	"pushsms.io/services/compliance/ported"
 )
 
 // Zone is where the sending window is evaluated: the offer's "French
 // time", metropolitan recipients only.
-const Zone = "Europe/Paris"
+const Zone = policy.Zone
 
 // Name is the service's name: its client name on the bus, its durable
 // consumer and its telemetry service name.
@@ -39,101 +44,45 @@ type Config struct {
 	service.Config
 	// Workers is how many accepted messages a replica checks at once.
 	Workers int
-	// WindowOpen and WindowClose bound the daily sending window of
-	// marketing messages, as French wall-clock times since midnight (offer:
-	// 08:00–22:00; the af2m 2026 charter says 21:30).
-	WindowOpen, WindowClose time.Duration
-	// WindowAlsaceMoselle also closes the window on Good Friday and
-	// 26 December, for every recipient: a number does not tell the
-	// department.
-	WindowAlsaceMoselle bool
-	// ShortCodeRanges says which categories each short-code range may
-	// carry (offer "short-code ranges by use").
-	ShortCodeRanges ShortCodeRanges
-	// NetworkCheck refuses recipients off the operator's network; off only
-	// for tests or a devstack sending to arbitrary numbers.
-	NetworkCheck bool
-	// NetworkOperator is the ARCEP code that counts as on-network.
-	NetworkOperator string
+	// Policy is the rule set used until the POLICY bucket holds one: the
+	// sending window, short-code ranges and options, network check,
+	// frequency cap, sender and content rules (lib/policy). The bucket's
+	// document, when there is one, wins at start and on every change, so
+	// that every replica decides with the same version.
+	Policy policy.Policy
 	// NetworkLookup, when set, is asked before the ARCEP block holder: a
 	// ported-numbers table or a real-time lookup. Not a flag: the binary
 	// that has one sets it.
 	NetworkLookup NetworkLookup
-	// FrequencyCap is how many marketing messages a recipient may get per
-	// brand and French calendar day (offer: one); 0 turns the cap off.
-	FrequencyCap int
-	// FrequencyPeriod is the period the cap counts over; only "day".
-	FrequencyPeriod string
+	// Sessions, when set, turns the MO-session rule on (34ABC replies need
+	// an MO from the recipient within the policy's mo_session). Not a
+	// flag: the binary that has the store sets it.
+	Sessions SessionLookup
+	// DB holds the ported-numbers table (schema compliance_ported), which
+	// the aggregator imports through the admin PortedNumbersService on
+	// GRPCAddr. Without a URL there is no table: the ARCEP block holder
+	// (and NetworkLookup) decide alone.
+	DB pgdb.Config
 }
 
-// DefaultConfig listens on :9091 with 8 workers, window 08:00–22:00, the
-// offer's short-code ranges, the network check on for Orange, and one
-// marketing message per recipient, brand and day.
+// DefaultConfig listens on :9091 with 8 workers and the platform's default
+// policy (policy.Default: the offer's window, ranges, Orange network check,
+// one marketing message per recipient, brand and day…).
 func DefaultConfig() Config {
-	ranges, err := ParseShortCodeRanges(DefaultShortCodeRanges)
-	if err != nil {
-		panic(err) // a constant: TestDefaultShortCodeRanges catches it
-	}
 	return Config{
-		Config:          service.DefaultConfig(":9091"),
-		Workers:         8,
-		WindowOpen:      8 * time.Hour,
-		WindowClose:     22 * time.Hour,
-		ShortCodeRanges: ranges,
-		NetworkCheck:    true,
-		NetworkOperator: numplan.Orange,
-		FrequencyCap:    1,
-		FrequencyPeriod: "day",
+		Config:  service.DefaultConfig(":9091"),
+		Workers: 8,
+		Policy:  policy.Default(),
 	}
 }
 
 // RegisterFlags adds the flags of the bus, telemetry, -grpc-addr, -workers
-// and the sending window.
+// and -policy.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Config.RegisterFlags(fs)
 	fs.IntVar(&c.Workers, "workers", c.Workers, "accepted messages checked at once by this replica")
-	fs.Var((*wallClock)(&c.WindowOpen), "window-open", "opening of the marketing sending window, HH:MM French time")
-	fs.Var((*wallClock)(&c.WindowClose), "window-close", "closing of the marketing sending window, HH:MM French time (24:00 for midnight)")
-	fs.BoolVar(&c.WindowAlsaceMoselle, "window-alsace-moselle", c.WindowAlsaceMoselle, "also close the marketing window on Good Friday and 26 December")
-	fs.Var(&c.ShortCodeRanges, "shortcode-ranges", "categories each short-code range may carry, e.g. "+DefaultShortCodeRanges)
-	fs.BoolVar(&c.NetworkCheck, "network-check", c.NetworkCheck, "refuse recipients not on the operator's network")
-	fs.StringVar(&c.NetworkOperator, "network-operator", c.NetworkOperator, "ARCEP operator code (identifiant CE) that counts as on-network")
-	fs.IntVar(&c.FrequencyCap, "frequency-cap", c.FrequencyCap, "marketing messages a recipient may get per brand and period (0: no cap)")
-	fs.StringVar(&c.FrequencyPeriod, "frequency-period", c.FrequencyPeriod, "period of the frequency cap: day (a calendar day, French time)")
-}
-
-// wallClock is a time of day since midnight, written HH:MM.
-type wallClock time.Duration
-
-func (w *wallClock) String() string {
-	if w == nil {
-		return ""
-	}
-	return clock(time.Duration(*w))
-}
-
-func (w *wallClock) Set(s string) error {
-	h, m, ok := strings.Cut(s, ":")
-	hh, err1 := strconv.Atoi(h)
-	mm, err2 := strconv.Atoi(m)
-	if !ok || err1 != nil || err2 != nil || len(m) != 2 || hh < 0 || mm < 0 || mm > 59 || hh*60+mm > 24*60 {
-		return fmt.Errorf("time of day %q: want HH:MM from 00:00 to 24:00", s)
-	}
-	*w = wallClock(time.Duration(hh)*time.Hour + time.Duration(mm)*time.Minute)
-	return nil
-}
-
-// window builds the sending window of the configuration.
-func (c Config) window() (calendar.Window, error) {
-	loc, err := time.LoadLocation(Zone)
-	if err != nil {
-		return calendar.Window{}, fmt.Errorf("compliance: sending window: %w", err)
-	}
-	w, err := calendar.NewWindow(loc, c.WindowOpen, c.WindowClose, calendar.WithAlsaceMoselle(c.WindowAlsaceMoselle))
-	if err != nil {
-		return calendar.Window{}, fmt.Errorf("compliance: sending window: %w", err)
-	}
-	return w, nil
+	c.DB.RegisterFlags(fs)
+	fs.Var(&policy.FileFlag{P: &c.Policy}, "policy", "policy JSON `file` used until the POLICY bucket holds one (default: the embedded policy; see docs/rules.md)")
 }
 
 // Validate checks the configuration.
@@ -145,20 +94,8 @@ func (c Config) Validate() error {
 	if err := service.ValidateWorkers(c.Workers, 1024); err != nil {
 		errs = append(errs, fmt.Errorf("compliance: %w", err))
 	}
-	if _, err := c.window(); err != nil {
-		errs = append(errs, err)
-	}
-	if len(c.ShortCodeRanges) == 0 {
-		errs = append(errs, errors.New("compliance: no short-code range"))
-	}
-	if c.NetworkCheck && c.NetworkOperator == "" {
-		errs = append(errs, errors.New("compliance: network check without a network operator"))
-	}
-	if c.FrequencyCap < 0 {
-		errs = append(errs, fmt.Errorf("compliance: frequency cap %d: want 0 (off) or more", c.FrequencyCap))
-	}
-	if c.FrequencyCap > 0 && c.FrequencyPeriod != "day" {
-		errs = append(errs, fmt.Errorf("compliance: frequency period %q: want day", c.FrequencyPeriod))
+	if err := c.Policy.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("compliance: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -172,43 +109,145 @@ func Run(ctx context.Context, cfg Config) error {
 // Service is a running compliance service.
 type Service struct {
 	*service.Core
-	cfg   Config
-	rules []Rule
-	now   func() time.Time
+	cfg    Config
+	deps   ruleDeps
+	policy *policy.Watcher
+	// rules is the current policy compiled; a decision loads it once.
+	rules atomic.Pointer[ruleSet]
+	// reload serialises compilations, so that the last policy seen is the
+	// last stored.
+	reload sync.Mutex
+	now    func() time.Time
+	// issuers records which brand last sent to a recipient from a short
+	// code, for the STOPs that answer it.
+	issuers *optout.LastIssuer
+	mo      *moConsumer
+	// ported is the ported-numbers table, nil without a database.
+	ported *ported.Table
 }
 
-// New connects to the bus and binds the gRPC address; nothing is consumed
-// before Serve.
+// New connects to the bus, loads the policy (the bucket's, else
+// cfg.Policy) and binds the gRPC address; nothing is consumed before
+// Serve.
 func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	w, err := cfg.window()
+	// The plan is loaded even when the policy does not check the network:
+	// a pushed policy may turn the check on without a restart.
+	plan, err := numplan.Load()
+	if err != nil {
+		return nil, fmt.Errorf("compliance: numbering plan: %w", err)
+	}
+	opts := service.Options{Name: Name, Config: cfg.Config}
+	if cfg.DB.URL != "" {
+		opts.DB, opts.Schema, opts.Migrations = &cfg.DB, ported.Schema, ported.Migrations()
+	}
+	core, err := service.Open(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
-	var nw *Network
-	if cfg.NetworkCheck {
-		plan, err := numplan.Load()
-		if err != nil {
-			return nil, fmt.Errorf("compliance: numbering plan: %w", err)
-		}
-		nw = &Network{Plan: plan, Operator: cfg.NetworkOperator, Lookup: cfg.NetworkLookup}
-	}
-	core, err := service.Open(ctx, service.Options{Name: Name, Config: cfg.Config})
+	s, err := open(ctx, core, cfg, plan)
 	if err != nil {
+		core.Close()
 		return nil, err
 	}
-	var freq *Frequency
-	if cfg.FrequencyCap > 0 {
-		kv, err := core.Bus.JS.KeyValue(ctx, bus.BucketFrequency)
-		if err != nil {
-			core.Close()
-			return nil, fmt.Errorf("compliance: frequency bucket: %w", err)
-		}
-		freq = &Frequency{KV: kv, Cap: cfg.FrequencyCap, Loc: w.Location()}
+	return s, nil
+}
+
+// open builds the service on an open core; the caller closes the core on
+// error.
+func open(ctx context.Context, core *service.Core, cfg Config, plan *numplan.Plan) (*Service, error) {
+	kv, err := core.Bus.JS.KeyValue(ctx, bus.BucketFrequency)
+	if err != nil {
+		return nil, fmt.Errorf("compliance: frequency bucket: %w", err)
 	}
-	return &Service{Core: core, cfg: cfg, rules: DefaultRules(w, cfg.ShortCodeRanges, nw, freq), now: time.Now}, nil
+	optKV, err := core.Bus.JS.KeyValue(ctx, bus.BucketOptOuts)
+	if err != nil {
+		return nil, fmt.Errorf("compliance: opt-out bucket: %w", err)
+	}
+	idx, err := optout.WatchIndex(ctx, core.Bus)
+	if err != nil {
+		return nil, fmt.Errorf("compliance: %w", err)
+	}
+	core.OnClose(idx.Stop)
+	issuers, err := optout.OpenLastIssuer(ctx, core.Bus)
+	if err != nil {
+		return nil, fmt.Errorf("compliance: %w", err)
+	}
+	sessions, err := optout.OpenSessions(ctx, core.Bus)
+	if err != nil {
+		return nil, fmt.Errorf("compliance: %w", err)
+	}
+	var lookup SessionLookup = sessions
+	if cfg.Sessions != nil {
+		lookup = cfg.Sessions
+	}
+	var table *ported.Table
+	network := cfg.NetworkLookup
+	if core.Pool != nil {
+		table = ported.NewTable(core.Log)
+		if err := table.Load(ctx, core.Pool); err != nil {
+			return nil, fmt.Errorf("compliance: %w", err)
+		}
+		ported.NewServer(core.Pool, core.Log).Register(core.RPC)
+		// The table knows every declared port; a real-time lookup, when
+		// the binary has one, answers for the rest.
+		network = Lookups{table, cfg.NetworkLookup}
+	} else {
+		core.Log.Warn("no ported-numbers table (no -database-url): the ARCEP block holder decides for every number")
+	}
+	s := &Service{
+		Core:    core,
+		cfg:     cfg,
+		deps:    ruleDeps{plan: plan, lookup: network, freq: kv, conn: core.Bus.Conn, sessions: lookup, optOuts: idx},
+		now:     time.Now,
+		issuers: issuers,
+		ported:  table,
+	}
+	// The file's policy must compile: a replica that cannot decide with its
+	// fallback would stop at the first bucket deletion.
+	if _, err := compileRules(&cfg.Policy, s.deps); err != nil {
+		return nil, fmt.Errorf("compliance: policy %s: %w", cfg.Policy.Version, err)
+	}
+	w, err := policy.Watch(ctx, core.Bus, cfg.Policy, core.Log)
+	if err != nil {
+		return nil, fmt.Errorf("compliance: %w", err)
+	}
+	s.policy = w
+	core.OnClose(w.Stop)
+	s.mo = newMOConsumer(core.Bus, optout.NewStore(optKV), issuers, sessions, w, core.Log)
+	w.OnChange(func(*policy.Policy) { s.recompile() })
+	// A change between Watch and OnChange is not lost: recompile reads
+	// Current, not the hook's argument.
+	s.recompile()
+	if s.rules.Load() == nil {
+		return nil, fmt.Errorf("compliance: policy %s: does not compile", w.Current().Version)
+	}
+	return s, nil
+}
+
+// recompile compiles the watcher's current policy and swaps it in. A
+// policy that validates but does not compile (it cannot, today: Validate
+// checks what compiling needs) keeps the previous rules.
+func (s *Service) recompile() {
+	s.reload.Lock()
+	defer s.reload.Unlock()
+	p := s.policy.Current()
+	if cur := s.rules.Load(); cur != nil && cur.policy == p {
+		return
+	}
+	rs, err := compileRules(p, s.deps)
+	if err != nil {
+		s.Log.Error("policy does not compile, the previous rules stay", "version", p.Version, "error", err)
+		return
+	}
+	s.rules.Store(rs)
+	names := make([]string, len(rs.rules))
+	for i, r := range rs.rules {
+		names[i] = r.Name
+	}
+	s.Log.Info("rules in force", "policy_version", p.Version, "rules", strings.Join(names, ","))
 }
 
 // Serve consumes accepted messages and serves gRPC until ctx is done.
@@ -221,6 +260,22 @@ func (s *Service) Serve(ctx context.Context) error {
 	}, s.handle)
 	if err != nil {
 		return err
+	}
+	if _, err := s.Consume(ctx, s.mo.spec(), s.mo.handle); err != nil {
+		return err
+	}
+	if s.ported != nil {
+		// The table follows imports committed by any replica; the watch
+		// ends before the pool closes (OnClose runs first).
+		wctx, stop := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := s.ported.Watch(wctx, s.Pool); err != nil && wctx.Err() == nil {
+				s.Log.Error("ported-numbers table watch ended", "err", err)
+			}
+		}()
+		s.OnClose(func() { stop(); <-done })
 	}
 	return s.Core.Serve(ctx)
 }

@@ -3,8 +3,12 @@ package compliance_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +20,7 @@ import (
 	"pushsms.io/lib/bus"
 	"pushsms.io/lib/bus/bustest"
 	"pushsms.io/lib/config"
+	"pushsms.io/lib/policy"
 	"pushsms.io/lib/telemetry"
 	"pushsms.io/lib/telemetry/telemetrytest"
 	eventsv1 "pushsms.io/proto/gen/pushsms/events/v1"
@@ -46,13 +51,20 @@ func start(t *testing.T) env {
 	return startAt(t, workday)
 }
 
-// startAt runs the service with its clock stopped at now and the
-// frequency cap off (these tests send many marketing messages to one
-// number), logging at debug level into env.log, on a fresh bus; it is
-// stopped when t ends.
+// startAt runs the service with its clock stopped at now, logging at debug
+// level into env.log, on a fresh bus; it is stopped when t ends. The
+// policy is the default one but for the frequency cap (these tests send
+// many marketing messages to one number) and the STOP mention and brand
+// in the text: these tests are about numbering, ranges, the window and
+// segments, with short texts; the content rules have their own tests
+// (content_test.go) and TestContentRulesInService.
 func startAt(t *testing.T, now time.Time) env {
 	t.Helper()
-	return serve(t, bustest.Start(t), func() time.Time { return now }, func(c *compliance.Config) { c.FrequencyCap = 0 })
+	return serve(t, bustest.Start(t), func() time.Time { return now }, func(c *compliance.Config) {
+		c.Policy.Frequency.Cap = 0
+		c.Policy.Content.StopMention = false
+		c.Policy.Content.BrandInText = false
+	})
 }
 
 // serve runs one compliance service on srv with the clock now and the
@@ -205,6 +217,8 @@ func TestDecisions(t *testing.T) {
 		{"08 special rate", "08 92 12 34 56", marketing, partnerv1.Reason_REASON_NOT_MOBILE, ""},
 		{"+262 Reunion", "+262 692 12 34 56", marketing, partnerv1.Reason_REASON_OVERSEAS, ""},
 		{"0690 Guadeloupe", "0690 12 34 56", marketing, partnerv1.Reason_REASON_OVERSEAS, ""},
+		{"Mayotte 06 39 written under +33", "+33 6 39 00 12 34", marketing, partnerv1.Reason_REASON_OVERSEAS, ""},
+		{"Mayotte 06 39 national form", "06 39 00 12 34", marketing, partnerv1.Reason_REASON_OVERSEAS, ""},
 		{"+32 Belgium", "+32 470 12 34 56", marketing, partnerv1.Reason_REASON_NOT_FRENCH, ""},
 		{"0032 Belgium", "0032 470 12 34 56", marketing, partnerv1.Reason_REASON_NOT_FRENCH, ""},
 		{"0700 M2M in marketing", "07 00 00 01 23 45 67", marketing, partnerv1.Reason_REASON_M2M_NUMBER, ""},
@@ -318,6 +332,20 @@ func checkRejected(t *testing.T, name string, in *eventsv1.MessageAccepted, o ou
 	if d := digits(in.Recipient); len(d) >= 6 && strings.Contains(digits(r.GetDetail()), d[len(d)-6:]) {
 		t.Errorf("%s: detail %q holds the number", name, r.GetDetail())
 	}
+	d := r.GetDecision()
+	if d.GetOutcome() != partnerv1.DecisionOutcome_DECISION_OUTCOME_REFUSED || d.GetReason() != reason ||
+		d.GetDetail() != r.GetDetail() || !proto.Equal(d.GetDecidedAt(), r.GetAt()) || d.GetNotBefore() != nil {
+		t.Errorf("%s: decision %v, want refused for %s with the event's detail and time", name, d, reason)
+	}
+	if rules := ruleOf[reason]; !slices.Contains(rules, d.GetRule()) {
+		t.Errorf("%s: decided by rule %q, want one of %v", name, d.GetRule(), rules)
+	}
+	if d.GetSource() == "" {
+		t.Errorf("%s: decision without a source", name)
+	}
+	if d.GetPolicyVersion() != policy.Default().Version {
+		t.Errorf("%s: policy version %q, want the default's %q", name, d.GetPolicyVersion(), policy.Default().Version)
+	}
 	want := &eventsv1.MessageRejected{
 		MessageId:  in.MessageId,
 		TenantId:   in.TenantId,
@@ -326,15 +354,49 @@ func checkRejected(t *testing.T, name string, in *eventsv1.MessageAccepted, o ou
 		Reason:     reason,
 		Detail:     r.GetDetail(),
 		At:         r.GetAt(),
+		Decision:   d,
 	}
 	if !proto.Equal(r, want) {
 		t.Errorf("%s: got %v, want %v", name, r, want)
 	}
 }
 
+// ruleOf are the rules that may refuse for a reason (docs/rules.md).
+var ruleOf = map[partnerv1.Reason][]string{
+	partnerv1.Reason_REASON_INVALID_NUMBER:   {"numbering"},
+	partnerv1.Reason_REASON_NOT_FRENCH:       {"numbering"},
+	partnerv1.Reason_REASON_NOT_MOBILE:       {"numbering"},
+	partnerv1.Reason_REASON_OVERSEAS:         {"numbering"},
+	partnerv1.Reason_REASON_M2M_NUMBER:       {"numbering"},
+	partnerv1.Reason_REASON_ROUTING_PREFIX:   {"numbering"},
+	partnerv1.Reason_REASON_SHORT_CODE_RANGE: {"shortcode_range", "shortcode_option"},
+	partnerv1.Reason_REASON_NOT_ON_NETWORK:   {"network"},
+	partnerv1.Reason_REASON_VALIDITY_EXPIRED: {"validity", "window"},
+	partnerv1.Reason_REASON_FREQUENCY_CAP:    {"frequency"},
+	partnerv1.Reason_REASON_CONTENT:          {"length"},
+}
+
+// checkCleared checks a cleared message. Its decision is accepted, or
+// deferred by the window rule to the message's not_before.
 func checkCleared(t *testing.T, name string, in *eventsv1.MessageAccepted, o output, e164 string, segments int) {
 	t.Helper()
 	c := o.cleared
+	d := c.GetDecision()
+	switch d.GetOutcome() {
+	case partnerv1.DecisionOutcome_DECISION_OUTCOME_ACCEPTED:
+		if d.GetRule() != "" || d.GetReason() != partnerv1.Reason_REASON_UNSPECIFIED || d.GetNotBefore() != nil {
+			t.Errorf("%s: accepted with %v", name, d)
+		}
+	case partnerv1.DecisionOutcome_DECISION_OUTCOME_DEFERRED:
+		if d.GetRule() != "window" || d.GetSource() == "" || !proto.Equal(d.GetNotBefore(), c.GetMessage().GetNotBefore()) {
+			t.Errorf("%s: deferred with %v, want rule window until the message's not_before %v", name, d, c.GetMessage().GetNotBefore())
+		}
+	default:
+		t.Errorf("%s: cleared with decision %v", name, d)
+	}
+	if d.GetPolicyVersion() != policy.Default().Version || !proto.Equal(d.GetDecidedAt(), c.GetClearedAt()) {
+		t.Errorf("%s: decision of policy %q at %v, want %q at the clearing time", name, d.GetPolicyVersion(), d.GetDecidedAt(), policy.Default().Version)
+	}
 	if want := in.MessageId + "/cleared"; o.msgID != want {
 		t.Errorf("%s: Nats-Msg-Id %q, want %q", name, o.msgID, want)
 	}
@@ -486,6 +548,9 @@ func TestSendingWindow(t *testing.T) {
 	want := proto.Clone(mkt).(*eventsv1.MessageAccepted)
 	want.NotBefore = timestamppb.New(monday8)
 	checkCleared(t, "marketing on sunday", want, o, "+33607123456", 1)
+	if got := o.cleared.GetDecision().GetOutcome(); got != partnerv1.DecisionOutcome_DECISION_OUTCOME_DEFERRED {
+		t.Errorf("marketing on sunday: outcome %s, want deferred", got)
+	}
 
 	o = out[crm.MessageId]
 	if o.cleared == nil {
@@ -495,6 +560,9 @@ func TestSendingWindow(t *testing.T) {
 		t.Errorf("customer relationship on sunday: not_before %v, want none", o.cleared.GetMessage().GetNotBefore().AsTime())
 	}
 	checkCleared(t, "customer relationship on sunday", crm, o, "+33607123456", 1)
+	if got := o.cleared.GetDecision().GetOutcome(); got != partnerv1.DecisionOutcome_DECISION_OUTCOME_ACCEPTED {
+		t.Errorf("customer relationship on sunday: outcome %s, want accepted", got)
+	}
 
 	o = out[short.MessageId]
 	if o.rejected == nil {
@@ -511,76 +579,141 @@ func TestConfigValidate(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("default config: %v", err)
 	}
-	cfg.Workers = 0
-	if err := cfg.Validate(); err == nil {
-		t.Error("0 workers: got no error")
+	for _, tt := range []struct {
+		name string
+		edit func(*compliance.Config)
+	}{
+		{"0 workers", func(c *compliance.Config) { c.Workers = 0 }},
+		{"no gRPC address", func(c *compliance.Config) { c.GRPCAddr = "" }},
+		{"window closing before it opens", func(c *compliance.Config) {
+			c.Policy.Window.Open, c.Policy.Window.Close = policy.Clock(22*time.Hour), policy.Clock(8*time.Hour)
+		}},
+		{"network check without an operator", func(c *compliance.Config) { c.Policy.Network.Operator = "" }},
+		{"no short-code range", func(c *compliance.Config) { c.Policy.ShortCodeRanges = nil }},
+		{"no policy at all", func(c *compliance.Config) { c.Policy = policy.Policy{} }},
+	} {
+		cfg := compliance.DefaultConfig()
+		tt.edit(&cfg)
+		if err := cfg.Validate(); err == nil {
+			t.Errorf("%s: got no error", tt.name)
+		}
 	}
-	cfg = compliance.DefaultConfig()
-	cfg.GRPCAddr = ""
-	if err := cfg.Validate(); err == nil {
-		t.Error("no gRPC address: got no error")
-	}
-	cfg = compliance.DefaultConfig()
-	cfg.WindowOpen, cfg.WindowClose = 22*time.Hour, 8*time.Hour
-	if err := cfg.Validate(); err == nil {
-		t.Error("window closing before it opens: got no error")
-	}
-	cfg = compliance.DefaultConfig()
-	cfg.NetworkOperator = ""
-	if err := cfg.Validate(); err == nil {
-		t.Error("network check without an operator: got no error")
-	}
-	cfg.NetworkCheck = false
+	cfg.Policy.Network.Check, cfg.Policy.Network.Operator = false, ""
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("no network check, no operator: %v", err)
 	}
-	cfg = compliance.DefaultConfig()
-	cfg.ShortCodeRanges = nil
-	if err := cfg.Validate(); err == nil {
-		t.Error("no short-code range: got no error")
-	}
 }
 
-// The range table and the network check come from flags and the
-// environment, so the aggregator changes them without code.
-func TestRuleFlags(t *testing.T) {
+// The policy comes from a file named by -policy or COMPLIANCE_POLICY, so
+// the aggregator changes the rules without code; a bad file stops the
+// start with the file's error.
+func TestPolicyFlag(t *testing.T) {
+	p := policy.Default()
+	p.Version = "acme-2026-12"
+	p.Window.Close = policy.Clock(21*time.Hour + 30*time.Minute)
+	p.ShortCodeRanges["38"] = []string{"m2m", "customer_relationship"}
+	p.Network.Operator = "SFR0"
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	good := filepath.Join(dir, "policy.json")
+	if err := os.WriteFile(good, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"version": "x", "window": {"open": "8h"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
 	cfg := compliance.DefaultConfig()
 	fs := flag.NewFlagSet("compliance", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
-	env := map[string]string{"COMPLIANCE_SHORTCODE_RANGES": "36=marketing,38=m2m+customer_relationship"}
+	env := map[string]string{"COMPLIANCE_POLICY": good}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	if err := config.ParseEnv(fs, "COMPLIANCE", []string{"-network-check=false", "-network-operator", "SFR0"}, lookup); err != nil {
+	if err := config.ParseEnv(fs, "COMPLIANCE", nil, lookup); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := cfg.ShortCodeRanges.String(), "36=marketing,38=m2m+customer_relationship"; got != want {
-		t.Errorf("got ranges %s, want %s", got, want)
-	}
-	if cfg.NetworkCheck || cfg.NetworkOperator != "SFR0" {
-		t.Errorf("got network check %v, operator %q, want false, SFR0", cfg.NetworkCheck, cfg.NetworkOperator)
-	}
-	if err := fs.Set("shortcode-ranges", "36=promo"); err == nil {
-		t.Error("-shortcode-ranges 36=promo: got no error")
-	}
-}
-
-// The window flags read HH:MM, also from the environment through
-// lib/config.
-func TestWindowFlags(t *testing.T) {
-	cfg := compliance.DefaultConfig()
-	fs := flag.NewFlagSet("compliance", flag.ContinueOnError)
-	cfg.RegisterFlags(fs)
-	env := map[string]string{"COMPLIANCE_WINDOW_CLOSE": "21:30"}
-	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	if err := config.ParseEnv(fs, "COMPLIANCE", []string{"-window-open", "08:30", "-window-alsace-moselle"}, lookup); err != nil {
-		t.Fatal(err)
-	}
-	if cfg.WindowOpen != 8*time.Hour+30*time.Minute || cfg.WindowClose != 21*time.Hour+30*time.Minute || !cfg.WindowAlsaceMoselle {
-		t.Errorf("got open %v, close %v, alsace %v, want 8h30m, 21h30m, true", cfg.WindowOpen, cfg.WindowClose, cfg.WindowAlsaceMoselle)
+	if cfg.Policy.Version != "acme-2026-12" || cfg.Policy.Window.Close != p.Window.Close ||
+		cfg.Policy.Network.Operator != "SFR0" || len(cfg.Policy.ShortCodeRanges["38"]) != 2 {
+		t.Errorf("got policy %+v, want the file's", cfg.Policy)
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Error(err)
 	}
-	if err := fs.Set("window-open", "8h"); err == nil {
-		t.Error("-window-open 8h: got no error")
+	if err := fs.Set("policy", bad); err == nil || !strings.Contains(err.Error(), "HH:MM") {
+		t.Errorf("-policy %s: got %v, want the file's error", bad, err)
+	}
+	if err := fs.Set("policy", filepath.Join(dir, "missing.json")); err == nil {
+		t.Error("-policy on a missing file: got no error")
+	}
+}
+
+// A policy pushed to the bucket applies to the next message without a
+// restart, and every decision records the version that took it; a bucket
+// policy present at start wins over the file.
+func TestPolicyHotReload(t *testing.T) {
+	paris, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Friday 21:45: inside the offer's window, outside the af2m charter's.
+	friday := time.Date(2026, time.November, 27, 21, 45, 0, 0, paris)
+	saturday8 := time.Date(2026, time.November, 28, 8, 0, 0, 0, paris)
+	srv := bustest.Start(t)
+	relaxed := func(c *compliance.Config) {
+		c.Policy.Frequency.Cap = 0
+		c.Policy.Content.StopMention = false
+		c.Policy.Content.BrandInText = false
+	}
+	e := serve(t, srv, func() time.Time { return friday }, relaxed)
+	ctx := context.Background()
+
+	send := func(id string) *eventsv1.MessageAccepted {
+		m := accepted(id, "06 07 12 34 56", marketing, "Soldes !")
+		m.AcceptedAt, m.ExpiresAt = timestamppb.New(friday), timestamppb.New(friday.Add(48*time.Hour))
+		e.publish(t, m, m.MessageId)
+		return m
+	}
+	send("before")
+	e.idle(t, 1)
+
+	charter := policy.Default()
+	charter.Version = "af2m-2026"
+	charter.Window.Close = policy.Clock(21*time.Hour + 30*time.Minute)
+	charter.Frequency.Cap, charter.Content.StopMention, charter.Content.BrandInText = 0, false, false
+	if err := policy.Put(ctx, e.pub, charter); err != nil {
+		t.Fatal(err)
+	}
+	// The service logs the rules in force once it has compiled them.
+	bustest.Eventually(t, time.Second, func() error {
+		if !strings.Contains(e.log.String(), `"policy_version":"af2m-2026"`) {
+			return fmt.Errorf("policy af2m-2026 not in force yet")
+		}
+		return nil
+	})
+	send("after")
+	e.idle(t, 2)
+
+	// A replica started now reads the bucket, not its file.
+	e2 := serve(t, srv, func() time.Time { return friday }, relaxed)
+	_ = e2
+
+	out := e.outputs(t)
+	before, after := out["before"].cleared, out["after"].cleared
+	if before == nil || after == nil {
+		t.Fatalf("got %v and %v, want both cleared", out["before"], out["after"])
+	}
+	if d := before.GetDecision(); d.GetOutcome() != partnerv1.DecisionOutcome_DECISION_OUTCOME_ACCEPTED || d.GetPolicyVersion() != policy.Default().Version {
+		t.Errorf("before the push: decision %v, want accepted under %s", d, policy.Default().Version)
+	}
+	d := after.GetDecision()
+	if d.GetOutcome() != partnerv1.DecisionOutcome_DECISION_OUTCOME_DEFERRED || d.GetRule() != "window" ||
+		!d.GetNotBefore().AsTime().Equal(saturday8) || d.GetPolicyVersion() != "af2m-2026" {
+		t.Errorf("after the push: decision %v, want deferred by window to %v under af2m-2026", d, saturday8)
+	}
+	if !strings.Contains(e2.log.String(), `"policy_version":"af2m-2026"`) {
+		t.Errorf("a replica started after the push does not use the bucket's policy: %s", e2.log.String())
 	}
 }

@@ -1,6 +1,7 @@
 package compliance
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
@@ -25,10 +27,15 @@ const casAttempts = 64
 type Frequency struct {
 	// KV is the FREQUENCY bucket, shared by every replica.
 	KV jetstream.KeyValue
+	// Conn, when set, creates new keys with one bare request (createFast)
+	// instead of the KV client's; nil uses KV only.
+	Conn *nats.Conn
 	// Cap is how many marketing messages a recipient may get per brand and
-	// day; 0 turns the rule off.
+	// period; 0 turns the rule off.
 	Cap int
-	// Loc is where the calendar day is taken (Europe/Paris).
+	// Period is "day" (a calendar day) or "week" (Monday to Sunday).
+	Period string
+	// Loc is where days and weeks are taken (Europe/Paris).
 	Loc *time.Location
 }
 
@@ -58,13 +65,28 @@ func checkFrequency(f Frequency) func(context.Context, *Candidate) (Verdict, err
 		if c.NotBefore.After(at) {
 			at = c.NotBefore
 		}
-		key := frequencyKey(c.Number.Hash(), acc.GetBrand(), at.In(f.Loc))
+		key := frequencyKey(c.Number.Hash(), acc.GetBrand(), f.Period, f.periodStart(at))
 		id := acc.GetMessageId()
-		for range casAttempts {
-			var (
-				e   frequencyEntry
-				rev uint64
-			)
+		// Most keys are new (a campaign reaches each recipient once a
+		// day): Create first costs one round trip where a read then a
+		// create cost two. Create fails if the key exists, so atomicity
+		// is the same; only then is the key read and updated at the
+		// revision read.
+		var (
+			e    frequencyEntry
+			rev  uint64
+			read bool
+		)
+		if f.Conn != nil {
+			created, err := f.createFast(ctx, key, id)
+			if err != nil {
+				return Verdict{}, err
+			}
+			if created {
+				return Verdict{}, nil
+			}
+			// The key exists: read it below, then update it at its revision.
+			read = true
 			got, err := f.KV.Get(ctx, key)
 			switch {
 			case errors.Is(err, jetstream.ErrKeyNotFound):
@@ -76,16 +98,17 @@ func checkFrequency(f Frequency) func(context.Context, *Candidate) (Verdict, err
 				}
 				rev = got.Revision()
 			}
-			if slices.Contains(e.IDs, id) {
-				return Verdict{}, nil // a redelivery: already counted
+		}
+		for range casAttempts {
+			if read {
+				if slices.Contains(e.IDs, id) {
+					return Verdict{}, nil // a redelivery: already counted
+				}
+				if len(e.IDs) >= f.Cap {
+					return refuse(partnerv1.Reason_REASON_FREQUENCY_CAP, f.detail(len(e.IDs), acc.GetBrand(), at)), nil
+				}
 			}
-			if len(e.IDs) >= f.Cap {
-				return refuse(partnerv1.Reason_REASON_FREQUENCY_CAP, fmt.Sprintf(
-					"the recipient already got %d marketing message(s) from brand %q on %s (French time); the cap is %d per user, per day and per brand",
-					len(e.IDs), acc.GetBrand(), at.In(f.Loc).Format(time.DateOnly), f.Cap)), nil
-			}
-			e.IDs = append(e.IDs, id)
-			b, err := json.Marshal(e)
+			b, err := json.Marshal(frequencyEntry{IDs: append(slices.Clip(e.IDs), id)})
 			if err != nil {
 				return Verdict{}, fmt.Errorf("frequency: encode: %w", err)
 			}
@@ -100,17 +123,120 @@ func checkFrequency(f Frequency) func(context.Context, *Candidate) (Verdict, err
 			if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 				return Verdict{}, fmt.Errorf("frequency: write: %w", err)
 			}
-			// Another replica wrote the key since it was read: read again.
+			// The key exists, or another replica wrote it since it was
+			// read: read it (again).
+			e, rev, read = frequencyEntry{}, 0, true
+			got, err := f.KV.Get(ctx, key)
+			switch {
+			case errors.Is(err, jetstream.ErrKeyNotFound):
+				// Deleted or expired since: create it again.
+			case err != nil:
+				return Verdict{}, fmt.Errorf("frequency: read: %w", err)
+			default:
+				if err := json.Unmarshal(got.Value(), &e); err != nil {
+					return Verdict{}, fmt.Errorf("frequency: decode: %w", err)
+				}
+				rev = got.Revision()
+			}
 		}
 		return Verdict{}, fmt.Errorf("frequency: still conflicting after %d attempts", casAttempts)
 	}
 }
 
-// frequencyKey is <recipient hash>.<brand hash>.<yyyymmdd>: hex and digits
-// only, inside the NATS key alphabet whatever the brand is written with,
-// and never the number in clear. The brand is compared trimmed and
-// case-folded: "Acme" and "ACME " are one brand to the recipient.
-func frequencyKey(recipientHash, brand string, day time.Time) string {
+// createFast creates key holding only id, as KeyValue.Create does (a
+// publish to the key's subject that JetStream stores only if the subject
+// has no message yet: Nats-Expected-Last-Subject-Sequence 0), without the
+// KV client's per-call costs (key validation by regexp, options, a
+// decoded acknowledgement): it is the one round trip of most marketing
+// decisions. It reports false when the key exists (or existed: a deleted
+// key's tombstone counts, and the KV path after it deals with it).
+func (f Frequency) createFast(ctx context.Context, key, id string) (bool, error) {
+	// Message ids are ULIDs: nothing to escape in the JSON.
+	data := make([]byte, 0, len(id)+12)
+	data = append(data, `{"ids":["`...)
+	data = append(data, id...)
+	data = append(data, `"]}`...)
+	m := &nats.Msg{
+		Subject: "$KV." + f.KV.Bucket() + "." + key,
+		Data:    data,
+		Header:  nats.Header{jetstream.ExpectedLastSubjSeqHeader: []string{"0"}},
+	}
+	if !jsonSafe(id) {
+		b, err := json.Marshal(frequencyEntry{IDs: []string{id}})
+		if err != nil {
+			return false, fmt.Errorf("frequency: encode: %w", err)
+		}
+		m.Data = b
+	}
+	resp, err := f.Conn.RequestMsgWithContext(ctx, m)
+	if err != nil {
+		return false, fmt.Errorf("frequency: create: %w", err)
+	}
+	ack := resp.Data
+	if !bytes.Contains(ack, []byte(`"error"`)) && bytes.Contains(ack, []byte(`"seq"`)) {
+		return true, nil // the common case, told without decoding
+	}
+	var a struct {
+		Error *struct {
+			ErrCode     jetstream.ErrorCode `json:"err_code"`
+			Description string              `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(ack, &a); err != nil || a.Error == nil {
+		return false, fmt.Errorf("frequency: create: unexpected answer %q", ack)
+	}
+	switch a.Error.ErrCode {
+	case jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant:
+		return false, nil // the key exists (replicated streams say 10164)
+	}
+	return false, fmt.Errorf("frequency: create: %s (%d)", a.Error.Description, a.Error.ErrCode)
+}
+
+// jsonSafe reports whether s needs no escaping inside a JSON string.
+func jsonSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// periodStart is the French calendar day of at, or the Monday of its week.
+func (f Frequency) periodStart(at time.Time) time.Time {
+	d := at.In(f.Loc)
+	if f.Period == "week" {
+		// Monday is day 0 of the French week; Go's weeks start on Sunday.
+		back := (int(d.Weekday()) + 6) % 7
+		y, m, dd := d.Date()
+		d = time.Date(y, m, dd-back, 12, 0, 0, 0, f.Loc)
+	}
+	return d
+}
+
+func (f Frequency) detail(got int, brand string, at time.Time) string {
+	d := at.In(f.Loc)
+	if f.Period == "week" {
+		start := f.periodStart(at)
+		return fmt.Sprintf("the recipient already got %d marketing message(s) from brand %q in the week of %s (Monday to Sunday, French time); the cap is %d per user, per week and per brand",
+			got, brand, start.Format(time.DateOnly), f.Cap)
+	}
+	return fmt.Sprintf("the recipient already got %d marketing message(s) from brand %q on %s (French time); the cap is %d per user, per day and per brand",
+		got, brand, d.Format(time.DateOnly), f.Cap)
+}
+
+// frequencyKey is <recipient hash>.<brand hash>.<yyyymmdd> for a daily
+// cap, and .w<yyyymmdd of the Monday> for a weekly one, so that the two
+// counts never share a key when the policy changes period: hex, digits
+// and "w" only, inside the NATS key alphabet whatever the brand is
+// written with, and never the number in clear. The brand is compared
+// trimmed and case-folded: "Acme" and "ACME " are one brand to the
+// recipient.
+func frequencyKey(recipientHash, brand, period string, start time.Time) string {
 	b := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(brand))))
-	return recipientHash + "." + hex.EncodeToString(b[:8]) + "." + day.Format("20060102")
+	day := start.Format("20060102")
+	if period == "week" {
+		day = "w" + day
+	}
+	return recipientHash + "." + hex.EncodeToString(b[:8]) + "." + day
 }

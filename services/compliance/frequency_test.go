@@ -3,7 +3,6 @@ package compliance_test
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"strings"
 	"sync"
@@ -11,9 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"pushsms.io/lib/bus"
 	"pushsms.io/lib/bus/bustest"
-	"pushsms.io/lib/config"
 	eventsv1 "pushsms.io/proto/gen/pushsms/events/v1"
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
 	"pushsms.io/services/compliance"
@@ -28,10 +28,22 @@ func newClock(t time.Time) *clockAt { c := &clockAt{}; c.set(t); return c }
 func (c *clockAt) set(t time.Time)  { c.t.Store(&t) }
 func (c *clockAt) now() time.Time   { return *c.t.Load() }
 
-// startCapped runs one compliance service with the frequency cap at limit.
+// startCapped runs one compliance service with the frequency cap at limit
+// per day.
 func startCapped(t *testing.T, clock *clockAt, limit int) env {
 	t.Helper()
-	return serve(t, bustest.Start(t), clock.now, func(c *compliance.Config) { c.FrequencyCap = limit })
+	return serve(t, bustest.Start(t), clock.now, capped(limit, "day"))
+}
+
+// capped sets the cap to limit per period. The STOP mention and the brand
+// in the text are off: these tests send short texts of several brands,
+// and the content rules have their own tests.
+func capped(limit int, period string) func(*compliance.Config) {
+	return func(c *compliance.Config) {
+		c.Policy.Frequency.Cap, c.Policy.Frequency.Period = limit, period
+		c.Policy.Content.StopMention = false
+		c.Policy.Content.BrandInText = false
+	}
 }
 
 func TestFrequencyCap(t *testing.T) {
@@ -182,8 +194,8 @@ func TestFrequencyCapZeroIsOff(t *testing.T) {
 func TestFrequencyCapReplicasRace(t *testing.T) {
 	srv := bustest.Start(t)
 	clock := newClock(workday)
-	a := serve(t, srv, clock.now, nil)
-	serve(t, srv, clock.now, nil)
+	a := serve(t, srv, clock.now, capped(1, "day"))
+	serve(t, srv, clock.now, capped(1, "day"))
 	const n = 20
 	var wg sync.WaitGroup
 	for i := range n {
@@ -215,22 +227,50 @@ func TestFrequencyCapReplicasRace(t *testing.T) {
 	}
 }
 
-// The cap and its period come from flags and the environment; a negative
-// cap or another period than a day is refused.
-func TestFrequencyConfig(t *testing.T) {
-	cfg := compliance.DefaultConfig()
-	if cfg.FrequencyCap != 1 || cfg.FrequencyPeriod != "day" {
-		t.Errorf("got default cap %d per %q, want 1 per day", cfg.FrequencyCap, cfg.FrequencyPeriod)
-	}
-	fs := flag.NewFlagSet("compliance", flag.ContinueOnError)
-	cfg.RegisterFlags(fs)
-	env := map[string]string{"COMPLIANCE_FREQUENCY_CAP": "2"}
-	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	if err := config.ParseEnv(fs, "COMPLIANCE", []string{"-frequency-period", "day"}, lookup); err != nil {
+// A weekly cap counts Monday to Sunday, French time: the Saturday of the
+// week of a message is capped, the next Monday is not.
+func TestFrequencyCapWeek(t *testing.T) {
+	clock := newClock(workday)
+	e := serve(t, bustest.Start(t), clock.now, capped(1, "week"))
+	paris, err := time.LoadLocation(compliance.Zone)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.FrequencyCap != 2 {
-		t.Errorf("got cap %d, want 2", cfg.FrequencyCap)
+	steps := []struct {
+		id   string
+		at   time.Time
+		want bool // cleared
+	}{
+		{"w-tue", workday, true}, // Tuesday 24 November
+		{"w-sat", time.Date(2026, 11, 28, 21, 0, 0, 0, paris), false},       // Saturday, same week
+		{"w-sun-night", time.Date(2026, 11, 29, 23, 30, 0, 0, paris), true}, // deferred to Monday 30: next week
+		{"w-mon", time.Date(2026, 11, 30, 9, 0, 0, 0, paris), false},        // Monday 30: used by the deferred one
+	}
+	for i, st := range steps {
+		clock.set(st.at)
+		m := accepted(st.id, "06 07 12 34 56", marketing, "Soldes")
+		m.AcceptedAt, m.ExpiresAt = timestamppb.New(st.at), timestamppb.New(st.at.Add(48*time.Hour))
+		e.publish(t, m, st.id)
+		e.idle(t, uint64(i+1))
+	}
+	out := e.outputs(t)
+	for _, st := range steps {
+		o := out[st.id]
+		if (o.cleared != nil) != st.want {
+			t.Errorf("%s: cleared %v (%s), want %v", st.id, o.cleared != nil, o.rejected.GetDetail(), st.want)
+		}
+		if !st.want && !strings.Contains(o.rejected.GetDetail(), "per week") {
+			t.Errorf("%s: detail %q does not name the weekly cap", st.id, o.rejected.GetDetail())
+		}
+	}
+}
+
+// The cap and its period are the policy's; a negative cap or another
+// period than a day or a week is refused.
+func TestFrequencyConfig(t *testing.T) {
+	cfg := compliance.DefaultConfig()
+	if cfg.Policy.Frequency.Cap != 1 || cfg.Policy.Frequency.Period != "day" {
+		t.Errorf("got default cap %d per %q, want 1 per day", cfg.Policy.Frequency.Cap, cfg.Policy.Frequency.Period)
 	}
 	tests := []struct {
 		name    string
@@ -241,11 +281,12 @@ func TestFrequencyConfig(t *testing.T) {
 		{"default", 1, "day", false},
 		{"off", 0, "", false},
 		{"negative", -1, "day", true},
-		{"week", 1, "week", true},
+		{"week", 2, "week", false},
+		{"month", 1, "month", true},
 	}
 	for _, tt := range tests {
 		cfg := compliance.DefaultConfig()
-		cfg.FrequencyCap, cfg.FrequencyPeriod = tt.cap, tt.period
+		cfg.Policy.Frequency.Cap, cfg.Policy.Frequency.Period = tt.cap, tt.period
 		if err := cfg.Validate(); (err != nil) != tt.wantErr {
 			t.Errorf("%s: got error %v, want error %v", tt.name, err, tt.wantErr)
 		}

@@ -55,3 +55,19 @@ func onNetwork(want, got, why string) Verdict {
 	}
 	return refuse(partnerv1.Reason_REASON_NOT_ON_NETWORK, fmt.Sprintf("%s (%s), not on the operator's network (%s)", why, got, want))
 }
+
+// Lookups asks each lookup in turn (the ported-numbers table, then a
+// real-time lookup); the first that knows the number, or fails, decides.
+type Lookups []NetworkLookup
+
+func (ls Lookups) Operator(ctx context.Context, n numplan.Number) (string, bool, error) {
+	for _, l := range ls {
+		if l == nil {
+			continue
+		}
+		if code, known, err := l.Operator(ctx, n); err != nil || known {
+			return code, known, err
+		}
+	}
+	return "", false, nil
+}

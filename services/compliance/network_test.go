@@ -21,10 +21,10 @@ func testPlan(t *testing.T) *numplan.Plan {
 	return p
 }
 
-// ported is a ported-numbers table: E.164 → current operator.
-type ported map[string]string
+// portedMap is a ported-numbers table: E.164 → current operator.
+type portedMap map[string]string
 
-func (p ported) Operator(_ context.Context, n numplan.Number) (string, bool, error) {
+func (p portedMap) Operator(_ context.Context, n numplan.Number) (string, bool, error) {
 	code, ok := p[n.E164()]
 	return code, ok, nil
 }
@@ -59,11 +59,11 @@ func TestNetwork(t *testing.T) {
 		{"Bouygues block", bouygues, nil, off},
 		{"Free block", free, nil, off},
 		{"no block", noBlock, nil, off},
-		{"SFR block ported to Orange", sfr, ported{"+33612345678": numplan.Orange}, ok},
-		{"Orange block ported to Free", orange06, ported{"+33607123456": "FRMO"}, off},
-		{"no block, lookup says Orange", noBlock, ported{"+33799999999": numplan.Orange}, ok},
-		{"lookup does not know: block holder decides", orange07, ported{}, ok},
-		{"lookup does not know, SFR block", sfr, ported{}, off},
+		{"SFR block ported to Orange", sfr, portedMap{"+33612345678": numplan.Orange}, ok},
+		{"Orange block ported to Free", orange06, portedMap{"+33607123456": "FRMO"}, off},
+		{"no block, lookup says Orange", noBlock, portedMap{"+33799999999": numplan.Orange}, ok},
+		{"lookup does not know: block holder decides", orange07, portedMap{}, ok},
+		{"lookup does not know, SFR block", sfr, portedMap{}, off},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -90,7 +90,7 @@ func TestNetwork(t *testing.T) {
 // the consumer, which has the event redelivered.
 func TestNetworkLookupErrorIsRetried(t *testing.T) {
 	down := errors.New("lookup: connection refused")
-	s := &Service{rules: []Rule{
+	s := &ruleSet{rules: []Rule{
 		{Name: "numbering", Check: checkNumbering},
 		{Name: "network", Check: checkNetwork(Network{Plan: testPlan(t), Operator: numplan.Orange, Lookup: failingLookup{down}})},
 	}}
@@ -98,5 +98,32 @@ func TestNetworkLookupErrorIsRetried(t *testing.T) {
 	v, err := s.check(context.Background(), c)
 	if !errors.Is(err, down) {
 		t.Errorf("got verdict %+v, error %v, want error %v", v, err, down)
+	}
+}
+
+func TestLookupsAskInTurn(t *testing.T) {
+	n, err := numplan.Parse("06 12 34 56 78")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := errors.New("lookup down")
+	for _, tc := range []struct {
+		name      string
+		ls        Lookups
+		wantCode  string
+		wantKnown bool
+		wantErr   error
+	}{
+		{"table knows: the real-time lookup is not asked", Lookups{portedMap{n.E164(): "FRTE"}, failingLookup{down}}, "FRTE", true, nil},
+		{"table does not know: next lookup answers", Lookups{portedMap{}, portedMap{n.E164(): "SFR0"}}, "SFR0", true, nil},
+		{"a failing lookup decides (retry), no fallback to the block", Lookups{portedMap{}, failingLookup{down}}, "", false, down},
+		{"nil entries are skipped", Lookups{nil, portedMap{}}, "", false, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, known, err := tc.ls.Operator(context.Background(), n)
+			if code != tc.wantCode || known != tc.wantKnown || !errors.Is(err, tc.wantErr) {
+				t.Fatalf("Operator = %q, %v, %v; want %q, %v, %v", code, known, err, tc.wantCode, tc.wantKnown, tc.wantErr)
+			}
+		})
 	}
 }

@@ -7,12 +7,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"pushsms.io/lib/bus"
+	"pushsms.io/lib/bus/bustest"
 	"pushsms.io/lib/calendar"
 	"pushsms.io/lib/fault"
 	"pushsms.io/lib/numplan"
+	"pushsms.io/lib/optout"
+	"pushsms.io/lib/policy"
 	eventsv1 "pushsms.io/proto/gen/pushsms/events/v1"
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
 )
@@ -43,7 +49,7 @@ func TestCheckFirstRefusalDecides(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ran = nil
-			s := &Service{rules: tt.rules}
+			s := &ruleSet{rules: tt.rules}
 			v, err := s.check(context.Background(), &Candidate{Accepted: &eventsv1.MessageAccepted{MessageId: "m"}})
 			if !errors.Is(err, tt.wantErr) {
 				t.Errorf("got error %v, want %v", err, tt.wantErr)
@@ -61,30 +67,82 @@ func TestCheckFirstRefusalDecides(t *testing.T) {
 	}
 }
 
-func TestDefaultRulesNumberingFirst(t *testing.T) {
-	rules := DefaultRules(testWindow(t), DefaultConfig().ShortCodeRanges, &Network{Plan: testPlan(t), Operator: numplan.Orange}, &Frequency{Cap: 1, Loc: time.UTC})
-	if len(rules) == 0 || rules[0].Name != "numbering" {
-		t.Fatalf("got rules %v, want numbering first", rules)
+// noKV stands for the FREQUENCY bucket where only the rule list is looked
+// at: compiling never calls it.
+type noKV struct{ jetstream.KeyValue }
+
+type noSessions struct{}
+
+func (noSessions) LastMO(context.Context, string, numplan.Number) (time.Time, bool, error) {
+	return time.Time{}, false, nil
+}
+
+func TestCompileRulesOrder(t *testing.T) {
+	all := "numbering,shortcode_range,shortcode_option,sender,mo_session,optout," +
+		"content_sector,content_adult,content_stop_mention,content_free_claim,content_brand," +
+		"validity,network,window,frequency"
+	tests := []struct {
+		name string
+		edit func(*policy.Policy)
+		deps ruleDeps
+		want string
+	}{
+		{"every rule on", nil, ruleDeps{plan: testPlan(t), freq: noKV{}, sessions: noSessions{}, optOuts: &optout.Index{}}, all},
+		{"no session store nor opt-out index", nil, ruleDeps{plan: testPlan(t), freq: noKV{}},
+			strings.Replace(all, "mo_session,optout,", "", 1)},
+		{"network check off, cap 0, no stop mention or brand", func(p *policy.Policy) {
+			p.Network.Check = false
+			p.Frequency.Cap = 0
+			p.Content.StopMention = false
+			p.Content.BrandInText = false
+		}, ruleDeps{plan: testPlan(t), freq: noKV{}},
+			"numbering,shortcode_range,shortcode_option,sender,content_sector,content_adult,content_free_claim,validity,window"},
 	}
-	var names []string
-	for _, r := range rules {
-		names = append(names, r.Name)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := policy.Default()
+			if tt.edit != nil {
+				tt.edit(&p)
+			}
+			rs, err := compileRules(&p, tt.deps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, r := range rs.rules {
+				names = append(names, r.Name)
+				if r.Source == "" {
+					t.Errorf("rule %s has no source", r.Name)
+				}
+			}
+			if got := strings.Join(names, ","); got != tt.want {
+				t.Errorf("got rules\n%s\nwant\n%s", got, tt.want)
+			}
+			if rs.policy.Version != p.Version {
+				t.Errorf("rule set of version %q, want %q", rs.policy.Version, p.Version)
+			}
+		})
 	}
-	if got, want := strings.Join(names, ","), "numbering,shortcode_range,validity,network,window,frequency"; got != want {
-		t.Errorf("got rules %s, want %s", got, want)
+	// A policy that checks the network needs the numbering plan.
+	p := policy.Default()
+	if _, err := compileRules(&p, ruleDeps{}); err == nil {
+		t.Error("network check without a plan: compiled")
 	}
 	// An expired message to an invalid number is refused for the number.
-	s := &Service{rules: rules}
+	rs, err := compileRules(&p, ruleDeps{plan: testPlan(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	c := &Candidate{
 		Accepted: &eventsv1.MessageAccepted{MessageId: "m", Recipient: "nope", ExpiresAt: timestamppb.New(time.Unix(0, 0))},
 		Now:      time.Now(),
 	}
-	v, err := s.check(context.Background(), c)
+	v, err := rs.check(context.Background(), c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.Reason != partnerv1.Reason_REASON_INVALID_NUMBER {
-		t.Errorf("got %s, want %s", v.Reason, partnerv1.Reason_REASON_INVALID_NUMBER)
+	if v.Reason != partnerv1.Reason_REASON_INVALID_NUMBER || v.rule != "numbering" || v.source != sourceNumbering {
+		t.Errorf("got %s by %q, want %s by numbering with its source", v.Reason, v.rule, partnerv1.Reason_REASON_INVALID_NUMBER)
 	}
 }
 
@@ -143,7 +201,7 @@ func TestSplitIsDeterministic(t *testing.T) {
 
 func testWindow(t *testing.T) calendar.Window {
 	t.Helper()
-	w, err := DefaultConfig().window()
+	w, err := policy.Default().Window.Calendar()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +211,8 @@ func testWindow(t *testing.T) calendar.Window {
 func TestWindow(t *testing.T) {
 	w := testWindow(t)
 	paris := w.Location()
-	at := func(m time.Month, d, h, min int) time.Time { return time.Date(2026, m, d, h, min, 0, 0, paris) }
+	inYear := func(y int, m time.Month, d, h, min int) time.Time { return time.Date(y, m, d, h, min, 0, 0, paris) }
+	at := func(m time.Month, d, h, min int) time.Time { return inYear(2026, m, d, h, min) }
 	ts := timestamppb.New
 	const (
 		ok      = partnerv1.Reason_REASON_UNSPECIFIED
@@ -183,8 +242,19 @@ func TestWindow(t *testing.T) {
 		{"MO-session reply on sunday", sunday, partnerv1.TrafficCategory_TRAFFIC_CATEGORY_MO_SESSION_REPLY, nil, nil, ok, time.Time{}},
 		{"interpersonal on sunday", sunday, partnerv1.TrafficCategory_TRAFFIC_CATEGORY_INTERPERSONAL, nil, nil, ok, time.Time{}},
 		{"M2M on sunday", sunday, partnerv1.TrafficCategory_TRAFFIC_CATEGORY_M2M, nil, nil, ok, time.Time{}},
+		// The examples, on the default 08:00–22:00 window.
+		{"saturday 21:59 is sent", at(time.November, 28, 21, 59), mkt, nil, nil, ok, time.Time{}},
+		{"saturday 22:00 waits for monday 08:00", at(time.November, 28, 22, 0), mkt, nil, nil, ok, monday8},
+		{"saturday 22:00 before Easter Monday waits for tuesday", at(time.April, 4, 22, 0), mkt, nil, nil, ok, at(time.April, 7, 8, 0)},
+		{"saturday 22:00 before Whit Monday waits for tuesday", at(time.May, 23, 22, 0), mkt, nil, nil, ok, at(time.May, 26, 8, 0)},
+		{"14 July on a tuesday", at(time.July, 14, 10, 0), mkt, nil, nil, ok, at(time.July, 15, 8, 0)},
+		{"14 July 2027, a wednesday", inYear(2027, time.July, 14, 10, 0), mkt, nil, nil, ok, inYear(2027, time.July, 15, 8, 0)},
+		{"15 August 2025, a friday", inYear(2025, time.August, 15, 10, 0), mkt, nil, nil, ok, inYear(2025, time.August, 16, 8, 0)},
+		{"15 August 2024, a thursday", inYear(2024, time.August, 15, 21, 0), mkt, nil, nil, ok, inYear(2024, time.August, 16, 8, 0)},
+		{"15 August 2026, a saturday: monday", at(time.August, 15, 9, 0), mkt, nil, nil, ok, at(time.August, 17, 8, 0)},
+		{"customer relationship on 15 August", at(time.August, 15, 9, 0), partnerv1.TrafficCategory_TRAFFIC_CATEGORY_CUSTOMER_RELATIONSHIP, nil, nil, ok, time.Time{}},
 	}
-	check := checkWindow(w)
+	check := checkWindow(windows{def: w})
 	for _, tt := range tests {
 		c := &Candidate{Accepted: &eventsv1.MessageAccepted{Category: tt.category, NotBefore: tt.notBefore, ExpiresAt: tt.expires}, Now: tt.now}
 		v, err := check(context.Background(), c)
@@ -211,7 +281,7 @@ func TestCheckDefers(t *testing.T) {
 		return refuse(partnerv1.Reason_REASON_OPTED_OUT, "no"), nil
 	}}
 	c := &Candidate{Accepted: &eventsv1.MessageAccepted{MessageId: "m"}}
-	s := &Service{rules: []Rule{deferTo(late), deferTo(early)}}
+	s := &ruleSet{rules: []Rule{deferTo(late), deferTo(early)}}
 	v, err := s.check(context.Background(), c)
 	if err != nil || v.Reason != partnerv1.Reason_REASON_UNSPECIFIED || !v.NotBefore.Equal(late) {
 		t.Errorf("two deferrals: got %s, %v, %v, want not before %v", v.Reason, v.NotBefore, err, late)
@@ -222,30 +292,93 @@ func TestCheckDefers(t *testing.T) {
 	}
 }
 
-func TestWallClockFlag(t *testing.T) {
-	tests := []struct {
-		in   string
-		want time.Duration
-		ok   bool
-	}{
-		{"08:00", 8 * time.Hour, true},
-		{"21:30", 21*time.Hour + 30*time.Minute, true},
-		{"24:00", 24 * time.Hour, true},
-		{"00:00", 0, true},
-		{"8", 0, false},
-		{"08:60", 0, false},
-		{"24:01", 0, false},
-		{"08:0", 0, false},
-		{"-1:00", 0, false},
+// A short code with its own contract window (the af2m charter's 21:30)
+// defers at 21:45 what the default window still lets through.
+func TestWindowPerContract(t *testing.T) {
+	p := policy.Default()
+	p.ShortCodes = map[string]policy.ShortCode{"36999": {Window: &policy.Window{
+		Open: policy.Clock(8 * time.Hour), Close: policy.Clock(21*time.Hour + 30*time.Minute),
+	}}}
+	ws, err := compileWindows(&p)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, tt := range tests {
-		var w wallClock
-		err := w.Set(tt.in)
-		if (err == nil) != tt.ok || (tt.ok && time.Duration(w) != tt.want) {
-			t.Errorf("Set(%q): got %v, %v, want %v, ok %v", tt.in, time.Duration(w), err, tt.want, tt.ok)
+	paris := ws.def.Location()
+	fri2145 := time.Date(2026, time.November, 27, 21, 45, 0, 0, paris)
+	sat8 := time.Date(2026, time.November, 28, 8, 0, 0, 0, paris)
+	check := checkWindow(ws)
+	for _, tt := range []struct {
+		shortCode string
+		want      time.Time
+	}{
+		{"36123", time.Time{}},
+		{"36999", sat8},
+	} {
+		c := &Candidate{Accepted: &eventsv1.MessageAccepted{ShortCode: tt.shortCode, Category: partnerv1.TrafficCategory_TRAFFIC_CATEGORY_MARKETING}, Now: fri2145}
+		v, err := check(context.Background(), c)
+		if err != nil || v.Reason != partnerv1.Reason_REASON_UNSPECIFIED || !v.NotBefore.Equal(tt.want) {
+			t.Errorf("%s on Friday 21:45: got %s, not before %v, %v, want %v", tt.shortCode, v.Reason, v.NotBefore, err, tt.want)
 		}
-		if tt.ok && w.String() != tt.in {
-			t.Errorf("Set(%q).String() = %q", tt.in, w.String())
-		}
+	}
+}
+
+// The cap's fast create and its KV fallback keep counting right when a
+// key exists, was deleted (a tombstone: the fast create fails, the KV
+// create succeeds at the tombstone's revision) or holds a redelivered id.
+func TestFrequencyKeyLifecycle(t *testing.T) {
+	bb := bustest.Connect(t, bustest.Start(t))
+	ctx := context.Background()
+	kv, err := bb.JS.KeyValue(ctx, bus.BucketFrequency)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paris, err := time.LoadLocation(Zone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := numplan.Parse("06 07 12 34 56")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, time.November, 24, 10, 0, 0, 0, paris)
+	for _, conn := range []*nats.Conn{bb.Conn, nil} {
+		name := map[bool]string{true: "fast create", false: "KV only"}[conn != nil]
+		t.Run(name, func(t *testing.T) {
+			check := checkFrequency(Frequency{KV: kv, Conn: conn, Cap: 1, Period: "day", Loc: paris})
+			brand := "Acme " + name
+			decide := func(id string) partnerv1.Reason {
+				t.Helper()
+				v, err := check(ctx, &Candidate{Now: now, Number: n, Accepted: &eventsv1.MessageAccepted{
+					MessageId: id, Brand: brand, Category: partnerv1.TrafficCategory_TRAFFIC_CATEGORY_MARKETING,
+				}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return v.Reason
+			}
+			const ok, capped = partnerv1.Reason_REASON_UNSPECIFIED, partnerv1.Reason_REASON_FREQUENCY_CAP
+			key := frequencyKey(n.Hash(), brand, "day", now)
+			steps := []struct {
+				id     string
+				delete bool
+				want   partnerv1.Reason
+			}{
+				{"m1", false, ok},
+				{"m1", false, ok}, // redelivery
+				{"m2", false, capped},
+				{"m3", true, ok}, // key deleted by hand: counting starts again
+				{"m4", false, capped},
+			}
+			for _, st := range steps {
+				if st.delete {
+					if err := kv.Delete(ctx, key); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if got := decide(st.id); got != st.want {
+					t.Errorf("%s: got %s, want %s", st.id, got, st.want)
+				}
+			}
+		})
 	}
 }

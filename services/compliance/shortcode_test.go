@@ -2,23 +2,13 @@ package compliance
 
 import (
 	"context"
-	"flag"
 	"strings"
 	"testing"
 
+	"pushsms.io/lib/policy"
 	eventsv1 "pushsms.io/proto/gen/pushsms/events/v1"
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
 )
-
-func TestDefaultShortCodeRanges(t *testing.T) {
-	r, err := ParseShortCodeRanges(DefaultShortCodeRanges)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := r.String(); got != DefaultShortCodeRanges {
-		t.Errorf("got %s, want %s", got, DefaultShortCodeRanges)
-	}
-}
 
 // Every range × every category, with the default table.
 func TestShortCodeRange(t *testing.T) {
@@ -41,7 +31,8 @@ func TestShortCodeRange(t *testing.T) {
 		"3":     nil,
 		"":      nil,
 	}
-	check := checkShortCodeRange(DefaultConfig().ShortCodeRanges)
+	def := policy.Default()
+	check := checkShortCodeRange(rangesFromPolicy(&def))
 	for sc, ok := range allowed {
 		for _, cat := range []partnerv1.TrafficCategory{uns, mkt, crm, mo, ip, m2m} {
 			want := partnerv1.Reason_REASON_SHORT_CODE_RANGE
@@ -67,37 +58,31 @@ func TestShortCodeRange(t *testing.T) {
 	}
 }
 
-func TestShortCodeRangesFlag(t *testing.T) {
-	tests := []struct {
-		in, want string // want "" for an error
+// The range table is the policy's: an aggregator whose operator confirms
+// 38xxx for customer relationship adds it without code.
+func TestShortCodeRangesFromPolicy(t *testing.T) {
+	p := policy.Default()
+	p.ShortCodeRanges["38"] = []string{"m2m", "customer_relationship", "m2m"}
+	delete(p.ShortCodeRanges, "37")
+	r := rangesFromPolicy(&p)
+	for _, tt := range []struct {
+		sc   string
+		cat  partnerv1.TrafficCategory
+		want bool
 	}{
-		{"38=m2m+customer_relationship, 36=marketing", "36=marketing,38=m2m+customer_relationship"},
-		{"34=mo_session_reply+mo_session_reply", "34=mo_session_reply"},
-		{"36=promo", ""},
-		{"36=unspecified", ""},
-		{"360=marketing", ""},
-		{"3a=marketing", ""},
-		{"36", ""},
-		{"36=marketing,36=m2m", ""},
-		{"", ""},
-	}
-	for _, tt := range tests {
-		cfg := DefaultConfig()
-		fs := flag.NewFlagSet("t", flag.ContinueOnError)
-		fs.SetOutput(new(strings.Builder))
-		cfg.RegisterFlags(fs)
-		err := fs.Parse([]string{"-shortcode-ranges", tt.in})
-		switch {
-		case tt.want == "" && err == nil:
-			t.Errorf("%q: got %s, want an error", tt.in, cfg.ShortCodeRanges.String())
-		case tt.want != "" && err != nil:
-			t.Errorf("%q: got %v, want %s", tt.in, err, tt.want)
-		case tt.want != "" && cfg.ShortCodeRanges.String() != tt.want:
-			t.Errorf("%q: got %s, want %s", tt.in, cfg.ShortCodeRanges.String(), tt.want)
+		{"38123", partnerv1.TrafficCategory_TRAFFIC_CATEGORY_CUSTOMER_RELATIONSHIP, true},
+		{"38123", partnerv1.TrafficCategory_TRAFFIC_CATEGORY_M2M, true},
+		{"37123", partnerv1.TrafficCategory_TRAFFIC_CATEGORY_INTERPERSONAL, false},
+	} {
+		if got := r.Allows(tt.sc, tt.cat); got != tt.want {
+			t.Errorf("%s %s: allowed %v, want %v", tt.sc, tt.cat, got, tt.want)
 		}
 	}
-	// The default table is not shared between configurations.
-	if got := DefaultConfig().ShortCodeRanges.String(); got != DefaultShortCodeRanges {
-		t.Errorf("default changed to %s", got)
+	if n := len(r["38"]); n != 2 {
+		t.Errorf("38xxx carries %d categories, want 2 (no duplicate)", n)
+	}
+	// The default policy is not changed by editing a copy's table.
+	if got := policy.Default().ShortCodeRanges["38"]; len(got) != 1 {
+		t.Errorf("default 38xxx changed to %v", got)
 	}
 }

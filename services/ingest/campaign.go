@@ -56,15 +56,22 @@ type campaignRow struct {
 	StartAt         time.Time
 	ExpiresAt       time.Time
 	CreatedAt       time.Time
+	// The spec's declarations, which every message of the campaign carries.
+	Sector            string
+	StopInformed      bool
+	FreeClaimAttested bool
+	AppendStopMention bool
 }
 
 const campaignColumns = `id, tenant_id, client_reference, name, short_code, brand, category, sender,
-	state, accepted, refused, start_at, expires_at, created_at`
+	state, accepted, refused, start_at, expires_at, created_at,
+	sector, stop_informed_at_collection, free_claim_substantiated, append_stop_mention`
 
 func scanCampaign(row pgx.Row) (campaignRow, error) {
 	var c campaignRow
 	err := row.Scan(&c.ID, &c.TenantID, &c.ClientReference, &c.Name, &c.ShortCode, &c.Brand, &c.Category, &c.Sender,
-		&c.State, &c.Accepted, &c.Refused, &c.StartAt, &c.ExpiresAt, &c.CreatedAt)
+		&c.State, &c.Accepted, &c.Refused, &c.StartAt, &c.ExpiresAt, &c.CreatedAt,
+		&c.Sector, &c.StopInformed, &c.FreeClaimAttested, &c.AppendStopMention)
 	return c, err
 }
 
@@ -122,7 +129,8 @@ func (a *api) SubmitCampaign(stream partnerv1.MessagingService_SubmitCampaignSer
 func (s *Service) startCampaign(ctx context.Context, tenant string, spec *partnerv1.CampaignSpec) (*upload, error) {
 	h, herr := checkHeader("spec.", spec.GetShortCode(), spec.GetBrand(), spec.GetCategory(), spec.GetSender(), spec.GetValidity())
 	var errs []error
-	errs = append(errs, herr, checkClientReference("spec.client_reference", spec.GetClientReference()))
+	errs = append(errs, herr, checkClientReference("spec.client_reference", spec.GetClientReference()),
+		checkSector("spec.sector", spec.GetSector()))
 	tpl, err := parseTemplate(spec.GetTextTemplate())
 	switch {
 	case strings.TrimSpace(spec.GetTextTemplate()) == "":
@@ -171,13 +179,20 @@ func (s *Service) startCampaign(ctx context.Context, tenant string, spec *partne
 		StartAt:         start,
 		ExpiresAt:       start.Add(h.validity),
 		CreatedAt:       now,
+
+		Sector:            spec.GetSector(),
+		StopInformed:      spec.GetAttestations().GetStopInformedAtCollection(),
+		FreeClaimAttested: spec.GetAttestations().GetFreeClaimSubstantiated(),
+		AppendStopMention: spec.GetAppendStopMention(),
 	}
 	err = pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO ingest.campaigns (id, tenant_id, client_reference, name, short_code, brand,
-				category, sender, state, start_at, expires_at, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)`,
+				category, sender, state, start_at, expires_at, created_at, updated_at,
+				sector, stop_informed_at_collection, free_claim_substantiated, append_stop_mention)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15, $16)`,
 			c.ID, c.TenantID, c.ClientReference, c.Name, c.ShortCode, c.Brand, c.Category, c.Sender, c.State,
-			c.StartAt, c.ExpiresAt, c.CreatedAt)
+			c.StartAt, c.ExpiresAt, c.CreatedAt,
+			c.Sector, c.StopInformed, c.FreeClaimAttested, c.AppendStopMention)
 		if isUniqueViolation(err) {
 			return fmt.Errorf("campaign with client reference %q: %w", truncate(c.ClientReference, 40), fault.ErrExists)
 		}
@@ -234,6 +249,11 @@ func (u *upload) chunk(ctx context.Context, rs []*partnerv1.Recipient) error {
 	if err != nil {
 		return err
 	}
+	// Shared by the chunk's events: only marshalled, never changed.
+	attestations := &partnerv1.ContentAttestations{
+		StopInformedAtCollection: c.StopInformed,
+		FreeClaimSubstantiated:   c.FreeClaimAttested,
+	}
 	for _, r := range rs {
 		pos := u.position
 		u.position++
@@ -254,6 +274,7 @@ func (u *upload) chunk(ctx context.Context, rs []*partnerv1.Recipient) error {
 			[16]byte(id), c.TenantID, campaignID, "", c.ShortCode, c.Brand, c.Category, c.Sender,
 			rcpt.masked, rcpt.hash, enumText(partnerv1.Encoding(an.Encoding)), int32(an.Segments),
 			accepted, now, notBefore, c.ExpiresAt, now,
+			c.Sector, c.StopInformed, c.FreeClaimAttested, c.AppendStopMention,
 		})
 		events = append(events, bus.Event{
 			Subject: bus.AcceptedSubject(c.TenantID, c.ShortCode),
@@ -273,6 +294,10 @@ func (u *upload) chunk(ctx context.Context, rs []*partnerv1.Recipient) error {
 				ExpiresAt:    timestamppb.New(c.ExpiresAt),
 				Encoding:     partnerv1.Encoding(an.Encoding),
 				SegmentCount: int32(an.Segments),
+
+				Sector:              c.Sector,
+				Attestations:        attestations,
+				StopMentionAppended: c.AppendStopMention,
 			},
 		})
 	}
@@ -282,6 +307,7 @@ func (u *upload) chunk(ctx context.Context, rs []*partnerv1.Recipient) error {
 				"id", "tenant_id", "campaign_id", "client_reference", "short_code", "brand", "category", "sender",
 				"recipient_masked", "recipient_hash", "encoding", "segment_count",
 				"state", "accepted_at", "not_before", "expires_at", "updated_at",
+				"sector", "stop_informed_at_collection", "free_claim_substantiated", "stop_mention_appended",
 			}, pgx.CopyFromRows(rows))
 			if err != nil {
 				return dbErr("copy campaign messages", err)
@@ -321,6 +347,7 @@ func (u *upload) render(r *partnerv1.Recipient) (string, gsm.Analysis, partnerv1
 	if strings.TrimSpace(text) == "" {
 		return "", gsm.Analysis{}, partnerv1.Reason_REASON_CONTENT, "empty text"
 	}
+	text = withStopMention(text, u.campaign.ShortCode, u.campaign.AppendStopMention)
 	an, err := analyzeText("text", text)
 	if err != nil {
 		return "", an, partnerv1.Reason_REASON_CONTENT, "text " + violation(err)
@@ -447,7 +474,11 @@ func (s *Service) getCampaign(ctx context.Context, tenant, id string) (*partnerv
 	if err != nil {
 		return nil, dbErr("count campaign messages", err)
 	}
-	return c.proto(counts, now), nil
+	out := c.proto(counts, now)
+	if out.Reasons, out.Deferred, err = campaignDecisions(ctx, s.Pool, id); err != nil {
+		return nil, dbErr("count campaign decisions", err)
+	}
+	return out, nil
 }
 
 // campaignCounts counts the campaign's messages by state, in the order of

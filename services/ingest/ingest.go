@@ -1,6 +1,7 @@
 // Package ingest is the partner-facing side of the platform: the gRPC
 // MessagingService that accepts messages and campaigns (publishing
-// MessageAccepted), and the status view that follows every message through
+// MessageAccepted), the SuppressionService of partners' opt-out lists, and
+// the status view that follows every message through
 // the events of the other services (SMS_CLEARED, SMS_REPORTS) so that
 // GetMessage, GetCampaign and StreamEvents can tell partners what happened.
 package ingest
@@ -19,6 +20,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"pushsms.io/lib/bus"
+	"pushsms.io/lib/optout"
 	"pushsms.io/lib/pgdb"
 	"pushsms.io/lib/service"
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
@@ -96,6 +98,7 @@ type Service struct {
 	*service.Core
 	cfg       Config
 	campaigns jetstream.KeyValue
+	optouts   *optout.Store
 	now       func() time.Time
 }
 
@@ -124,8 +127,19 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		core.Close()
 		return nil, fmt.Errorf("bucket %s: %w", bus.BucketCampaigns, err)
 	}
+	optouts, err := core.Bus.JS.KeyValue(ctx, bus.BucketOptOuts)
+	if err != nil {
+		core.Close()
+		return nil, fmt.Errorf("bucket %s: %w", bus.BucketOptOuts, err)
+	}
+	s.optouts = optout.NewStore(optouts)
+	// The authenticator's interceptors are the server's: both services
+	// get the same API keys and tenant scoping.
 	partnerv1.RegisterMessagingServiceServer(core.RPC.Server, &api{s: s})
-	core.RPC.Health.SetServingStatus(partnerv1.MessagingService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
+	partnerv1.RegisterSuppressionServiceServer(core.RPC.Server, &suppressionAPI{s: s})
+	for _, name := range servedServices() {
+		core.RPC.Health.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING)
+	}
 	return s, nil
 }
 
@@ -135,8 +149,18 @@ func (s *Service) Serve(ctx context.Context) error {
 	if err := s.startProjection(ctx); err != nil {
 		return err
 	}
-	s.RPC.Health.SetServingStatus(partnerv1.MessagingService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	for _, name := range servedServices() {
+		s.RPC.Health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
 	return s.Core.Serve(ctx)
+}
+
+// servedServices are the partner API's gRPC services, by health name.
+func servedServices() []string {
+	return []string{
+		partnerv1.MessagingService_ServiceDesc.ServiceName,
+		partnerv1.SuppressionService_ServiceDesc.ServiceName,
+	}
 }
 
 // api is the MessagingService; its methods live next to their concern

@@ -38,18 +38,30 @@ type messageRow struct {
 	NotBefore       *time.Time
 	ExpiresAt       time.Time
 	UpdatedAt       time.Time
+	// What the partner declared, as accepted (kept as proof).
+	Sector              string
+	StopInformed        bool
+	FreeClaimAttested   bool
+	StopMentionAppended bool
+	Decision            decisionRow
 }
 
 // messageColumns are the columns scanned by scanMessage, in order.
 const messageColumns = `id, tenant_id, coalesce(campaign_id::text, ''), client_reference, short_code,
 	brand, category, sender, recipient_masked, recipient_hash, encoding, segment_count, state,
-	rejected, cancelled, cleared, reason, reason_detail, accepted_at, not_before, expires_at, updated_at`
+	rejected, cancelled, cleared, reason, reason_detail, accepted_at, not_before, expires_at, updated_at,
+	sector, stop_informed_at_collection, free_claim_substantiated, stop_mention_appended,
+	decision_outcome, decision_reason, decision_rule, decision_source, decision_detail,
+	decision_not_before, decision_policy_version, decided_at`
 
 func scanMessage(row pgx.Row) (messageRow, error) {
 	var m messageRow
 	err := row.Scan(&m.ID, &m.TenantID, &m.CampaignID, &m.ClientReference, &m.ShortCode,
 		&m.Brand, &m.Category, &m.Sender, &m.RecipientMasked, &m.RecipientHash, &m.Encoding, &m.SegmentCount, &m.State,
-		&m.Rejected, &m.Cancelled, &m.Cleared, &m.Reason, &m.ReasonDetail, &m.AcceptedAt, &m.NotBefore, &m.ExpiresAt, &m.UpdatedAt)
+		&m.Rejected, &m.Cancelled, &m.Cleared, &m.Reason, &m.ReasonDetail, &m.AcceptedAt, &m.NotBefore, &m.ExpiresAt, &m.UpdatedAt,
+		&m.Sector, &m.StopInformed, &m.FreeClaimAttested, &m.StopMentionAppended,
+		&m.Decision.Outcome, &m.Decision.Reason, &m.Decision.Rule, &m.Decision.Source, &m.Decision.Detail,
+		&m.Decision.NotBefore, &m.Decision.PolicyVersion, &m.Decision.DecidedAt)
 	return m, err
 }
 
@@ -140,6 +152,7 @@ func (m messageRow) proto(segs []segmentRow, now time.Time) *partnerv1.Message {
 		SegmentCount:    m.SegmentCount,
 		AcceptedAt:      timestamppb.New(m.AcceptedAt),
 		UpdatedAt:       timestamppb.New(m.UpdatedAt),
+		Decision:        m.Decision.proto(),
 	}
 	for _, s := range segs {
 		out.Segments = append(out.Segments, &partnerv1.Segment{
@@ -158,4 +171,75 @@ func optTimestamp(t *time.Time) *timestamppb.Timestamp {
 		return nil
 	}
 	return timestamppb.New(*t)
+}
+
+// decisionRow is compliance's decision as stored in the decision_* columns
+// of ingest.messages; Outcome is "" until compliance decided.
+type decisionRow struct {
+	Outcome       string
+	Reason        string
+	Rule          string
+	Source        string
+	Detail        string
+	NotBefore     *time.Time
+	PolicyVersion string
+	DecidedAt     *time.Time
+}
+
+func decisionFrom(d *partnerv1.Decision) decisionRow {
+	if d == nil || d.GetOutcome() == partnerv1.DecisionOutcome_DECISION_OUTCOME_UNSPECIFIED {
+		return decisionRow{}
+	}
+	r := decisionRow{
+		Outcome:       enumText(d.GetOutcome()),
+		Rule:          d.GetRule(),
+		Source:        d.GetSource(),
+		Detail:        d.GetDetail(),
+		PolicyVersion: d.GetPolicyVersion(),
+	}
+	if d.GetReason() != partnerv1.Reason_REASON_UNSPECIFIED {
+		r.Reason = enumText(d.GetReason())
+	}
+	// PostgreSQL keeps microseconds: a redelivered event compares equal
+	// to what was stored.
+	if ts := d.GetNotBefore(); ts.IsValid() {
+		t := ts.AsTime().Truncate(time.Microsecond)
+		r.NotBefore = &t
+	}
+	if ts := d.GetDecidedAt(); ts.IsValid() {
+		t := ts.AsTime().Truncate(time.Microsecond)
+		r.DecidedAt = &t
+	}
+	return r
+}
+
+// same compares by value: the row's times are pointers, and a redelivered
+// event must not count as a change (updated_at is the last change's time).
+func (d decisionRow) same(o decisionRow) bool {
+	return d.Outcome == o.Outcome && d.Reason == o.Reason && d.Rule == o.Rule && d.Source == o.Source &&
+		d.Detail == o.Detail && d.PolicyVersion == o.PolicyVersion &&
+		sameTime(d.NotBefore, o.NotBefore) && sameTime(d.DecidedAt, o.DecidedAt)
+}
+
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
+}
+
+func (d decisionRow) proto() *partnerv1.Decision {
+	if d.Outcome == "" {
+		return nil
+	}
+	return &partnerv1.Decision{
+		Outcome:       parseEnum[partnerv1.DecisionOutcome](d.Outcome),
+		Reason:        parseEnum[partnerv1.Reason](d.Reason),
+		Rule:          d.Rule,
+		Source:        d.Source,
+		Detail:        d.Detail,
+		NotBefore:     optTimestamp(d.NotBefore),
+		PolicyVersion: d.PolicyVersion,
+		DecidedAt:     optTimestamp(d.DecidedAt),
+	}
 }

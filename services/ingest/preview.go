@@ -14,12 +14,22 @@ import (
 const maxPreviewBytes = gsm.MaxParts * gsm.MaxSeptets * 4
 
 // PreviewText tells how a text would be encoded and split. With
-// normalize_typography it counts the way SendMessage does (gsm.French).
+// normalize_typography it counts the way SendMessage does (gsm.French);
+// with append_stop_mention, it counts the text with the short code's STOP
+// mention appended, as SendMessage sends it.
 func (a *api) PreviewText(ctx context.Context, req *partnerv1.PreviewTextRequest) (*partnerv1.PreviewTextResponse, error) {
+	var errs []error
 	if len(req.GetText()) > maxPreviewBytes {
-		return nil, fault.Invalidf("text", "longer than %d bytes", maxPreviewBytes)
+		errs = append(errs, fault.Invalidf("text", "longer than %d bytes", maxPreviewBytes))
 	}
-	return preview(req.GetText(), req.GetNormalizeTypography()), nil
+	if req.GetAppendStopMention() && !shortCodePattern.MatchString(req.GetShortCode()) {
+		errs = append(errs, fault.Invalidf("short_code", "must be 5 digits: the STOP mention names it"))
+	}
+	if err := fault.Join(errs...); err != nil {
+		return nil, err
+	}
+	text := withStopMention(req.GetText(), req.GetShortCode(), req.GetAppendStopMention())
+	return preview(text, req.GetNormalizeTypography()), nil
 }
 
 func preview(text string, normalize bool) *partnerv1.PreviewTextResponse {

@@ -107,6 +107,11 @@ func (s *Service) handleCleared(ctx context.Context, m *bus.Msg) error {
 				msg.NotBefore = &t
 			}
 		}
+		// A refusal stands: the cleared event of a message refused later
+		// (its validity ended while deferred) may come after the refusal.
+		if d := decisionFrom(ev.GetDecision()); d.Outcome != "" && !d.same(msg.Decision) && msg.Decision.Outcome != outcomeRefused {
+			msg.Decision = d
+		}
 		return s.recompute(ctx, tx, before, msg, added, nil)
 	})
 }
@@ -166,8 +171,36 @@ func (s *Service) applyRejected(ctx context.Context, m *bus.Msg, ev *eventsv1.Me
 			msg.Reason = enumText(reason)
 			msg.ReasonDetail = ev.GetDetail()
 		}
+		// A cancellation is the partner's doing, not a decision of compliance.
+		if !cancelled {
+			if d := rejectionDecision(ev); !d.same(msg.Decision) {
+				msg.Decision = d
+			}
+		}
 		return s.recompute(ctx, tx, before, msg, false, nil)
 	})
+}
+
+// rejectionDecision is the decision of a MessageRejected; one without a
+// decision (from a compliance older than decisions) is still a refusal,
+// with the event's reason, detail and time.
+func rejectionDecision(ev *eventsv1.MessageRejected) decisionRow {
+	d := decisionFrom(ev.GetDecision())
+	if d.Outcome == "" {
+		d = decisionFrom(&partnerv1.Decision{
+			Outcome:   partnerv1.DecisionOutcome_DECISION_OUTCOME_REFUSED,
+			Reason:    ev.GetReason(),
+			Detail:    ev.GetDetail(),
+			DecidedAt: ev.GetAt(),
+		})
+	}
+	// A rejection is a refusal whatever its decision says, and has a
+	// reason, so that the campaign report counts it.
+	d.Outcome = outcomeRefused
+	if d.Reason == "" && ev.GetReason() != partnerv1.Reason_REASON_UNSPECIFIED {
+		d.Reason = enumText(ev.GetReason())
+	}
+	return d
 }
 
 func (s *Service) applySegmentReport(ctx context.Context, m *bus.Msg, ev *eventsv1.SegmentReport, subjectState string) error {
@@ -325,11 +358,18 @@ func (s *Service) recompute(ctx context.Context, tx pgx.Tx, before, msg messageR
 	if !segmentsChanged && msg == before {
 		return nil
 	}
+	if err := countDecision(ctx, tx, msg, before.Decision, msg.Decision); err != nil {
+		return err
+	}
+	d := msg.Decision
 	_, err = tx.Exec(ctx, `UPDATE ingest.messages SET state = $2, rejected = $3, cancelled = $4, cleared = $5,
-			segment_count = $6, reason = $7, reason_detail = $8, updated_at = $9, not_before = $10
+			segment_count = $6, reason = $7, reason_detail = $8, updated_at = $9, not_before = $10,
+			decision_outcome = $11, decision_reason = $12, decision_rule = $13, decision_source = $14,
+			decision_detail = $15, decision_not_before = $16, decision_policy_version = $17, decided_at = $18
 		WHERE id = $1`,
 		msg.ID, msg.State, msg.Rejected, msg.Cancelled, msg.Cleared,
-		msg.SegmentCount, msg.Reason, msg.ReasonDetail, now, msg.NotBefore)
+		msg.SegmentCount, msg.Reason, msg.ReasonDetail, now, msg.NotBefore,
+		d.Outcome, d.Reason, d.Rule, d.Source, d.Detail, d.NotBefore, d.PolicyVersion, d.DecidedAt)
 	return err
 }
 
@@ -367,6 +407,11 @@ func insertMessageFromEvent(ctx context.Context, tx pgx.Tx, acc *eventsv1.Messag
 		AcceptedAt:      now,
 		ExpiresAt:       now.Add(DefaultValidity),
 		UpdatedAt:       now,
+
+		Sector:              acc.GetSector(),
+		StopInformed:        acc.GetAttestations().GetStopInformedAtCollection(),
+		FreeClaimAttested:   acc.GetAttestations().GetFreeClaimSubstantiated(),
+		StopMentionAppended: acc.GetStopMentionAppended(),
 	}
 	if _, err := uuid.Parse(row.CampaignID); row.CampaignID != "" && err != nil {
 		row.CampaignID = ""
@@ -385,12 +430,14 @@ func insertMessageFromEvent(ctx context.Context, tx pgx.Tx, acc *eventsv1.Messag
 	// nothing if it committed.
 	_, err := tx.Exec(ctx, `INSERT INTO ingest.messages (id, tenant_id, campaign_id, client_reference, short_code,
 			brand, category, sender, recipient_masked, recipient_hash, encoding, segment_count, state,
-			accepted_at, not_before, expires_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+			accepted_at, not_before, expires_at, updated_at,
+			sector, stop_informed_at_collection, free_claim_substantiated, stop_mention_appended)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
 		ON CONFLICT DO NOTHING`,
 		row.ID, row.TenantID, nullable(row.CampaignID), row.ClientReference, row.ShortCode,
 		row.Brand, row.Category, row.Sender, row.RecipientMasked, row.RecipientHash, row.Encoding, row.SegmentCount, row.State,
-		row.AcceptedAt, row.NotBefore, row.ExpiresAt, row.UpdatedAt)
+		row.AcceptedAt, row.NotBefore, row.ExpiresAt, row.UpdatedAt,
+		row.Sector, row.StopInformed, row.FreeClaimAttested, row.StopMentionAppended)
 	return err
 }
 

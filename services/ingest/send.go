@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"pushsms.io/lib/bus"
 	"pushsms.io/lib/fault"
 	"pushsms.io/lib/gsm"
+	"pushsms.io/lib/policy"
 	eventsv1 "pushsms.io/proto/gen/pushsms/events/v1"
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
 )
@@ -99,6 +101,29 @@ func analyzeText(field, text string) (gsm.Analysis, error) {
 	return a, nil
 }
 
+// sectorPattern is a sector key as the policy's sector bans name them.
+var sectorPattern = regexp.MustCompile(`^[a-z0-9_]{1,40}$`)
+
+// checkSector accepts no sector or a sector key; the key need not be one
+// the policy knows (a sector with no ban is every other sector).
+func checkSector(field, sector string) error {
+	if sector != "" && !sectorPattern.MatchString(sector) {
+		return fault.Invalidf(field, "must be a sector key: 1 to 40 lower-case letters, digits or '_' (e.g. \"retail\")")
+	}
+	return nil
+}
+
+// withStopMention is the text as sent: with appendIt, the short code's
+// STOP mention is appended here, before the text is counted, so that the
+// segment count told to the partner (and billed) is the one compliance
+// splits. An empty text stays empty, to be refused as such.
+func withStopMention(text, shortCode string, appendIt bool) string {
+	if !appendIt || text == "" {
+		return text
+	}
+	return text + " " + policy.StopMention(shortCode)
+}
+
 func checkRecipient(field, r string) error {
 	switch {
 	case strings.TrimSpace(r) == "":
@@ -127,8 +152,10 @@ func (a *api) SendMessage(ctx context.Context, req *partnerv1.SendMessageRequest
 		return nil, err
 	}
 	h, herr := checkHeader("", req.GetShortCode(), req.GetBrand(), req.GetCategory(), req.GetSender(), req.GetValidity())
-	analysis, terr := analyzeText("text", req.GetText())
-	if err := fault.Join(herr, checkRecipient("recipient", req.GetRecipient()), terr, checkClientReference("client_reference", req.GetClientReference())); err != nil {
+	text := withStopMention(req.GetText(), h.shortCode, req.GetAppendStopMention())
+	analysis, terr := analyzeText("text", text)
+	if err := fault.Join(herr, checkRecipient("recipient", req.GetRecipient()), terr,
+		checkClientReference("client_reference", req.GetClientReference()), checkSector("sector", req.GetSector())); err != nil {
 		return nil, err
 	}
 	if err := checkShortCode(ctx, s.Pool, tenant, h.shortCode); err != nil {
@@ -164,6 +191,11 @@ func (a *api) SendMessage(ctx context.Context, req *partnerv1.SendMessageRequest
 		AcceptedAt:      now,
 		ExpiresAt:       now.Add(h.validity),
 		UpdatedAt:       now,
+
+		Sector:              req.GetSector(),
+		StopInformed:        req.GetAttestations().GetStopInformedAtCollection(),
+		FreeClaimAttested:   req.GetAttestations().GetFreeClaimSubstantiated(),
+		StopMentionAppended: req.GetAppendStopMention(),
 	}
 	event := &eventsv1.MessageAccepted{
 		MessageId:       row.ID,
@@ -174,11 +206,15 @@ func (a *api) SendMessage(ctx context.Context, req *partnerv1.SendMessageRequest
 		Category:        h.category,
 		Sender:          h.sender,
 		Recipient:       req.GetRecipient(),
-		Text:            req.GetText(),
+		Text:            text,
 		AcceptedAt:      timestamppb.New(now),
 		ExpiresAt:       timestamppb.New(row.ExpiresAt),
 		Encoding:        partnerv1.Encoding(analysis.Encoding),
 		SegmentCount:    int32(analysis.Segments),
+
+		Sector:              req.GetSector(),
+		Attestations:        req.GetAttestations(),
+		StopMentionAppended: req.GetAppendStopMention(),
 	}
 
 	tx, err := s.Pool.Begin(ctx)
@@ -226,12 +262,15 @@ func insertMessage(ctx context.Context, q querier, m messageRow) (bool, error) {
 	}
 	tag, err := q.Exec(ctx, `INSERT INTO ingest.messages (id, tenant_id, campaign_id, client_reference, short_code,
 			brand, category, sender, recipient_masked, recipient_hash, encoding, segment_count, state,
-			rejected, cancelled, cleared, reason, reason_detail, accepted_at, not_before, expires_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
+			rejected, cancelled, cleared, reason, reason_detail, accepted_at, not_before, expires_at, updated_at,
+			sector, stop_informed_at_collection, free_claim_substantiated, stop_mention_appended)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
+			$23, $24, $25, $26)
 		ON CONFLICT (tenant_id, client_reference) WHERE client_reference <> '' AND campaign_id IS NULL DO NOTHING`,
 		m.ID, m.TenantID, campaignID, m.ClientReference, m.ShortCode,
 		m.Brand, m.Category, m.Sender, m.RecipientMasked, m.RecipientHash, m.Encoding, m.SegmentCount, m.State,
-		m.Rejected, m.Cancelled, m.Cleared, m.Reason, m.ReasonDetail, m.AcceptedAt, m.NotBefore, m.ExpiresAt, m.UpdatedAt)
+		m.Rejected, m.Cancelled, m.Cleared, m.Reason, m.ReasonDetail, m.AcceptedAt, m.NotBefore, m.ExpiresAt, m.UpdatedAt,
+		m.Sector, m.StopInformed, m.FreeClaimAttested, m.StopMentionAppended)
 	if err != nil {
 		return false, err
 	}

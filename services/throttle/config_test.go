@@ -49,6 +49,7 @@ func TestValidate(t *testing.T) {
 		{name: "ack_pending_below_workers", mod: func(c *Config) { c.MaxAckPending = 10 }, want: "max-ack-pending"},
 		{name: "unlimited_ack_pending", mod: func(c *Config) { c.MaxAckPending = -1 }},
 		{name: "no_grpc_addr", mod: func(c *Config) { c.GRPCAddr = "" }, want: "grpc-addr"},
+		{name: "window_recheck_too_short", mod: func(c *Config) { c.WindowRecheck = time.Millisecond }, want: "window-recheck"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

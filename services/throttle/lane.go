@@ -290,12 +290,12 @@ func (l *lane) release(t *ticket, now time.Time) {
 	t.grant <- now // never blocks: a ticket is picked only with an empty grant
 }
 
-// run releases segments until ctx ends.
-func (l *lane) run(ctx context.Context) {
+// run releases segments until ctx ends; now is the service's clock.
+func (l *lane) run(ctx context.Context, now func() time.Time) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
-		wait, progressed := l.step(time.Now())
+		wait, progressed := l.step(now())
 		if progressed {
 			continue
 		}
@@ -335,6 +335,7 @@ type lanes struct {
 	guard     time.Duration
 	lookahead time.Duration
 	running   func(string) bool
+	now       func() time.Time
 
 	mu sync.Mutex
 	m  map[string]*lane
@@ -347,9 +348,9 @@ func (ls *lanes) get(shortCode string) *lane {
 	if l, ok := ls.m[shortCode]; ok {
 		return l
 	}
-	l := newLane(shortCode, ls.rates, ls.guard, ls.lookahead, ls.running, time.Now())
+	l := newLane(shortCode, ls.rates, ls.guard, ls.lookahead, ls.running, ls.now())
 	ls.m[shortCode] = l
-	ls.wg.Go(func() { l.run(ls.ctx) })
+	ls.wg.Go(func() { l.run(ls.ctx, ls.now) })
 	return l
 }
 

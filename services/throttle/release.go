@@ -44,7 +44,7 @@ func (s *Service) handle(ctx context.Context, m *bus.Msg) error {
 		return fault.Permanent(fmt.Errorf("cleared event %d on %s: %w", m.Sequence, m.Subject, err))
 	}
 	msg := c.GetMessage()
-	now := time.Now()
+	now := s.now()
 	exp := timeOf(msg.GetExpiresAt())
 
 	// Cancelled wins over expired (the partner's decision, and the
@@ -55,23 +55,28 @@ func (s *Service) handle(ctx context.Context, m *bus.Msg) error {
 		return s.cancel(ctx, &c, now)
 	}
 	if !exp.IsZero() && !now.Before(exp) {
-		return s.expire(ctx, &c, 0, now)
+		return s.expire(ctx, &c, 0, now, expiredDetail)
 	}
 	if state == campaignPaused {
 		return s.park(m, now, exp, s.pauseRecheck())
 	}
 	if nb := timeOf(msg.GetNotBefore()); nb.After(now) {
 		if !exp.IsZero() && !exp.After(nb) {
-			return s.expire(ctx, &c, 0, now) // it could never go out
+			return s.expire(ctx, &c, 0, now, expiredDetail) // it could never go out
 		}
 		wait := nb.Sub(now)
 		if wait > s.cfg.Lookahead {
 			return m.Defer(wait)
 		}
 		if !s.sleep(wait) {
-			return m.Defer(time.Until(nb))
+			return m.Defer(nb.Sub(s.now()))
 		}
-		now = time.Now()
+		now = s.now()
+	}
+	// A marketing message that arrives while its window is closed does not
+	// take a place in the lane.
+	if held, err := s.heldByWindow(ctx, m, &c, now, exp); held || err != nil {
+		return err
 	}
 
 	l := s.lanes.get(msg.GetShortCode())
@@ -89,17 +94,26 @@ func (s *Service) handle(ctx context.Context, m *bus.Msg) error {
 		switch why {
 		case expired:
 			l.leave(t)
-			return s.expire(ctx, &c, i, time.Now())
+			return s.expire(ctx, &c, i, s.now(), expiredDetail)
 		case stopping:
 			return m.Defer(shutdownRedelivery)
 		case evicted:
 			switch s.campaigns.get(msg.GetCampaignId()) {
 			case campaignCancelled:
-				return s.cancel(ctx, &c, time.Now())
+				return s.cancel(ctx, &c, s.now())
 			case campaignPaused:
-				return s.park(m, time.Now(), exp, s.pauseRecheck())
+				return s.park(m, s.now(), exp, s.pauseRecheck())
 			}
 			return m.Defer(0) // resumed in the meantime: queue again
+		}
+		if i == 0 {
+			// The window is checked at the release of the first segment
+			// only: the parts of a message already started go out even
+			// if the window closes meanwhile, never split across it. The
+			// slot granted is lost, as a late release's is.
+			if held, err := s.heldByWindow(ctx, m, &c, at, exp); held || err != nil {
+				return err
+			}
 		}
 		if err := s.publishSegment(ctx, &c, seg, at); err != nil {
 			return err
@@ -138,7 +152,7 @@ func checkCleared(c *eventsv1.MessageCleared) error {
 func (s *Service) await(m *bus.Msg, t *ticket, exp time.Time, started bool) (time.Time, outcome) {
 	var expiry <-chan time.Time
 	if !exp.IsZero() {
-		tm := time.NewTimer(time.Until(exp))
+		tm := time.NewTimer(exp.Sub(s.now()))
 		defer tm.Stop()
 		expiry = tm.C
 	}
@@ -213,9 +227,14 @@ func (s *Service) publishSegment(ctx context.Context, c *eventsv1.MessageCleared
 	return nil
 }
 
-// expire reports the segments from index i on as EXPIRED, final: they were
-// never submitted, so the message ends EXPIRED.
-func (s *Service) expire(ctx context.Context, c *eventsv1.MessageCleared, i int, now time.Time) error {
+// expiredDetail is the detail of a message whose validity ended while it
+// waited for its turn.
+const expiredDetail = "validity ended before the segment could be released"
+
+// expire reports the segments from index i on as EXPIRED, final, saying
+// why in detail: they were never submitted, so the message ends EXPIRED
+// (REASON_VALIDITY_EXPIRED for the partner).
+func (s *Service) expire(ctx context.Context, c *eventsv1.MessageCleared, i int, now time.Time, detail string) error {
 	msg := c.GetMessage()
 	subject := bus.ReportSubject("expired", msg.GetTenantId(), msg.GetShortCode())
 	for _, seg := range c.GetSegments()[i:] {
@@ -227,7 +246,7 @@ func (s *Service) expire(ctx context.Context, c *eventsv1.MessageCleared, i int,
 			SegmentIndex: seg.GetIndex(),
 			SegmentCount: int32(len(c.GetSegments())),
 			State:        partnerv1.SegmentState_SEGMENT_STATE_EXPIRED,
-			Detail:       "validity ended before the segment could be released",
+			Detail:       detail,
 			At:           timestamppb.New(now),
 			Final:        true,
 		}

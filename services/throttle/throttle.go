@@ -41,8 +41,14 @@
 // given back to the server until then. expires_at passed: no submit; each
 // unsent segment is reported EXPIRED (final). A campaign paused or
 // cancelled in the CAMPAIGNS bucket stops releasing at once; its unsent
-// messages are held (paused) or reported CANCELLED. docs/throttle.md has
-// the details and the limits.
+// messages are held (paused) or reported CANCELLED.
+//
+// A marketing message is checked against its short code's sending window
+// (the compliance policy in force) when it arrives and when its first
+// segment is granted: if the window is closed, nothing is published and
+// the event waits on the server for the next opening, or the message is
+// reported EXPIRED if its validity ends first. docs/throttle.md has the
+// details and the limits.
 package throttle
 
 import (
@@ -50,9 +56,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"time"
 
 	"pushsms.io/lib/bus"
+	"pushsms.io/lib/policy"
 	"pushsms.io/lib/service"
 )
 
@@ -98,6 +106,18 @@ type Config struct {
 	// PauseRecheck is how often an event of a paused campaign is looked at
 	// again (±10 %).
 	PauseRecheck time.Duration
+
+	// PolicyFile is the policy document in force until the POLICY bucket
+	// holds one; empty: the platform's default (policy.Default). Give it
+	// the same file as compliance, so that both see the same window.
+	PolicyFile string
+	// Policy, when set, replaces the watch of the POLICY bucket (tests).
+	// Never from flags.
+	Policy PolicySource `json:"-"`
+	// WindowRecheck is the longest a marketing message held for a closed
+	// sending window waits before it is looked at again: a policy change
+	// that opens the window earlier applies at worst this late.
+	WindowRecheck time.Duration
 }
 
 // DefaultConfig is the offer's default rate and settings for one machine.
@@ -112,6 +132,7 @@ func DefaultConfig() Config {
 		MaxAckPending: 1_000_000,
 		AckWait:       30 * time.Second,
 		PauseRecheck:  30 * time.Second,
+		WindowRecheck: time.Hour,
 	}
 }
 
@@ -129,6 +150,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxAckPending, "max-ack-pending", c.MaxAckPending, "events delivered and not yet acked, parked ones included")
 	fs.DurationVar(&c.AckWait, "ack-wait", c.AckWait, "redelivery delay of the events of a crashed replica")
 	fs.DurationVar(&c.PauseRecheck, "pause-recheck", c.PauseRecheck, "how often a paused campaign's message is looked at again")
+	fs.StringVar(&c.PolicyFile, "policy", c.PolicyFile, "compliance policy (JSON) used until the POLICY bucket holds one; empty: the default")
+	fs.DurationVar(&c.WindowRecheck, "window-recheck", c.WindowRecheck, "longest wait of a marketing message held for a closed sending window before it is looked at again")
 }
 
 // Validate checks the configuration.
@@ -164,6 +187,9 @@ func (c Config) Validate() error {
 	if c.PauseRecheck < 100*time.Millisecond {
 		add("pause-recheck %v: want at least 100ms", c.PauseRecheck)
 	}
+	if c.WindowRecheck < 100*time.Millisecond {
+		add("window-recheck %v: want at least 100ms", c.WindowRecheck)
+	}
 	return errors.Join(errs...)
 }
 
@@ -182,6 +208,9 @@ type Service struct {
 	campaigns *campaigns
 	lanes     *lanes
 	watcher   *bus.Watcher
+	windows   *windows
+	// now is the clock of every release and time limit (tests move it).
+	now func() time.Time
 }
 
 // New checks cfg, connects to the bus and binds the gRPC address.
@@ -193,9 +222,21 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{Core: core, cfg: cfg}
+	s := &Service{Core: core, cfg: cfg, now: time.Now}
+	src := cfg.Policy
+	if src == nil {
+		w, err := watchPolicy(ctx, core, cfg.PolicyFile)
+		if err != nil {
+			_ = core.Close()
+			return nil, err
+		}
+		core.OnClose(w.Stop)
+		src = w
+	}
+	s.windows = &windows{src: src}
 	lanesCtx, stopLanes := context.WithCancel(context.Background())
-	s.lanes = &lanes{ctx: lanesCtx, rates: cfg.rates(), guard: cfg.RateGuard, lookahead: cfg.Lookahead, m: map[string]*lane{}}
+	s.lanes = &lanes{ctx: lanesCtx, rates: cfg.rates(), guard: cfg.RateGuard, lookahead: cfg.Lookahead, m: map[string]*lane{},
+		now: func() time.Time { return s.now() }}
 	s.campaigns = newCampaigns(s.Log, s.lanes.evictCampaign)
 	s.lanes.running = s.campaigns.running
 	// At Close, after the consumer stopped (events not yet started were
@@ -241,6 +282,26 @@ func (s *Service) Serve(ctx context.Context) error {
 		}
 		return errors.New("throttle: campaigns watch ended")
 	}
+}
+
+// watchPolicy follows the POLICY bucket, with the policy file (or the
+// default) until the bucket holds a document.
+func watchPolicy(ctx context.Context, core *service.Core, file string) (*policy.Watcher, error) {
+	fallback := policy.Default()
+	if file != "" {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("throttle: policy: %w", err)
+		}
+		if fallback, err = policy.Parse(data); err != nil {
+			return nil, fmt.Errorf("throttle: policy %s: %w", file, err)
+		}
+	}
+	w, err := policy.Watch(ctx, core.Bus, fallback, core.Log)
+	if err != nil {
+		return nil, fmt.Errorf("throttle: %w", err)
+	}
+	return w, nil
 }
 
 // Run runs the service until ctx is done.

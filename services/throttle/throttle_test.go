@@ -27,6 +27,8 @@ type harness struct {
 	t   *testing.T
 	srv *bustest.Server
 	bus *bus.Bus
+	// clock, when set, is the clock of the services it starts.
+	clock func() time.Time
 }
 
 func newHarness(t *testing.T) *harness {
@@ -61,6 +63,9 @@ func (h *harness) start(mod func(*Config)) *running {
 	if err != nil {
 		cancel()
 		h.t.Fatal(err)
+	}
+	if h.clock != nil {
+		s.now = h.clock
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx) }()
@@ -108,9 +113,12 @@ func cleared(id, shortCode string, segments int, opts ...msgOpt) *eventsv1.Messa
 			MessageId: id,
 			TenantId:  "acme",
 			ShortCode: shortCode,
-			Category:  partnerv1.TrafficCategory_TRAFFIC_CATEGORY_MARKETING,
-			Sender:    shortCode,
-			Encoding:  partnerv1.Encoding_ENCODING_GSM7,
+			// Bulk traffic paced like marketing, without its sending
+			// window: these tests are about pacing, whatever the day and
+			// hour they run at. window_test.go sets marketing.
+			Category: partnerv1.TrafficCategory_TRAFFIC_CATEGORY_UNSPECIFIED,
+			Sender:   shortCode,
+			Encoding: partnerv1.Encoding_ENCODING_GSM7,
 		},
 		RecipientE164: "+33612345678",
 		ClearedAt:     timestamppb.Now(),
