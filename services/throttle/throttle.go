@@ -56,7 +56,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"time"
 
 	"pushsms.io/lib/bus"
@@ -107,13 +106,13 @@ type Config struct {
 	// again (±10 %).
 	PauseRecheck time.Duration
 
-	// PolicyFile is the policy document in force until the POLICY bucket
-	// holds one; empty: the platform's default (policy.Default). Give it
-	// the same file as compliance, so that both see the same window.
-	PolicyFile string
-	// Policy, when set, replaces the watch of the POLICY bucket (tests).
-	// Never from flags.
-	Policy PolicySource `json:"-"`
+	// Policy is the policy in force until the POLICY bucket holds one
+	// (flag -policy FILE; default policy.Default). Give it the same file as
+	// compliance, so that both see the same window.
+	Policy policy.Policy
+	// PolicySource, when set, replaces the watch of the POLICY bucket
+	// (tests). Never from flags.
+	PolicySource PolicySource `json:"-"`
 	// WindowRecheck is the longest a marketing message held for a closed
 	// sending window waits before it is looked at again: a policy change
 	// that opens the window earlier applies at worst this late.
@@ -133,6 +132,7 @@ func DefaultConfig() Config {
 		AckWait:       30 * time.Second,
 		PauseRecheck:  30 * time.Second,
 		WindowRecheck: time.Hour,
+		Policy:        policy.Default(),
 	}
 }
 
@@ -150,7 +150,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxAckPending, "max-ack-pending", c.MaxAckPending, "events delivered and not yet acked, parked ones included")
 	fs.DurationVar(&c.AckWait, "ack-wait", c.AckWait, "redelivery delay of the events of a crashed replica")
 	fs.DurationVar(&c.PauseRecheck, "pause-recheck", c.PauseRecheck, "how often a paused campaign's message is looked at again")
-	fs.StringVar(&c.PolicyFile, "policy", c.PolicyFile, "compliance policy (JSON) used until the POLICY bucket holds one; empty: the default")
+	fs.Var(&policy.FileFlag{P: &c.Policy}, "policy", "compliance policy JSON `file` used until the POLICY bucket holds one (default: the embedded policy; see docs/rules.md)")
 	fs.DurationVar(&c.WindowRecheck, "window-recheck", c.WindowRecheck, "longest wait of a marketing message held for a closed sending window before it is looked at again")
 }
 
@@ -180,6 +180,11 @@ func (c Config) Validate() error {
 	}
 	if c.Workers < 1 {
 		add("workers %d: want at least 1", c.Workers)
+	}
+	if c.PolicySource == nil {
+		if err := c.Policy.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("throttle: %w", err))
+		}
 	}
 	if c.MaxAckPending != -1 && c.MaxAckPending < c.Workers {
 		add("max-ack-pending %d: want at least workers (%d), or -1 for no limit", c.MaxAckPending, c.Workers)
@@ -223,12 +228,12 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{Core: core, cfg: cfg, now: time.Now}
-	src := cfg.Policy
+	src := cfg.PolicySource
 	if src == nil {
-		w, err := watchPolicy(ctx, core, cfg.PolicyFile)
+		w, err := policy.Watch(ctx, core.Bus, cfg.Policy, core.Log)
 		if err != nil {
 			_ = core.Close()
-			return nil, err
+			return nil, fmt.Errorf("throttle: %w", err)
 		}
 		core.OnClose(w.Stop)
 		src = w
@@ -282,26 +287,6 @@ func (s *Service) Serve(ctx context.Context) error {
 		}
 		return errors.New("throttle: campaigns watch ended")
 	}
-}
-
-// watchPolicy follows the POLICY bucket, with the policy file (or the
-// default) until the bucket holds a document.
-func watchPolicy(ctx context.Context, core *service.Core, file string) (*policy.Watcher, error) {
-	fallback := policy.Default()
-	if file != "" {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			return nil, fmt.Errorf("throttle: policy: %w", err)
-		}
-		if fallback, err = policy.Parse(data); err != nil {
-			return nil, fmt.Errorf("throttle: policy %s: %w", file, err)
-		}
-	}
-	w, err := policy.Watch(ctx, core.Bus, fallback, core.Log)
-	if err != nil {
-		return nil, fmt.Errorf("throttle: %w", err)
-	}
-	return w, nil
 }
 
 // Run runs the service until ctx is done.

@@ -48,7 +48,7 @@ func (h *harness) startWindow(clk *shiftedClock, rate int) {
 	p := policy.Default()
 	h.clock = clk.now
 	h.start(func(c *Config) {
-		c.Policy = StaticPolicy{P: &p}
+		c.PolicySource = StaticPolicy{P: &p}
 		c.WindowRecheck = 200 * time.Millisecond
 		c.Rates = RateTable{"36000": rate}
 	})
