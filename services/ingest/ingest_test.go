@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -94,6 +95,19 @@ func start(t *testing.T) *env {
 	}
 	t.Cleanup(func() { e.conn.Close() })
 	e.client = partnerv1.NewMessagingServiceClient(e.conn)
+	// SERVING comes once Serve has created its consumers: a test that
+	// stops NATS right after start must not stop it under their creation.
+	health := healthpb.NewHealthClient(e.conn)
+	bustest.Eventually(t, 30*time.Second, func() error {
+		r, err := health.Check(context.Background(), &healthpb.HealthCheckRequest{})
+		if err != nil {
+			return err
+		}
+		if r.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			return fmt.Errorf("health %s", r.GetStatus())
+		}
+		return nil
+	})
 	return e
 }
 
