@@ -7,11 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -70,31 +68,11 @@ func (c *cli) runCampaignSubmit(ctx context.Context, args []string) error {
 		spec.Validity = durationpb.New(*validity)
 	}
 
-	f, err := os.Open(*file)
+	in, err := c.openUpload(*file, "uploading", *quiet)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	var in io.Reader = f
-	var bar *progressbar.ProgressBar
-	if !*quiet {
-		bar = progressbar.NewOptions64(info.Size(),
-			progressbar.OptionSetDescription("uploading"),
-			progressbar.OptionSetWriter(c.err),
-			progressbar.OptionShowBytes(true),
-			progressbar.OptionShowTotalBytes(true),
-			progressbar.OptionThrottle(65*time.Millisecond),
-			progressbar.OptionOnCompletion(func() { fmt.Fprintln(c.err) }),
-			progressbar.OptionFullWidth(),
-			progressbar.OptionSetRenderBlankState(true),
-		)
-		r := progressbar.NewReader(f, bar)
-		in = &r
-	}
+	defer in.Close()
 	rows := csv.NewReader(in)
 	rows.FieldsPerRecord = -1
 	rows.ReuseRecord = true
@@ -157,9 +135,7 @@ func (c *cli) runCampaignSubmit(ctx context.Context, args []string) error {
 	if err != nil {
 		return apiError(err)
 	}
-	if bar != nil {
-		_ = bar.Finish()
-	}
+	in.finish()
 	c.printCampaign(resp.GetCampaign())
 	for _, e := range resp.GetErrors() {
 		// Position 0 is the line after the header.

@@ -5,12 +5,9 @@ import (
 	"crypto/tls"
 	"flag"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -99,30 +96,11 @@ func (c *cli) runPortedImport(ctx context.Context, args []string) error {
 	if *incremental {
 		mode = adminv1.ImportMode_IMPORT_MODE_INCREMENTAL
 	}
-	f, err := os.Open(file)
+	in, err := c.openUpload(file, "importing", *quiet)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	var in io.Reader = f
-	if !*quiet {
-		info, err := f.Stat()
-		if err != nil {
-			return err
-		}
-		bar := progressbar.NewOptions64(info.Size(),
-			progressbar.OptionSetDescription("importing"),
-			progressbar.OptionSetWriter(c.err),
-			progressbar.OptionShowBytes(true),
-			progressbar.OptionShowTotalBytes(true),
-			progressbar.OptionThrottle(65*time.Millisecond),
-			progressbar.OptionOnCompletion(func() { fmt.Fprintln(c.err) }),
-			progressbar.OptionFullWidth(),
-			progressbar.OptionSetRenderBlankState(true),
-		)
-		r := progressbar.NewReader(f, bar)
-		in = &r
-	}
+	defer in.Close()
 	client, done, err := admin.dial()
 	if err != nil {
 		return err

@@ -6,12 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"os"
 	"strings"
-	"time"
-
-	"github.com/schollz/progressbar/v3"
 
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
 )
@@ -33,31 +28,11 @@ func (c *cli) runSuppressImport(ctx context.Context, args []string) error {
 	if *batch < 1 {
 		return errors.New("suppress import: -batch must be at least 1")
 	}
-	f, err := os.Open(file)
+	in, err := c.openUpload(file, "importing", *quiet)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	var in io.Reader = f
-	var bar *progressbar.ProgressBar
-	if !*quiet {
-		bar = progressbar.NewOptions64(info.Size(),
-			progressbar.OptionSetDescription("importing"),
-			progressbar.OptionSetWriter(c.err),
-			progressbar.OptionShowBytes(true),
-			progressbar.OptionShowTotalBytes(true),
-			progressbar.OptionThrottle(65*time.Millisecond),
-			progressbar.OptionOnCompletion(func() { fmt.Fprintln(c.err) }),
-			progressbar.OptionFullWidth(),
-			progressbar.OptionSetRenderBlankState(true),
-		)
-		r := progressbar.NewReader(f, bar)
-		in = &r
-	}
+	defer in.Close()
 
 	client, ctx, done, err := api.dialSuppressions(ctx)
 	if err != nil {
@@ -116,9 +91,7 @@ func (c *cli) runSuppressImport(ctx context.Context, args []string) error {
 	if err != nil {
 		return apiError(err)
 	}
-	if bar != nil {
-		_ = bar.Finish()
-	}
+	in.finish()
 	fmt.Fprintf(c.out, "imported:   %d\nrefused:    %d\n", resp.GetImported(), resp.GetRefused())
 	for _, e := range resp.GetErrors() {
 		at := "position " + fmt.Sprint(e.GetPosition())

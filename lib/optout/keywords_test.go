@@ -35,7 +35,7 @@ func TestParseMO(t *testing.T) {
 		{"Désabonner", optout.Stop},
 		{"désinscription.", optout.Stop},
 		{"Fin", optout.Stop},
-		{"non", optout.Stop},
+		{"non", optout.None}, // a 34ABC answer ("Répondez OUI ou NON"), not an opt-out
 		{"unsubscribe", optout.Stop},
 		{"START", optout.Resubscribe},
 		{"start 36123", optout.Resubscribe},

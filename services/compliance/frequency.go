@@ -87,16 +87,8 @@ func checkFrequency(f Frequency) func(context.Context, *Candidate) (Verdict, err
 			}
 			// The key exists: read it below, then update it at its revision.
 			read = true
-			got, err := f.KV.Get(ctx, key)
-			switch {
-			case errors.Is(err, jetstream.ErrKeyNotFound):
-			case err != nil:
-				return Verdict{}, fmt.Errorf("frequency: read: %w", err)
-			default:
-				if err := json.Unmarshal(got.Value(), &e); err != nil {
-					return Verdict{}, fmt.Errorf("frequency: decode: %w", err)
-				}
-				rev = got.Revision()
+			if e, rev, err = readFrequency(ctx, f.KV, key); err != nil {
+				return Verdict{}, err
 			}
 		}
 		for range casAttempts {
@@ -125,18 +117,10 @@ func checkFrequency(f Frequency) func(context.Context, *Candidate) (Verdict, err
 			}
 			// The key exists, or another replica wrote it since it was
 			// read: read it (again).
-			e, rev, read = frequencyEntry{}, 0, true
-			got, err := f.KV.Get(ctx, key)
-			switch {
-			case errors.Is(err, jetstream.ErrKeyNotFound):
-				// Deleted or expired since: create it again.
-			case err != nil:
-				return Verdict{}, fmt.Errorf("frequency: read: %w", err)
-			default:
-				if err := json.Unmarshal(got.Value(), &e); err != nil {
-					return Verdict{}, fmt.Errorf("frequency: decode: %w", err)
-				}
-				rev = got.Revision()
+			// A key deleted or expired since reads as empty: created again.
+			read = true
+			if e, rev, err = readFrequency(ctx, f.KV, key); err != nil {
+				return Verdict{}, err
 			}
 		}
 		return Verdict{}, fmt.Errorf("frequency: still conflicting after %d attempts", casAttempts)
@@ -239,4 +223,21 @@ func frequencyKey(recipientHash, brand, period string, start time.Time) string {
 		day = "w" + day
 	}
 	return recipientHash + "." + hex.EncodeToString(b[:8]) + "." + day
+}
+
+// readFrequency reads a key's entry and revision; a missing key is an
+// empty entry at revision 0 (to create).
+func readFrequency(ctx context.Context, kv jetstream.KeyValue, key string) (frequencyEntry, uint64, error) {
+	var e frequencyEntry
+	got, err := kv.Get(ctx, key)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return e, 0, nil
+	case err != nil:
+		return e, 0, fmt.Errorf("frequency: read: %w", err)
+	}
+	if err := json.Unmarshal(got.Value(), &e); err != nil {
+		return e, 0, fmt.Errorf("frequency: decode: %w", err)
+	}
+	return e, got.Revision(), nil
 }

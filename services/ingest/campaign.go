@@ -99,16 +99,9 @@ func (a *api) SubmitCampaign(stream partnerv1.MessagingService_SubmitCampaignSer
 	if err != nil {
 		return err
 	}
-	first, err := stream.Recv()
-	if errors.Is(err, io.EOF) {
-		return fault.Invalidf("spec", "the stream must start with the campaign spec")
-	}
+	spec, err := firstSpec[*partnerv1.SubmitCampaignRequest, partnerv1.CampaignSpec](stream.Recv, "campaign")
 	if err != nil {
 		return err
-	}
-	spec := first.GetSpec()
-	if spec == nil {
-		return fault.Invalidf("spec", "the stream must start with the campaign spec")
 	}
 	u, err := s.startCampaign(ctx, tenant, spec)
 	if err != nil {
@@ -538,4 +531,21 @@ func (c campaignRow) proto(counts []*partnerv1.StateCount, now time.Time) *partn
 		CreatedAt:       timestamppb.New(c.CreatedAt),
 		StartAt:         timestamppb.New(c.StartAt),
 	}
+}
+
+// firstSpec reads the first item of a client stream, which must be its
+// spec (what names it in the error).
+func firstSpec[R interface{ GetSpec() *S }, S any](recv func() (R, error), what string) (*S, error) {
+	first, err := recv()
+	if errors.Is(err, io.EOF) {
+		return nil, fault.Invalidf("spec", "the stream must start with the %s spec", what)
+	}
+	if err != nil {
+		return nil, err
+	}
+	spec := first.GetSpec()
+	if spec == nil {
+		return nil, fault.Invalidf("spec", "the stream must start with the %s spec", what)
+	}
+	return spec, nil
 }

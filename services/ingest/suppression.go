@@ -46,16 +46,9 @@ func (a *suppressionAPI) ImportSuppressions(stream partnerv1.SuppressionService_
 	if err != nil {
 		return err
 	}
-	first, err := stream.Recv()
-	if errors.Is(err, io.EOF) {
-		return fault.Invalidf("spec", "the stream must start with the import spec")
-	}
+	spec, err := firstSpec[*partnerv1.ImportSuppressionsRequest, partnerv1.ImportSuppressionsSpec](stream.Recv, "import")
 	if err != nil {
 		return err
-	}
-	spec := first.GetSpec()
-	if spec == nil {
-		return fault.Invalidf("spec", "the stream must start with the import spec")
 	}
 	entry, err := importEntry(tenant, spec, s.now().UTC())
 	if err != nil {
