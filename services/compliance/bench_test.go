@@ -173,7 +173,7 @@ func benchRules(b *testing.B, bb *bus.Bus, freq, kvClient bool) *ruleSet {
 }
 
 // BenchmarkDecide measures decisions of the whole rule list over a
-// realistic mix (benchMix), with 16 decisions in flight per core (a
+// realistic mix (benchMix), with benchParallelism decisions in flight per core (a
 // replica's -workers: the frequency cap waits on NATS). It reports
 // decisions per second of wall time and per CPU-second:
 //
@@ -220,7 +220,7 @@ func BenchmarkDecide(b *testing.B) {
 			var seq atomic.Int64
 			var refused, failed atomic.Int64
 			ctx := context.Background()
-			b.SetParallelism(16)
+			b.SetParallelism(benchParallelism)
 			b.ReportAllocs()
 			cpu0, srv0 := cpuTime(), serverCPU()
 			start := time.Now()
@@ -370,3 +370,12 @@ func procCPU(b *testing.B, pid int) time.Duration {
 	}
 	return time.Duration(ut+st) * 10 * time.Millisecond
 }
+
+// benchParallelism is the decisions in flight per core: 64, as a
+// replica's default 128 workers on two cores (BENCH_PARALLELISM varies it).
+var benchParallelism = func() int {
+	if n, err := strconv.Atoi(os.Getenv("BENCH_PARALLELISM")); err == nil && n > 0 {
+		return n
+	}
+	return 64
+}()
