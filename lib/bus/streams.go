@@ -52,6 +52,24 @@ const (
 	BucketMOSessions = "MO_SESSIONS"
 )
 
+// Throughput control buckets (issue 5).
+const (
+	// BucketShortCodes is each short code's control data: key
+	// "<sc>.rate" (the contracted SMS-MT per second, decimal), "<sc>.control"
+	// (JSON {"state": "running"|"paused", "cancelled_before": RFC 3339}),
+	// "<sc>.weights" (JSON {"<tenant>": weight}). Watched by throttle
+	// (and smsc-link's guard for the rate): changes apply without restart.
+	BucketShortCodes = "SHORT_CODES"
+	// BucketThrottleLeases holds one lease per short code (key: short
+	// code, value: the owning replica), so that one throttle replica at a
+	// time releases a short code's messages.
+	BucketThrottleLeases = "THROTTLE_LEASES"
+	// BucketLinkState is smsc-link's view of each short code's link (key:
+	// short code, JSON {"up", "slowdown", "reason", "at"}), written on
+	// change; throttle slows the short code down while the link struggles.
+	BucketLinkState = "LINK_STATE"
+)
+
 // PolicyKey is the key of the current policy in BucketPolicy.
 const PolicyKey = "current"
 
@@ -135,6 +153,22 @@ func Buckets(replicas int) []jetstream.KeyValueConfig {
 		TTL:      30 * 24 * time.Hour,
 		Storage:  jetstream.FileStorage,
 		Replicas: replicas,
+	}, {
+		Bucket:      BucketShortCodes,
+		Description: "short code control: rate, state (running/paused, cancelled_before), tenant weights",
+		History:     8,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	}, {
+		Bucket:      BucketThrottleLeases,
+		Description: "throttle ownership of each short code (lease renewed by the owner)",
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	}, {
+		Bucket:      BucketLinkState,
+		Description: "smsc-link's link state per short code, for throttle's back-pressure",
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
 	}}
 }
 

@@ -70,7 +70,7 @@ type Config struct {
 // one marketing message per recipient, brand and day…).
 func DefaultConfig() Config {
 	return Config{
-		Config:  service.DefaultConfig(":9091"),
+		Config: service.DefaultConfig(":9091"),
 		// A decision mostly waits for the frequency cap's round trip to
 		// NATS: many in flight amortise the writes and wake-ups
 		// (BenchmarkDecide: 64 in flight per core decide twice as many per

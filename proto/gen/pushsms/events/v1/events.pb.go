@@ -50,8 +50,10 @@ type MessageAccepted struct {
 	Attestations *v1.ContentAttestations `protobuf:"bytes,17,opt,name=attestations,proto3" json:"attestations,omitempty"`
 	// Ingest already appended the STOP mention to text.
 	StopMentionAppended bool `protobuf:"varint,18,opt,name=stop_mention_appended,json=stopMentionAppended,proto3" json:"stop_mention_appended,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// The campaign's weight on its short code (CampaignSpec.weight), 0 = 1.
+	Weight        uint32 `protobuf:"varint,19,opt,name=weight,proto3" json:"weight,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *MessageAccepted) Reset() {
@@ -208,6 +210,13 @@ func (x *MessageAccepted) GetStopMentionAppended() bool {
 		return x.StopMentionAppended
 	}
 	return false
+}
+
+func (x *MessageAccepted) GetWeight() uint32 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
 }
 
 // MessageCleared: compliance passed the message and split it into segments
@@ -821,7 +830,7 @@ var File_pushsms_events_v1_events_proto protoreflect.FileDescriptor
 
 const file_pushsms_events_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x1epushsms/events/v1/events.proto\x12\x11pushsms.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1epushsms/partner/v1/types.proto\"\x84\x06\n" +
+	"\x1epushsms/events/v1/events.proto\x12\x11pushsms.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1epushsms/partner/v1/types.proto\"\x9c\x06\n" +
 	"\x0fMessageAccepted\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x1b\n" +
@@ -847,7 +856,8 @@ const file_pushsms_events_v1_events_proto_rawDesc = "" +
 	"\rsegment_count\x18\x0f \x01(\x05R\fsegmentCount\x12\x16\n" +
 	"\x06sector\x18\x10 \x01(\tR\x06sector\x12K\n" +
 	"\fattestations\x18\x11 \x01(\v2'.pushsms.partner.v1.ContentAttestationsR\fattestations\x122\n" +
-	"\x15stop_mention_appended\x18\x12 \x01(\bR\x13stopMentionAppended\"\xa2\x02\n" +
+	"\x15stop_mention_appended\x18\x12 \x01(\bR\x13stopMentionAppended\x12\x16\n" +
+	"\x06weight\x18\x13 \x01(\rR\x06weight\"\xa2\x02\n" +
 	"\x0eMessageCleared\x12<\n" +
 	"\amessage\x18\x01 \x01(\v2\".pushsms.events.v1.MessageAcceptedR\amessage\x12%\n" +
 	"\x0erecipient_e164\x18\x02 \x01(\tR\rrecipientE164\x126\n" +

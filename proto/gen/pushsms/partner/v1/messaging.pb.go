@@ -35,6 +35,8 @@ const (
 	// Every message is in a terminal state.
 	CampaignState_CAMPAIGN_STATE_COMPLETED CampaignState = 4
 	CampaignState_CAMPAIGN_STATE_CANCELLED CampaignState = 5
+	// Paused by the partner: nothing is released until it is resumed.
+	CampaignState_CAMPAIGN_STATE_PAUSED CampaignState = 6
 )
 
 // Enum value maps for CampaignState.
@@ -46,6 +48,7 @@ var (
 		3: "CAMPAIGN_STATE_RUNNING",
 		4: "CAMPAIGN_STATE_COMPLETED",
 		5: "CAMPAIGN_STATE_CANCELLED",
+		6: "CAMPAIGN_STATE_PAUSED",
 	}
 	CampaignState_value = map[string]int32{
 		"CAMPAIGN_STATE_UNSPECIFIED": 0,
@@ -54,6 +57,7 @@ var (
 		"CAMPAIGN_STATE_RUNNING":     3,
 		"CAMPAIGN_STATE_COMPLETED":   4,
 		"CAMPAIGN_STATE_CANCELLED":   5,
+		"CAMPAIGN_STATE_PAUSED":      6,
 	}
 )
 
@@ -82,6 +86,55 @@ func (x CampaignState) Number() protoreflect.EnumNumber {
 // Deprecated: Use CampaignState.Descriptor instead.
 func (CampaignState) EnumDescriptor() ([]byte, []int) {
 	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{0}
+}
+
+type ShortCodeState int32
+
+const (
+	ShortCodeState_SHORT_CODE_STATE_UNSPECIFIED ShortCodeState = 0
+	ShortCodeState_SHORT_CODE_STATE_RUNNING     ShortCodeState = 1
+	ShortCodeState_SHORT_CODE_STATE_PAUSED      ShortCodeState = 2
+)
+
+// Enum value maps for ShortCodeState.
+var (
+	ShortCodeState_name = map[int32]string{
+		0: "SHORT_CODE_STATE_UNSPECIFIED",
+		1: "SHORT_CODE_STATE_RUNNING",
+		2: "SHORT_CODE_STATE_PAUSED",
+	}
+	ShortCodeState_value = map[string]int32{
+		"SHORT_CODE_STATE_UNSPECIFIED": 0,
+		"SHORT_CODE_STATE_RUNNING":     1,
+		"SHORT_CODE_STATE_PAUSED":      2,
+	}
+)
+
+func (x ShortCodeState) Enum() *ShortCodeState {
+	p := new(ShortCodeState)
+	*p = x
+	return p
+}
+
+func (x ShortCodeState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ShortCodeState) Descriptor() protoreflect.EnumDescriptor {
+	return file_pushsms_partner_v1_messaging_proto_enumTypes[1].Descriptor()
+}
+
+func (ShortCodeState) Type() protoreflect.EnumType {
+	return &file_pushsms_partner_v1_messaging_proto_enumTypes[1]
+}
+
+func (x ShortCodeState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ShortCodeState.Descriptor instead.
+func (ShortCodeState) EnumDescriptor() ([]byte, []int) {
+	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{1}
 }
 
 type SendMessageRequest struct {
@@ -707,8 +760,12 @@ type CampaignSpec struct {
 	Sector            string               `protobuf:"bytes,10,opt,name=sector,proto3" json:"sector,omitempty"`
 	Attestations      *ContentAttestations `protobuf:"bytes,11,opt,name=attestations,proto3" json:"attestations,omitempty"`
 	AppendStopMention bool                 `protobuf:"varint,12,opt,name=append_stop_mention,json=appendStopMention,proto3" json:"append_stop_mention,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Share of the short code's capacity against the partner's other
+	// campaigns running on it at the same time: two campaigns weighted 3 and
+	// 1 get 75 % and 25 %. 0 means 1. At most 100.
+	Weight        uint32 `protobuf:"varint,13,opt,name=weight,proto3" json:"weight,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CampaignSpec) Reset() {
@@ -823,6 +880,13 @@ func (x *CampaignSpec) GetAppendStopMention() bool {
 		return x.AppendStopMention
 	}
 	return false
+}
+
+func (x *CampaignSpec) GetWeight() uint32 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
 }
 
 type RecipientBatch struct {
@@ -1471,6 +1535,616 @@ func (x *CancelCampaignResponse) GetCampaign() *Campaign {
 	return nil
 }
 
+type PauseCampaignRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CampaignId    string                 `protobuf:"bytes,1,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseCampaignRequest) Reset() {
+	*x = PauseCampaignRequest{}
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseCampaignRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseCampaignRequest) ProtoMessage() {}
+
+func (x *PauseCampaignRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseCampaignRequest.ProtoReflect.Descriptor instead.
+func (*PauseCampaignRequest) Descriptor() ([]byte, []int) {
+	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *PauseCampaignRequest) GetCampaignId() string {
+	if x != nil {
+		return x.CampaignId
+	}
+	return ""
+}
+
+type PauseCampaignResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Campaign      *Campaign              `protobuf:"bytes,1,opt,name=campaign,proto3" json:"campaign,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseCampaignResponse) Reset() {
+	*x = PauseCampaignResponse{}
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseCampaignResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseCampaignResponse) ProtoMessage() {}
+
+func (x *PauseCampaignResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseCampaignResponse.ProtoReflect.Descriptor instead.
+func (*PauseCampaignResponse) Descriptor() ([]byte, []int) {
+	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *PauseCampaignResponse) GetCampaign() *Campaign {
+	if x != nil {
+		return x.Campaign
+	}
+	return nil
+}
+
+type ResumeCampaignRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CampaignId    string                 `protobuf:"bytes,1,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeCampaignRequest) Reset() {
+	*x = ResumeCampaignRequest{}
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeCampaignRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeCampaignRequest) ProtoMessage() {}
+
+func (x *ResumeCampaignRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeCampaignRequest.ProtoReflect.Descriptor instead.
+func (*ResumeCampaignRequest) Descriptor() ([]byte, []int) {
+	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ResumeCampaignRequest) GetCampaignId() string {
+	if x != nil {
+		return x.CampaignId
+	}
+	return ""
+}
+
+type ResumeCampaignResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Campaign      *Campaign              `protobuf:"bytes,1,opt,name=campaign,proto3" json:"campaign,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeCampaignResponse) Reset() {
+	*x = ResumeCampaignResponse{}
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeCampaignResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeCampaignResponse) ProtoMessage() {}
+
+func (x *ResumeCampaignResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeCampaignResponse.ProtoReflect.Descriptor instead.
+func (*ResumeCampaignResponse) Descriptor() ([]byte, []int) {
+	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ResumeCampaignResponse) GetCampaign() *Campaign {
+	if x != nil {
+		return x.Campaign
+	}
+	return nil
+}
+
+// ShortCode is one of the partner's short codes and its throughput.
+type ShortCode struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ShortCode string                 `protobuf:"bytes,1,opt,name=short_code,json=shortCode,proto3" json:"short_code,omitempty"`
+	State     ShortCodeState         `protobuf:"varint,2,opt,name=state,proto3,enum=pushsms.partner.v1.ShortCodeState" json:"state,omitempty"`
+	// SMS-MT per second bought from the operator (every segment counts).
+	ContractedRate int32 `protobuf:"varint,3,opt,name=contracted_rate,json=contractedRate,proto3" json:"contracted_rate,omitempty"`
+	// Segments submitted in the last full seconds, per second (the
+	// operator's view).
+	AchievedRate float64 `protobuf:"fixed64,4,opt,name=achieved_rate,json=achievedRate,proto3" json:"achieved_rate,omitempty"`
+	// Messages accepted before this time and not yet submitted are
+	// cancelled (CancelShortCode); unset if never.
+	CancelledBefore *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=cancelled_before,json=cancelledBefore,proto3" json:"cancelled_before,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ShortCode) Reset() {
+	*x = ShortCode{}
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShortCode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShortCode) ProtoMessage() {}
+
+func (x *ShortCode) ProtoReflect() protoreflect.Message {
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShortCode.ProtoReflect.Descriptor instead.
+func (*ShortCode) Descriptor() ([]byte, []int) {
+	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ShortCode) GetShortCode() string {
+	if x != nil {
+		return x.ShortCode
+	}
+	return ""
+}
+
+func (x *ShortCode) GetState() ShortCodeState {
+	if x != nil {
+		return x.State
+	}
+	return ShortCodeState_SHORT_CODE_STATE_UNSPECIFIED
+}
+
+func (x *ShortCode) GetContractedRate() int32 {
+	if x != nil {
+		return x.ContractedRate
+	}
+	return 0
+}
+
+func (x *ShortCode) GetAchievedRate() float64 {
+	if x != nil {
+		return x.AchievedRate
+	}
+	return 0
+}
+
+func (x *ShortCode) GetCancelledBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CancelledBefore
+	}
+	return nil
+}
+
+type PauseShortCodeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ShortCode     string                 `protobuf:"bytes,1,opt,name=short_code,json=shortCode,proto3" json:"short_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseShortCodeRequest) Reset() {
+	*x = PauseShortCodeRequest{}
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseShortCodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseShortCodeRequest) ProtoMessage() {}
+
+func (x *PauseShortCodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseShortCodeRequest.ProtoReflect.Descriptor instead.
+func (*PauseShortCodeRequest) Descriptor() ([]byte, []int) {
+	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *PauseShortCodeRequest) GetShortCode() string {
+	if x != nil {
+		return x.ShortCode
+	}
+	return ""
+}
+
+type PauseShortCodeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ShortCode     *ShortCode             `protobuf:"bytes,1,opt,name=short_code,json=shortCode,proto3" json:"short_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseShortCodeResponse) Reset() {
+	*x = PauseShortCodeResponse{}
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseShortCodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseShortCodeResponse) ProtoMessage() {}
+
+func (x *PauseShortCodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseShortCodeResponse.ProtoReflect.Descriptor instead.
+func (*PauseShortCodeResponse) Descriptor() ([]byte, []int) {
+	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *PauseShortCodeResponse) GetShortCode() *ShortCode {
+	if x != nil {
+		return x.ShortCode
+	}
+	return nil
+}
+
+type ResumeShortCodeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ShortCode     string                 `protobuf:"bytes,1,opt,name=short_code,json=shortCode,proto3" json:"short_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeShortCodeRequest) Reset() {
+	*x = ResumeShortCodeRequest{}
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeShortCodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeShortCodeRequest) ProtoMessage() {}
+
+func (x *ResumeShortCodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeShortCodeRequest.ProtoReflect.Descriptor instead.
+func (*ResumeShortCodeRequest) Descriptor() ([]byte, []int) {
+	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ResumeShortCodeRequest) GetShortCode() string {
+	if x != nil {
+		return x.ShortCode
+	}
+	return ""
+}
+
+type ResumeShortCodeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ShortCode     *ShortCode             `protobuf:"bytes,1,opt,name=short_code,json=shortCode,proto3" json:"short_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeShortCodeResponse) Reset() {
+	*x = ResumeShortCodeResponse{}
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeShortCodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeShortCodeResponse) ProtoMessage() {}
+
+func (x *ResumeShortCodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeShortCodeResponse.ProtoReflect.Descriptor instead.
+func (*ResumeShortCodeResponse) Descriptor() ([]byte, []int) {
+	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ResumeShortCodeResponse) GetShortCode() *ShortCode {
+	if x != nil {
+		return x.ShortCode
+	}
+	return nil
+}
+
+type CancelShortCodeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ShortCode     string                 `protobuf:"bytes,1,opt,name=short_code,json=shortCode,proto3" json:"short_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelShortCodeRequest) Reset() {
+	*x = CancelShortCodeRequest{}
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelShortCodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelShortCodeRequest) ProtoMessage() {}
+
+func (x *CancelShortCodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelShortCodeRequest.ProtoReflect.Descriptor instead.
+func (*CancelShortCodeRequest) Descriptor() ([]byte, []int) {
+	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *CancelShortCodeRequest) GetShortCode() string {
+	if x != nil {
+		return x.ShortCode
+	}
+	return ""
+}
+
+type CancelShortCodeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ShortCode     *ShortCode             `protobuf:"bytes,1,opt,name=short_code,json=shortCode,proto3" json:"short_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelShortCodeResponse) Reset() {
+	*x = CancelShortCodeResponse{}
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelShortCodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelShortCodeResponse) ProtoMessage() {}
+
+func (x *CancelShortCodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelShortCodeResponse.ProtoReflect.Descriptor instead.
+func (*CancelShortCodeResponse) Descriptor() ([]byte, []int) {
+	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *CancelShortCodeResponse) GetShortCode() *ShortCode {
+	if x != nil {
+		return x.ShortCode
+	}
+	return nil
+}
+
+type GetShortCodeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ShortCode     string                 `protobuf:"bytes,1,opt,name=short_code,json=shortCode,proto3" json:"short_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetShortCodeRequest) Reset() {
+	*x = GetShortCodeRequest{}
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetShortCodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetShortCodeRequest) ProtoMessage() {}
+
+func (x *GetShortCodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetShortCodeRequest.ProtoReflect.Descriptor instead.
+func (*GetShortCodeRequest) Descriptor() ([]byte, []int) {
+	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *GetShortCodeRequest) GetShortCode() string {
+	if x != nil {
+		return x.ShortCode
+	}
+	return ""
+}
+
+type GetShortCodeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ShortCode     *ShortCode             `protobuf:"bytes,1,opt,name=short_code,json=shortCode,proto3" json:"short_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetShortCodeResponse) Reset() {
+	*x = GetShortCodeResponse{}
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetShortCodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetShortCodeResponse) ProtoMessage() {}
+
+func (x *GetShortCodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetShortCodeResponse.ProtoReflect.Descriptor instead.
+func (*GetShortCodeResponse) Descriptor() ([]byte, []int) {
+	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *GetShortCodeResponse) GetShortCode() *ShortCode {
+	if x != nil {
+		return x.ShortCode
+	}
+	return nil
+}
+
 type StreamEventsRequest struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	DeliveryReports bool                   `protobuf:"varint,1,opt,name=delivery_reports,json=deliveryReports,proto3" json:"delivery_reports,omitempty"`
@@ -1484,7 +2158,7 @@ type StreamEventsRequest struct {
 
 func (x *StreamEventsRequest) Reset() {
 	*x = StreamEventsRequest{}
-	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[19]
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1496,7 +2170,7 @@ func (x *StreamEventsRequest) String() string {
 func (*StreamEventsRequest) ProtoMessage() {}
 
 func (x *StreamEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[19]
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1509,7 +2183,7 @@ func (x *StreamEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEventsRequest.ProtoReflect.Descriptor instead.
 func (*StreamEventsRequest) Descriptor() ([]byte, []int) {
-	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{19}
+	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *StreamEventsRequest) GetDeliveryReports() bool {
@@ -1548,7 +2222,7 @@ type StreamEventsResponse struct {
 
 func (x *StreamEventsResponse) Reset() {
 	*x = StreamEventsResponse{}
-	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[20]
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1560,7 +2234,7 @@ func (x *StreamEventsResponse) String() string {
 func (*StreamEventsResponse) ProtoMessage() {}
 
 func (x *StreamEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[20]
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1573,7 +2247,7 @@ func (x *StreamEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEventsResponse.ProtoReflect.Descriptor instead.
 func (*StreamEventsResponse) Descriptor() ([]byte, []int) {
-	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{20}
+	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *StreamEventsResponse) GetCursor() string {
@@ -1646,7 +2320,7 @@ type DeliveryReport struct {
 
 func (x *DeliveryReport) Reset() {
 	*x = DeliveryReport{}
-	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[21]
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1658,7 +2332,7 @@ func (x *DeliveryReport) String() string {
 func (*DeliveryReport) ProtoMessage() {}
 
 func (x *DeliveryReport) ProtoReflect() protoreflect.Message {
-	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[21]
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1671,7 +2345,7 @@ func (x *DeliveryReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliveryReport.ProtoReflect.Descriptor instead.
 func (*DeliveryReport) Descriptor() ([]byte, []int) {
-	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{21}
+	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *DeliveryReport) GetMessageId() string {
@@ -1767,7 +2441,7 @@ type InboundMessage struct {
 
 func (x *InboundMessage) Reset() {
 	*x = InboundMessage{}
-	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[22]
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1779,7 +2453,7 @@ func (x *InboundMessage) String() string {
 func (*InboundMessage) ProtoMessage() {}
 
 func (x *InboundMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[22]
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1792,7 +2466,7 @@ func (x *InboundMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboundMessage.ProtoReflect.Descriptor instead.
 func (*InboundMessage) Descriptor() ([]byte, []int) {
-	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{22}
+	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *InboundMessage) GetInboundId() string {
@@ -1846,7 +2520,7 @@ type PreviewTextRequest struct {
 
 func (x *PreviewTextRequest) Reset() {
 	*x = PreviewTextRequest{}
-	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[23]
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1858,7 +2532,7 @@ func (x *PreviewTextRequest) String() string {
 func (*PreviewTextRequest) ProtoMessage() {}
 
 func (x *PreviewTextRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[23]
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1871,7 +2545,7 @@ func (x *PreviewTextRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewTextRequest.ProtoReflect.Descriptor instead.
 func (*PreviewTextRequest) Descriptor() ([]byte, []int) {
-	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{23}
+	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *PreviewTextRequest) GetText() string {
@@ -1918,7 +2592,7 @@ type PreviewTextResponse struct {
 
 func (x *PreviewTextResponse) Reset() {
 	*x = PreviewTextResponse{}
-	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[24]
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1930,7 +2604,7 @@ func (x *PreviewTextResponse) String() string {
 func (*PreviewTextResponse) ProtoMessage() {}
 
 func (x *PreviewTextResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[24]
+	mi := &file_pushsms_partner_v1_messaging_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1943,7 +2617,7 @@ func (x *PreviewTextResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreviewTextResponse.ProtoReflect.Descriptor instead.
 func (*PreviewTextResponse) Descriptor() ([]byte, []int) {
-	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{24}
+	return file_pushsms_partner_v1_messaging_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *PreviewTextResponse) GetEncoding() Encoding {
@@ -2041,7 +2715,7 @@ const file_pushsms_partner_v1_messaging_proto_rawDesc = "" +
 	"\n" +
 	"recipients\x18\x02 \x01(\v2\".pushsms.partner.v1.RecipientBatchH\x00R\n" +
 	"recipientsB\x06\n" +
-	"\x04item\"\x83\x04\n" +
+	"\x04item\"\x9b\x04\n" +
 	"\fCampaignSpec\x12\x1d\n" +
 	"\n" +
 	"short_code\x18\x01 \x01(\tR\tshortCode\x12\x14\n" +
@@ -2056,7 +2730,8 @@ const file_pushsms_partner_v1_messaging_proto_rawDesc = "" +
 	"\x06sector\x18\n" +
 	" \x01(\tR\x06sector\x12K\n" +
 	"\fattestations\x18\v \x01(\v2'.pushsms.partner.v1.ContentAttestationsR\fattestations\x12.\n" +
-	"\x13append_stop_mention\x18\f \x01(\bR\x11appendStopMention\"O\n" +
+	"\x13append_stop_mention\x18\f \x01(\bR\x11appendStopMention\x12\x16\n" +
+	"\x06weight\x18\r \x01(\rR\x06weight\"O\n" +
 	"\x0eRecipientBatch\x12=\n" +
 	"\n" +
 	"recipients\x18\x01 \x03(\v2\x1d.pushsms.partner.v1.RecipientR\n" +
@@ -2109,7 +2784,48 @@ const file_pushsms_partner_v1_messaging_proto_rawDesc = "" +
 	"\vcampaign_id\x18\x01 \x01(\tR\n" +
 	"campaignId\"R\n" +
 	"\x16CancelCampaignResponse\x128\n" +
-	"\bcampaign\x18\x01 \x01(\v2\x1c.pushsms.partner.v1.CampaignR\bcampaign\"\x8e\x01\n" +
+	"\bcampaign\x18\x01 \x01(\v2\x1c.pushsms.partner.v1.CampaignR\bcampaign\"7\n" +
+	"\x14PauseCampaignRequest\x12\x1f\n" +
+	"\vcampaign_id\x18\x01 \x01(\tR\n" +
+	"campaignId\"Q\n" +
+	"\x15PauseCampaignResponse\x128\n" +
+	"\bcampaign\x18\x01 \x01(\v2\x1c.pushsms.partner.v1.CampaignR\bcampaign\"8\n" +
+	"\x15ResumeCampaignRequest\x12\x1f\n" +
+	"\vcampaign_id\x18\x01 \x01(\tR\n" +
+	"campaignId\"R\n" +
+	"\x16ResumeCampaignResponse\x128\n" +
+	"\bcampaign\x18\x01 \x01(\v2\x1c.pushsms.partner.v1.CampaignR\bcampaign\"\xf9\x01\n" +
+	"\tShortCode\x12\x1d\n" +
+	"\n" +
+	"short_code\x18\x01 \x01(\tR\tshortCode\x128\n" +
+	"\x05state\x18\x02 \x01(\x0e2\".pushsms.partner.v1.ShortCodeStateR\x05state\x12'\n" +
+	"\x0fcontracted_rate\x18\x03 \x01(\x05R\x0econtractedRate\x12#\n" +
+	"\rachieved_rate\x18\x04 \x01(\x01R\fachievedRate\x12E\n" +
+	"\x10cancelled_before\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x0fcancelledBefore\"6\n" +
+	"\x15PauseShortCodeRequest\x12\x1d\n" +
+	"\n" +
+	"short_code\x18\x01 \x01(\tR\tshortCode\"V\n" +
+	"\x16PauseShortCodeResponse\x12<\n" +
+	"\n" +
+	"short_code\x18\x01 \x01(\v2\x1d.pushsms.partner.v1.ShortCodeR\tshortCode\"7\n" +
+	"\x16ResumeShortCodeRequest\x12\x1d\n" +
+	"\n" +
+	"short_code\x18\x01 \x01(\tR\tshortCode\"W\n" +
+	"\x17ResumeShortCodeResponse\x12<\n" +
+	"\n" +
+	"short_code\x18\x01 \x01(\v2\x1d.pushsms.partner.v1.ShortCodeR\tshortCode\"7\n" +
+	"\x16CancelShortCodeRequest\x12\x1d\n" +
+	"\n" +
+	"short_code\x18\x01 \x01(\tR\tshortCode\"W\n" +
+	"\x17CancelShortCodeResponse\x12<\n" +
+	"\n" +
+	"short_code\x18\x01 \x01(\v2\x1d.pushsms.partner.v1.ShortCodeR\tshortCode\"4\n" +
+	"\x13GetShortCodeRequest\x12\x1d\n" +
+	"\n" +
+	"short_code\x18\x01 \x01(\tR\tshortCode\"T\n" +
+	"\x14GetShortCodeResponse\x12<\n" +
+	"\n" +
+	"short_code\x18\x01 \x01(\v2\x1d.pushsms.partner.v1.ShortCodeR\tshortCode\"\x8e\x01\n" +
 	"\x13StreamEventsRequest\x12)\n" +
 	"\x10delivery_reports\x18\x01 \x01(\bR\x0fdeliveryReports\x12)\n" +
 	"\x10inbound_messages\x18\x02 \x01(\bR\x0finboundMessages\x12!\n" +
@@ -2156,21 +2872,33 @@ const file_pushsms_partner_v1_messaging_proto_rawDesc = "" +
 	"\rsegment_count\x18\x02 \x01(\x05R\fsegmentCount\x12\x16\n" +
 	"\x06length\x18\x03 \x01(\x05R\x06length\x12'\n" +
 	"\x0fucs2_characters\x18\x04 \x03(\tR\x0eucs2Characters\x12\x12\n" +
-	"\x04text\x18\x05 \x01(\tR\x04text*\xc3\x01\n" +
+	"\x04text\x18\x05 \x01(\tR\x04text*\xde\x01\n" +
 	"\rCampaignState\x12\x1e\n" +
 	"\x1aCAMPAIGN_STATE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18CAMPAIGN_STATE_RECEIVING\x10\x01\x12\x1c\n" +
 	"\x18CAMPAIGN_STATE_SCHEDULED\x10\x02\x12\x1a\n" +
 	"\x16CAMPAIGN_STATE_RUNNING\x10\x03\x12\x1c\n" +
 	"\x18CAMPAIGN_STATE_COMPLETED\x10\x04\x12\x1c\n" +
-	"\x18CAMPAIGN_STATE_CANCELLED\x10\x052\xc8\x05\n" +
+	"\x18CAMPAIGN_STATE_CANCELLED\x10\x05\x12\x19\n" +
+	"\x15CAMPAIGN_STATE_PAUSED\x10\x06*m\n" +
+	"\x0eShortCodeState\x12 \n" +
+	"\x1cSHORT_CODE_STATE_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18SHORT_CODE_STATE_RUNNING\x10\x01\x12\x1b\n" +
+	"\x17SHORT_CODE_STATE_PAUSED\x10\x022\xbb\n" +
+	"\n" +
 	"\x10MessagingService\x12^\n" +
 	"\vSendMessage\x12&.pushsms.partner.v1.SendMessageRequest\x1a'.pushsms.partner.v1.SendMessageResponse\x12[\n" +
 	"\n" +
 	"GetMessage\x12%.pushsms.partner.v1.GetMessageRequest\x1a&.pushsms.partner.v1.GetMessageResponse\x12i\n" +
 	"\x0eSubmitCampaign\x12).pushsms.partner.v1.SubmitCampaignRequest\x1a*.pushsms.partner.v1.SubmitCampaignResponse(\x01\x12^\n" +
 	"\vGetCampaign\x12&.pushsms.partner.v1.GetCampaignRequest\x1a'.pushsms.partner.v1.GetCampaignResponse\x12g\n" +
-	"\x0eCancelCampaign\x12).pushsms.partner.v1.CancelCampaignRequest\x1a*.pushsms.partner.v1.CancelCampaignResponse\x12c\n" +
+	"\x0eCancelCampaign\x12).pushsms.partner.v1.CancelCampaignRequest\x1a*.pushsms.partner.v1.CancelCampaignResponse\x12d\n" +
+	"\rPauseCampaign\x12(.pushsms.partner.v1.PauseCampaignRequest\x1a).pushsms.partner.v1.PauseCampaignResponse\x12g\n" +
+	"\x0eResumeCampaign\x12).pushsms.partner.v1.ResumeCampaignRequest\x1a*.pushsms.partner.v1.ResumeCampaignResponse\x12g\n" +
+	"\x0ePauseShortCode\x12).pushsms.partner.v1.PauseShortCodeRequest\x1a*.pushsms.partner.v1.PauseShortCodeResponse\x12j\n" +
+	"\x0fResumeShortCode\x12*.pushsms.partner.v1.ResumeShortCodeRequest\x1a+.pushsms.partner.v1.ResumeShortCodeResponse\x12j\n" +
+	"\x0fCancelShortCode\x12*.pushsms.partner.v1.CancelShortCodeRequest\x1a+.pushsms.partner.v1.CancelShortCodeResponse\x12a\n" +
+	"\fGetShortCode\x12'.pushsms.partner.v1.GetShortCodeRequest\x1a(.pushsms.partner.v1.GetShortCodeResponse\x12c\n" +
 	"\fStreamEvents\x12'.pushsms.partner.v1.StreamEventsRequest\x1a(.pushsms.partner.v1.StreamEventsResponse0\x01\x12^\n" +
 	"\vPreviewText\x12&.pushsms.partner.v1.PreviewTextRequest\x1a'.pushsms.partner.v1.PreviewTextResponseB3Z1pushsms.io/proto/gen/pushsms/partner/v1;partnerv1b\x06proto3"
 
@@ -2186,111 +2914,145 @@ func file_pushsms_partner_v1_messaging_proto_rawDescGZIP() []byte {
 	return file_pushsms_partner_v1_messaging_proto_rawDescData
 }
 
-var file_pushsms_partner_v1_messaging_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pushsms_partner_v1_messaging_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_pushsms_partner_v1_messaging_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_pushsms_partner_v1_messaging_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_pushsms_partner_v1_messaging_proto_goTypes = []any{
-	(CampaignState)(0),             // 0: pushsms.partner.v1.CampaignState
-	(*SendMessageRequest)(nil),     // 1: pushsms.partner.v1.SendMessageRequest
-	(*SendMessageResponse)(nil),    // 2: pushsms.partner.v1.SendMessageResponse
-	(*GetMessageRequest)(nil),      // 3: pushsms.partner.v1.GetMessageRequest
-	(*GetMessageResponse)(nil),     // 4: pushsms.partner.v1.GetMessageResponse
-	(*Message)(nil),                // 5: pushsms.partner.v1.Message
-	(*Segment)(nil),                // 6: pushsms.partner.v1.Segment
-	(*SubmitCampaignRequest)(nil),  // 7: pushsms.partner.v1.SubmitCampaignRequest
-	(*CampaignSpec)(nil),           // 8: pushsms.partner.v1.CampaignSpec
-	(*RecipientBatch)(nil),         // 9: pushsms.partner.v1.RecipientBatch
-	(*Recipient)(nil),              // 10: pushsms.partner.v1.Recipient
-	(*SubmitCampaignResponse)(nil), // 11: pushsms.partner.v1.SubmitCampaignResponse
-	(*RecipientError)(nil),         // 12: pushsms.partner.v1.RecipientError
-	(*Campaign)(nil),               // 13: pushsms.partner.v1.Campaign
-	(*ReasonCount)(nil),            // 14: pushsms.partner.v1.ReasonCount
-	(*StateCount)(nil),             // 15: pushsms.partner.v1.StateCount
-	(*GetCampaignRequest)(nil),     // 16: pushsms.partner.v1.GetCampaignRequest
-	(*GetCampaignResponse)(nil),    // 17: pushsms.partner.v1.GetCampaignResponse
-	(*CancelCampaignRequest)(nil),  // 18: pushsms.partner.v1.CancelCampaignRequest
-	(*CancelCampaignResponse)(nil), // 19: pushsms.partner.v1.CancelCampaignResponse
-	(*StreamEventsRequest)(nil),    // 20: pushsms.partner.v1.StreamEventsRequest
-	(*StreamEventsResponse)(nil),   // 21: pushsms.partner.v1.StreamEventsResponse
-	(*DeliveryReport)(nil),         // 22: pushsms.partner.v1.DeliveryReport
-	(*InboundMessage)(nil),         // 23: pushsms.partner.v1.InboundMessage
-	(*PreviewTextRequest)(nil),     // 24: pushsms.partner.v1.PreviewTextRequest
-	(*PreviewTextResponse)(nil),    // 25: pushsms.partner.v1.PreviewTextResponse
-	nil,                            // 26: pushsms.partner.v1.Recipient.VariablesEntry
-	(TrafficCategory)(0),           // 27: pushsms.partner.v1.TrafficCategory
-	(*durationpb.Duration)(nil),    // 28: google.protobuf.Duration
-	(*ContentAttestations)(nil),    // 29: pushsms.partner.v1.ContentAttestations
-	(MessageState)(0),              // 30: pushsms.partner.v1.MessageState
-	(Reason)(0),                    // 31: pushsms.partner.v1.Reason
-	(Encoding)(0),                  // 32: pushsms.partner.v1.Encoding
-	(*timestamppb.Timestamp)(nil),  // 33: google.protobuf.Timestamp
-	(*Decision)(nil),               // 34: pushsms.partner.v1.Decision
-	(SegmentState)(0),              // 35: pushsms.partner.v1.SegmentState
+	(CampaignState)(0),              // 0: pushsms.partner.v1.CampaignState
+	(ShortCodeState)(0),             // 1: pushsms.partner.v1.ShortCodeState
+	(*SendMessageRequest)(nil),      // 2: pushsms.partner.v1.SendMessageRequest
+	(*SendMessageResponse)(nil),     // 3: pushsms.partner.v1.SendMessageResponse
+	(*GetMessageRequest)(nil),       // 4: pushsms.partner.v1.GetMessageRequest
+	(*GetMessageResponse)(nil),      // 5: pushsms.partner.v1.GetMessageResponse
+	(*Message)(nil),                 // 6: pushsms.partner.v1.Message
+	(*Segment)(nil),                 // 7: pushsms.partner.v1.Segment
+	(*SubmitCampaignRequest)(nil),   // 8: pushsms.partner.v1.SubmitCampaignRequest
+	(*CampaignSpec)(nil),            // 9: pushsms.partner.v1.CampaignSpec
+	(*RecipientBatch)(nil),          // 10: pushsms.partner.v1.RecipientBatch
+	(*Recipient)(nil),               // 11: pushsms.partner.v1.Recipient
+	(*SubmitCampaignResponse)(nil),  // 12: pushsms.partner.v1.SubmitCampaignResponse
+	(*RecipientError)(nil),          // 13: pushsms.partner.v1.RecipientError
+	(*Campaign)(nil),                // 14: pushsms.partner.v1.Campaign
+	(*ReasonCount)(nil),             // 15: pushsms.partner.v1.ReasonCount
+	(*StateCount)(nil),              // 16: pushsms.partner.v1.StateCount
+	(*GetCampaignRequest)(nil),      // 17: pushsms.partner.v1.GetCampaignRequest
+	(*GetCampaignResponse)(nil),     // 18: pushsms.partner.v1.GetCampaignResponse
+	(*CancelCampaignRequest)(nil),   // 19: pushsms.partner.v1.CancelCampaignRequest
+	(*CancelCampaignResponse)(nil),  // 20: pushsms.partner.v1.CancelCampaignResponse
+	(*PauseCampaignRequest)(nil),    // 21: pushsms.partner.v1.PauseCampaignRequest
+	(*PauseCampaignResponse)(nil),   // 22: pushsms.partner.v1.PauseCampaignResponse
+	(*ResumeCampaignRequest)(nil),   // 23: pushsms.partner.v1.ResumeCampaignRequest
+	(*ResumeCampaignResponse)(nil),  // 24: pushsms.partner.v1.ResumeCampaignResponse
+	(*ShortCode)(nil),               // 25: pushsms.partner.v1.ShortCode
+	(*PauseShortCodeRequest)(nil),   // 26: pushsms.partner.v1.PauseShortCodeRequest
+	(*PauseShortCodeResponse)(nil),  // 27: pushsms.partner.v1.PauseShortCodeResponse
+	(*ResumeShortCodeRequest)(nil),  // 28: pushsms.partner.v1.ResumeShortCodeRequest
+	(*ResumeShortCodeResponse)(nil), // 29: pushsms.partner.v1.ResumeShortCodeResponse
+	(*CancelShortCodeRequest)(nil),  // 30: pushsms.partner.v1.CancelShortCodeRequest
+	(*CancelShortCodeResponse)(nil), // 31: pushsms.partner.v1.CancelShortCodeResponse
+	(*GetShortCodeRequest)(nil),     // 32: pushsms.partner.v1.GetShortCodeRequest
+	(*GetShortCodeResponse)(nil),    // 33: pushsms.partner.v1.GetShortCodeResponse
+	(*StreamEventsRequest)(nil),     // 34: pushsms.partner.v1.StreamEventsRequest
+	(*StreamEventsResponse)(nil),    // 35: pushsms.partner.v1.StreamEventsResponse
+	(*DeliveryReport)(nil),          // 36: pushsms.partner.v1.DeliveryReport
+	(*InboundMessage)(nil),          // 37: pushsms.partner.v1.InboundMessage
+	(*PreviewTextRequest)(nil),      // 38: pushsms.partner.v1.PreviewTextRequest
+	(*PreviewTextResponse)(nil),     // 39: pushsms.partner.v1.PreviewTextResponse
+	nil,                             // 40: pushsms.partner.v1.Recipient.VariablesEntry
+	(TrafficCategory)(0),            // 41: pushsms.partner.v1.TrafficCategory
+	(*durationpb.Duration)(nil),     // 42: google.protobuf.Duration
+	(*ContentAttestations)(nil),     // 43: pushsms.partner.v1.ContentAttestations
+	(MessageState)(0),               // 44: pushsms.partner.v1.MessageState
+	(Reason)(0),                     // 45: pushsms.partner.v1.Reason
+	(Encoding)(0),                   // 46: pushsms.partner.v1.Encoding
+	(*timestamppb.Timestamp)(nil),   // 47: google.protobuf.Timestamp
+	(*Decision)(nil),                // 48: pushsms.partner.v1.Decision
+	(SegmentState)(0),               // 49: pushsms.partner.v1.SegmentState
 }
 var file_pushsms_partner_v1_messaging_proto_depIdxs = []int32{
-	27, // 0: pushsms.partner.v1.SendMessageRequest.category:type_name -> pushsms.partner.v1.TrafficCategory
-	28, // 1: pushsms.partner.v1.SendMessageRequest.validity:type_name -> google.protobuf.Duration
-	29, // 2: pushsms.partner.v1.SendMessageRequest.attestations:type_name -> pushsms.partner.v1.ContentAttestations
-	5,  // 3: pushsms.partner.v1.SendMessageResponse.message:type_name -> pushsms.partner.v1.Message
-	5,  // 4: pushsms.partner.v1.GetMessageResponse.message:type_name -> pushsms.partner.v1.Message
-	27, // 5: pushsms.partner.v1.Message.category:type_name -> pushsms.partner.v1.TrafficCategory
-	30, // 6: pushsms.partner.v1.Message.state:type_name -> pushsms.partner.v1.MessageState
-	31, // 7: pushsms.partner.v1.Message.reason:type_name -> pushsms.partner.v1.Reason
-	32, // 8: pushsms.partner.v1.Message.encoding:type_name -> pushsms.partner.v1.Encoding
-	6,  // 9: pushsms.partner.v1.Message.segments:type_name -> pushsms.partner.v1.Segment
-	33, // 10: pushsms.partner.v1.Message.accepted_at:type_name -> google.protobuf.Timestamp
-	33, // 11: pushsms.partner.v1.Message.updated_at:type_name -> google.protobuf.Timestamp
-	34, // 12: pushsms.partner.v1.Message.decision:type_name -> pushsms.partner.v1.Decision
-	35, // 13: pushsms.partner.v1.Segment.state:type_name -> pushsms.partner.v1.SegmentState
-	33, // 14: pushsms.partner.v1.Segment.submitted_at:type_name -> google.protobuf.Timestamp
-	33, // 15: pushsms.partner.v1.Segment.done_at:type_name -> google.protobuf.Timestamp
-	8,  // 16: pushsms.partner.v1.SubmitCampaignRequest.spec:type_name -> pushsms.partner.v1.CampaignSpec
-	9,  // 17: pushsms.partner.v1.SubmitCampaignRequest.recipients:type_name -> pushsms.partner.v1.RecipientBatch
-	27, // 18: pushsms.partner.v1.CampaignSpec.category:type_name -> pushsms.partner.v1.TrafficCategory
-	33, // 19: pushsms.partner.v1.CampaignSpec.start_at:type_name -> google.protobuf.Timestamp
-	28, // 20: pushsms.partner.v1.CampaignSpec.validity:type_name -> google.protobuf.Duration
-	29, // 21: pushsms.partner.v1.CampaignSpec.attestations:type_name -> pushsms.partner.v1.ContentAttestations
-	10, // 22: pushsms.partner.v1.RecipientBatch.recipients:type_name -> pushsms.partner.v1.Recipient
-	26, // 23: pushsms.partner.v1.Recipient.variables:type_name -> pushsms.partner.v1.Recipient.VariablesEntry
-	13, // 24: pushsms.partner.v1.SubmitCampaignResponse.campaign:type_name -> pushsms.partner.v1.Campaign
-	12, // 25: pushsms.partner.v1.SubmitCampaignResponse.errors:type_name -> pushsms.partner.v1.RecipientError
-	31, // 26: pushsms.partner.v1.RecipientError.reason:type_name -> pushsms.partner.v1.Reason
-	27, // 27: pushsms.partner.v1.Campaign.category:type_name -> pushsms.partner.v1.TrafficCategory
+	41, // 0: pushsms.partner.v1.SendMessageRequest.category:type_name -> pushsms.partner.v1.TrafficCategory
+	42, // 1: pushsms.partner.v1.SendMessageRequest.validity:type_name -> google.protobuf.Duration
+	43, // 2: pushsms.partner.v1.SendMessageRequest.attestations:type_name -> pushsms.partner.v1.ContentAttestations
+	6,  // 3: pushsms.partner.v1.SendMessageResponse.message:type_name -> pushsms.partner.v1.Message
+	6,  // 4: pushsms.partner.v1.GetMessageResponse.message:type_name -> pushsms.partner.v1.Message
+	41, // 5: pushsms.partner.v1.Message.category:type_name -> pushsms.partner.v1.TrafficCategory
+	44, // 6: pushsms.partner.v1.Message.state:type_name -> pushsms.partner.v1.MessageState
+	45, // 7: pushsms.partner.v1.Message.reason:type_name -> pushsms.partner.v1.Reason
+	46, // 8: pushsms.partner.v1.Message.encoding:type_name -> pushsms.partner.v1.Encoding
+	7,  // 9: pushsms.partner.v1.Message.segments:type_name -> pushsms.partner.v1.Segment
+	47, // 10: pushsms.partner.v1.Message.accepted_at:type_name -> google.protobuf.Timestamp
+	47, // 11: pushsms.partner.v1.Message.updated_at:type_name -> google.protobuf.Timestamp
+	48, // 12: pushsms.partner.v1.Message.decision:type_name -> pushsms.partner.v1.Decision
+	49, // 13: pushsms.partner.v1.Segment.state:type_name -> pushsms.partner.v1.SegmentState
+	47, // 14: pushsms.partner.v1.Segment.submitted_at:type_name -> google.protobuf.Timestamp
+	47, // 15: pushsms.partner.v1.Segment.done_at:type_name -> google.protobuf.Timestamp
+	9,  // 16: pushsms.partner.v1.SubmitCampaignRequest.spec:type_name -> pushsms.partner.v1.CampaignSpec
+	10, // 17: pushsms.partner.v1.SubmitCampaignRequest.recipients:type_name -> pushsms.partner.v1.RecipientBatch
+	41, // 18: pushsms.partner.v1.CampaignSpec.category:type_name -> pushsms.partner.v1.TrafficCategory
+	47, // 19: pushsms.partner.v1.CampaignSpec.start_at:type_name -> google.protobuf.Timestamp
+	42, // 20: pushsms.partner.v1.CampaignSpec.validity:type_name -> google.protobuf.Duration
+	43, // 21: pushsms.partner.v1.CampaignSpec.attestations:type_name -> pushsms.partner.v1.ContentAttestations
+	11, // 22: pushsms.partner.v1.RecipientBatch.recipients:type_name -> pushsms.partner.v1.Recipient
+	40, // 23: pushsms.partner.v1.Recipient.variables:type_name -> pushsms.partner.v1.Recipient.VariablesEntry
+	14, // 24: pushsms.partner.v1.SubmitCampaignResponse.campaign:type_name -> pushsms.partner.v1.Campaign
+	13, // 25: pushsms.partner.v1.SubmitCampaignResponse.errors:type_name -> pushsms.partner.v1.RecipientError
+	45, // 26: pushsms.partner.v1.RecipientError.reason:type_name -> pushsms.partner.v1.Reason
+	41, // 27: pushsms.partner.v1.Campaign.category:type_name -> pushsms.partner.v1.TrafficCategory
 	0,  // 28: pushsms.partner.v1.Campaign.state:type_name -> pushsms.partner.v1.CampaignState
-	15, // 29: pushsms.partner.v1.Campaign.counts:type_name -> pushsms.partner.v1.StateCount
-	33, // 30: pushsms.partner.v1.Campaign.created_at:type_name -> google.protobuf.Timestamp
-	33, // 31: pushsms.partner.v1.Campaign.start_at:type_name -> google.protobuf.Timestamp
-	14, // 32: pushsms.partner.v1.Campaign.reasons:type_name -> pushsms.partner.v1.ReasonCount
-	31, // 33: pushsms.partner.v1.ReasonCount.reason:type_name -> pushsms.partner.v1.Reason
-	30, // 34: pushsms.partner.v1.StateCount.state:type_name -> pushsms.partner.v1.MessageState
-	13, // 35: pushsms.partner.v1.GetCampaignResponse.campaign:type_name -> pushsms.partner.v1.Campaign
-	13, // 36: pushsms.partner.v1.CancelCampaignResponse.campaign:type_name -> pushsms.partner.v1.Campaign
-	22, // 37: pushsms.partner.v1.StreamEventsResponse.delivery_report:type_name -> pushsms.partner.v1.DeliveryReport
-	23, // 38: pushsms.partner.v1.StreamEventsResponse.inbound_message:type_name -> pushsms.partner.v1.InboundMessage
-	35, // 39: pushsms.partner.v1.DeliveryReport.segment_state:type_name -> pushsms.partner.v1.SegmentState
-	30, // 40: pushsms.partner.v1.DeliveryReport.message_state:type_name -> pushsms.partner.v1.MessageState
-	33, // 41: pushsms.partner.v1.DeliveryReport.at:type_name -> google.protobuf.Timestamp
-	31, // 42: pushsms.partner.v1.DeliveryReport.reason:type_name -> pushsms.partner.v1.Reason
-	33, // 43: pushsms.partner.v1.InboundMessage.received_at:type_name -> google.protobuf.Timestamp
-	32, // 44: pushsms.partner.v1.PreviewTextResponse.encoding:type_name -> pushsms.partner.v1.Encoding
-	1,  // 45: pushsms.partner.v1.MessagingService.SendMessage:input_type -> pushsms.partner.v1.SendMessageRequest
-	3,  // 46: pushsms.partner.v1.MessagingService.GetMessage:input_type -> pushsms.partner.v1.GetMessageRequest
-	7,  // 47: pushsms.partner.v1.MessagingService.SubmitCampaign:input_type -> pushsms.partner.v1.SubmitCampaignRequest
-	16, // 48: pushsms.partner.v1.MessagingService.GetCampaign:input_type -> pushsms.partner.v1.GetCampaignRequest
-	18, // 49: pushsms.partner.v1.MessagingService.CancelCampaign:input_type -> pushsms.partner.v1.CancelCampaignRequest
-	20, // 50: pushsms.partner.v1.MessagingService.StreamEvents:input_type -> pushsms.partner.v1.StreamEventsRequest
-	24, // 51: pushsms.partner.v1.MessagingService.PreviewText:input_type -> pushsms.partner.v1.PreviewTextRequest
-	2,  // 52: pushsms.partner.v1.MessagingService.SendMessage:output_type -> pushsms.partner.v1.SendMessageResponse
-	4,  // 53: pushsms.partner.v1.MessagingService.GetMessage:output_type -> pushsms.partner.v1.GetMessageResponse
-	11, // 54: pushsms.partner.v1.MessagingService.SubmitCampaign:output_type -> pushsms.partner.v1.SubmitCampaignResponse
-	17, // 55: pushsms.partner.v1.MessagingService.GetCampaign:output_type -> pushsms.partner.v1.GetCampaignResponse
-	19, // 56: pushsms.partner.v1.MessagingService.CancelCampaign:output_type -> pushsms.partner.v1.CancelCampaignResponse
-	21, // 57: pushsms.partner.v1.MessagingService.StreamEvents:output_type -> pushsms.partner.v1.StreamEventsResponse
-	25, // 58: pushsms.partner.v1.MessagingService.PreviewText:output_type -> pushsms.partner.v1.PreviewTextResponse
-	52, // [52:59] is the sub-list for method output_type
-	45, // [45:52] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	16, // 29: pushsms.partner.v1.Campaign.counts:type_name -> pushsms.partner.v1.StateCount
+	47, // 30: pushsms.partner.v1.Campaign.created_at:type_name -> google.protobuf.Timestamp
+	47, // 31: pushsms.partner.v1.Campaign.start_at:type_name -> google.protobuf.Timestamp
+	15, // 32: pushsms.partner.v1.Campaign.reasons:type_name -> pushsms.partner.v1.ReasonCount
+	45, // 33: pushsms.partner.v1.ReasonCount.reason:type_name -> pushsms.partner.v1.Reason
+	44, // 34: pushsms.partner.v1.StateCount.state:type_name -> pushsms.partner.v1.MessageState
+	14, // 35: pushsms.partner.v1.GetCampaignResponse.campaign:type_name -> pushsms.partner.v1.Campaign
+	14, // 36: pushsms.partner.v1.CancelCampaignResponse.campaign:type_name -> pushsms.partner.v1.Campaign
+	14, // 37: pushsms.partner.v1.PauseCampaignResponse.campaign:type_name -> pushsms.partner.v1.Campaign
+	14, // 38: pushsms.partner.v1.ResumeCampaignResponse.campaign:type_name -> pushsms.partner.v1.Campaign
+	1,  // 39: pushsms.partner.v1.ShortCode.state:type_name -> pushsms.partner.v1.ShortCodeState
+	47, // 40: pushsms.partner.v1.ShortCode.cancelled_before:type_name -> google.protobuf.Timestamp
+	25, // 41: pushsms.partner.v1.PauseShortCodeResponse.short_code:type_name -> pushsms.partner.v1.ShortCode
+	25, // 42: pushsms.partner.v1.ResumeShortCodeResponse.short_code:type_name -> pushsms.partner.v1.ShortCode
+	25, // 43: pushsms.partner.v1.CancelShortCodeResponse.short_code:type_name -> pushsms.partner.v1.ShortCode
+	25, // 44: pushsms.partner.v1.GetShortCodeResponse.short_code:type_name -> pushsms.partner.v1.ShortCode
+	36, // 45: pushsms.partner.v1.StreamEventsResponse.delivery_report:type_name -> pushsms.partner.v1.DeliveryReport
+	37, // 46: pushsms.partner.v1.StreamEventsResponse.inbound_message:type_name -> pushsms.partner.v1.InboundMessage
+	49, // 47: pushsms.partner.v1.DeliveryReport.segment_state:type_name -> pushsms.partner.v1.SegmentState
+	44, // 48: pushsms.partner.v1.DeliveryReport.message_state:type_name -> pushsms.partner.v1.MessageState
+	47, // 49: pushsms.partner.v1.DeliveryReport.at:type_name -> google.protobuf.Timestamp
+	45, // 50: pushsms.partner.v1.DeliveryReport.reason:type_name -> pushsms.partner.v1.Reason
+	47, // 51: pushsms.partner.v1.InboundMessage.received_at:type_name -> google.protobuf.Timestamp
+	46, // 52: pushsms.partner.v1.PreviewTextResponse.encoding:type_name -> pushsms.partner.v1.Encoding
+	2,  // 53: pushsms.partner.v1.MessagingService.SendMessage:input_type -> pushsms.partner.v1.SendMessageRequest
+	4,  // 54: pushsms.partner.v1.MessagingService.GetMessage:input_type -> pushsms.partner.v1.GetMessageRequest
+	8,  // 55: pushsms.partner.v1.MessagingService.SubmitCampaign:input_type -> pushsms.partner.v1.SubmitCampaignRequest
+	17, // 56: pushsms.partner.v1.MessagingService.GetCampaign:input_type -> pushsms.partner.v1.GetCampaignRequest
+	19, // 57: pushsms.partner.v1.MessagingService.CancelCampaign:input_type -> pushsms.partner.v1.CancelCampaignRequest
+	21, // 58: pushsms.partner.v1.MessagingService.PauseCampaign:input_type -> pushsms.partner.v1.PauseCampaignRequest
+	23, // 59: pushsms.partner.v1.MessagingService.ResumeCampaign:input_type -> pushsms.partner.v1.ResumeCampaignRequest
+	26, // 60: pushsms.partner.v1.MessagingService.PauseShortCode:input_type -> pushsms.partner.v1.PauseShortCodeRequest
+	28, // 61: pushsms.partner.v1.MessagingService.ResumeShortCode:input_type -> pushsms.partner.v1.ResumeShortCodeRequest
+	30, // 62: pushsms.partner.v1.MessagingService.CancelShortCode:input_type -> pushsms.partner.v1.CancelShortCodeRequest
+	32, // 63: pushsms.partner.v1.MessagingService.GetShortCode:input_type -> pushsms.partner.v1.GetShortCodeRequest
+	34, // 64: pushsms.partner.v1.MessagingService.StreamEvents:input_type -> pushsms.partner.v1.StreamEventsRequest
+	38, // 65: pushsms.partner.v1.MessagingService.PreviewText:input_type -> pushsms.partner.v1.PreviewTextRequest
+	3,  // 66: pushsms.partner.v1.MessagingService.SendMessage:output_type -> pushsms.partner.v1.SendMessageResponse
+	5,  // 67: pushsms.partner.v1.MessagingService.GetMessage:output_type -> pushsms.partner.v1.GetMessageResponse
+	12, // 68: pushsms.partner.v1.MessagingService.SubmitCampaign:output_type -> pushsms.partner.v1.SubmitCampaignResponse
+	18, // 69: pushsms.partner.v1.MessagingService.GetCampaign:output_type -> pushsms.partner.v1.GetCampaignResponse
+	20, // 70: pushsms.partner.v1.MessagingService.CancelCampaign:output_type -> pushsms.partner.v1.CancelCampaignResponse
+	22, // 71: pushsms.partner.v1.MessagingService.PauseCampaign:output_type -> pushsms.partner.v1.PauseCampaignResponse
+	24, // 72: pushsms.partner.v1.MessagingService.ResumeCampaign:output_type -> pushsms.partner.v1.ResumeCampaignResponse
+	27, // 73: pushsms.partner.v1.MessagingService.PauseShortCode:output_type -> pushsms.partner.v1.PauseShortCodeResponse
+	29, // 74: pushsms.partner.v1.MessagingService.ResumeShortCode:output_type -> pushsms.partner.v1.ResumeShortCodeResponse
+	31, // 75: pushsms.partner.v1.MessagingService.CancelShortCode:output_type -> pushsms.partner.v1.CancelShortCodeResponse
+	33, // 76: pushsms.partner.v1.MessagingService.GetShortCode:output_type -> pushsms.partner.v1.GetShortCodeResponse
+	35, // 77: pushsms.partner.v1.MessagingService.StreamEvents:output_type -> pushsms.partner.v1.StreamEventsResponse
+	39, // 78: pushsms.partner.v1.MessagingService.PreviewText:output_type -> pushsms.partner.v1.PreviewTextResponse
+	66, // [66:79] is the sub-list for method output_type
+	53, // [53:66] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_pushsms_partner_v1_messaging_proto_init() }
@@ -2303,7 +3065,7 @@ func file_pushsms_partner_v1_messaging_proto_init() {
 		(*SubmitCampaignRequest_Spec)(nil),
 		(*SubmitCampaignRequest_Recipients)(nil),
 	}
-	file_pushsms_partner_v1_messaging_proto_msgTypes[20].OneofWrappers = []any{
+	file_pushsms_partner_v1_messaging_proto_msgTypes[33].OneofWrappers = []any{
 		(*StreamEventsResponse_DeliveryReport)(nil),
 		(*StreamEventsResponse_InboundMessage)(nil),
 	}
@@ -2312,8 +3074,8 @@ func file_pushsms_partner_v1_messaging_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pushsms_partner_v1_messaging_proto_rawDesc), len(file_pushsms_partner_v1_messaging_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   26,
+			NumEnums:      2,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

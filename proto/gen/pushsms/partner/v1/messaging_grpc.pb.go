@@ -19,13 +19,19 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	MessagingService_SendMessage_FullMethodName    = "/pushsms.partner.v1.MessagingService/SendMessage"
-	MessagingService_GetMessage_FullMethodName     = "/pushsms.partner.v1.MessagingService/GetMessage"
-	MessagingService_SubmitCampaign_FullMethodName = "/pushsms.partner.v1.MessagingService/SubmitCampaign"
-	MessagingService_GetCampaign_FullMethodName    = "/pushsms.partner.v1.MessagingService/GetCampaign"
-	MessagingService_CancelCampaign_FullMethodName = "/pushsms.partner.v1.MessagingService/CancelCampaign"
-	MessagingService_StreamEvents_FullMethodName   = "/pushsms.partner.v1.MessagingService/StreamEvents"
-	MessagingService_PreviewText_FullMethodName    = "/pushsms.partner.v1.MessagingService/PreviewText"
+	MessagingService_SendMessage_FullMethodName     = "/pushsms.partner.v1.MessagingService/SendMessage"
+	MessagingService_GetMessage_FullMethodName      = "/pushsms.partner.v1.MessagingService/GetMessage"
+	MessagingService_SubmitCampaign_FullMethodName  = "/pushsms.partner.v1.MessagingService/SubmitCampaign"
+	MessagingService_GetCampaign_FullMethodName     = "/pushsms.partner.v1.MessagingService/GetCampaign"
+	MessagingService_CancelCampaign_FullMethodName  = "/pushsms.partner.v1.MessagingService/CancelCampaign"
+	MessagingService_PauseCampaign_FullMethodName   = "/pushsms.partner.v1.MessagingService/PauseCampaign"
+	MessagingService_ResumeCampaign_FullMethodName  = "/pushsms.partner.v1.MessagingService/ResumeCampaign"
+	MessagingService_PauseShortCode_FullMethodName  = "/pushsms.partner.v1.MessagingService/PauseShortCode"
+	MessagingService_ResumeShortCode_FullMethodName = "/pushsms.partner.v1.MessagingService/ResumeShortCode"
+	MessagingService_CancelShortCode_FullMethodName = "/pushsms.partner.v1.MessagingService/CancelShortCode"
+	MessagingService_GetShortCode_FullMethodName    = "/pushsms.partner.v1.MessagingService/GetShortCode"
+	MessagingService_StreamEvents_FullMethodName    = "/pushsms.partner.v1.MessagingService/StreamEvents"
+	MessagingService_PreviewText_FullMethodName     = "/pushsms.partner.v1.MessagingService/PreviewText"
 )
 
 // MessagingServiceClient is the client API for MessagingService service.
@@ -49,6 +55,20 @@ type MessagingServiceClient interface {
 	GetCampaign(ctx context.Context, in *GetCampaignRequest, opts ...grpc.CallOption) (*GetCampaignResponse, error)
 	// CancelCampaign stops the campaign's messages that are not yet submitted.
 	CancelCampaign(ctx context.Context, in *CancelCampaignRequest, opts ...grpc.CallOption) (*CancelCampaignResponse, error)
+	// PauseCampaign stops releasing the campaign's messages within 1 s; they
+	// wait (their validity still runs) until ResumeCampaign.
+	PauseCampaign(ctx context.Context, in *PauseCampaignRequest, opts ...grpc.CallOption) (*PauseCampaignResponse, error)
+	ResumeCampaign(ctx context.Context, in *ResumeCampaignRequest, opts ...grpc.CallOption) (*ResumeCampaignResponse, error)
+	// PauseShortCode stops releasing every message of the partner's short
+	// code within 1 s, until ResumeShortCode.
+	PauseShortCode(ctx context.Context, in *PauseShortCodeRequest, opts ...grpc.CallOption) (*PauseShortCodeResponse, error)
+	ResumeShortCode(ctx context.Context, in *ResumeShortCodeRequest, opts ...grpc.CallOption) (*ResumeShortCodeResponse, error)
+	// CancelShortCode cancels every message accepted on the short code so
+	// far and not yet submitted (within 1 s); later messages go as usual.
+	CancelShortCode(ctx context.Context, in *CancelShortCodeRequest, opts ...grpc.CallOption) (*CancelShortCodeResponse, error)
+	// GetShortCode tells a short code's contracted and achieved rates and
+	// its state.
+	GetShortCode(ctx context.Context, in *GetShortCodeRequest, opts ...grpc.CallOption) (*GetShortCodeResponse, error)
 	// StreamEvents streams the partner's delivery reports and inbound (MO)
 	// messages as they arrive, resuming after a cursor.
 	StreamEvents(ctx context.Context, in *StreamEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamEventsResponse], error)
@@ -117,6 +137,66 @@ func (c *messagingServiceClient) CancelCampaign(ctx context.Context, in *CancelC
 	return out, nil
 }
 
+func (c *messagingServiceClient) PauseCampaign(ctx context.Context, in *PauseCampaignRequest, opts ...grpc.CallOption) (*PauseCampaignResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PauseCampaignResponse)
+	err := c.cc.Invoke(ctx, MessagingService_PauseCampaign_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *messagingServiceClient) ResumeCampaign(ctx context.Context, in *ResumeCampaignRequest, opts ...grpc.CallOption) (*ResumeCampaignResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResumeCampaignResponse)
+	err := c.cc.Invoke(ctx, MessagingService_ResumeCampaign_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *messagingServiceClient) PauseShortCode(ctx context.Context, in *PauseShortCodeRequest, opts ...grpc.CallOption) (*PauseShortCodeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PauseShortCodeResponse)
+	err := c.cc.Invoke(ctx, MessagingService_PauseShortCode_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *messagingServiceClient) ResumeShortCode(ctx context.Context, in *ResumeShortCodeRequest, opts ...grpc.CallOption) (*ResumeShortCodeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResumeShortCodeResponse)
+	err := c.cc.Invoke(ctx, MessagingService_ResumeShortCode_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *messagingServiceClient) CancelShortCode(ctx context.Context, in *CancelShortCodeRequest, opts ...grpc.CallOption) (*CancelShortCodeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CancelShortCodeResponse)
+	err := c.cc.Invoke(ctx, MessagingService_CancelShortCode_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *messagingServiceClient) GetShortCode(ctx context.Context, in *GetShortCodeRequest, opts ...grpc.CallOption) (*GetShortCodeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetShortCodeResponse)
+	err := c.cc.Invoke(ctx, MessagingService_GetShortCode_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *messagingServiceClient) StreamEvents(ctx context.Context, in *StreamEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamEventsResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &MessagingService_ServiceDesc.Streams[1], MessagingService_StreamEvents_FullMethodName, cOpts...)
@@ -167,6 +247,20 @@ type MessagingServiceServer interface {
 	GetCampaign(context.Context, *GetCampaignRequest) (*GetCampaignResponse, error)
 	// CancelCampaign stops the campaign's messages that are not yet submitted.
 	CancelCampaign(context.Context, *CancelCampaignRequest) (*CancelCampaignResponse, error)
+	// PauseCampaign stops releasing the campaign's messages within 1 s; they
+	// wait (their validity still runs) until ResumeCampaign.
+	PauseCampaign(context.Context, *PauseCampaignRequest) (*PauseCampaignResponse, error)
+	ResumeCampaign(context.Context, *ResumeCampaignRequest) (*ResumeCampaignResponse, error)
+	// PauseShortCode stops releasing every message of the partner's short
+	// code within 1 s, until ResumeShortCode.
+	PauseShortCode(context.Context, *PauseShortCodeRequest) (*PauseShortCodeResponse, error)
+	ResumeShortCode(context.Context, *ResumeShortCodeRequest) (*ResumeShortCodeResponse, error)
+	// CancelShortCode cancels every message accepted on the short code so
+	// far and not yet submitted (within 1 s); later messages go as usual.
+	CancelShortCode(context.Context, *CancelShortCodeRequest) (*CancelShortCodeResponse, error)
+	// GetShortCode tells a short code's contracted and achieved rates and
+	// its state.
+	GetShortCode(context.Context, *GetShortCodeRequest) (*GetShortCodeResponse, error)
 	// StreamEvents streams the partner's delivery reports and inbound (MO)
 	// messages as they arrive, resuming after a cursor.
 	StreamEvents(*StreamEventsRequest, grpc.ServerStreamingServer[StreamEventsResponse]) error
@@ -196,6 +290,24 @@ func (UnimplementedMessagingServiceServer) GetCampaign(context.Context, *GetCamp
 }
 func (UnimplementedMessagingServiceServer) CancelCampaign(context.Context, *CancelCampaignRequest) (*CancelCampaignResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CancelCampaign not implemented")
+}
+func (UnimplementedMessagingServiceServer) PauseCampaign(context.Context, *PauseCampaignRequest) (*PauseCampaignResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PauseCampaign not implemented")
+}
+func (UnimplementedMessagingServiceServer) ResumeCampaign(context.Context, *ResumeCampaignRequest) (*ResumeCampaignResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResumeCampaign not implemented")
+}
+func (UnimplementedMessagingServiceServer) PauseShortCode(context.Context, *PauseShortCodeRequest) (*PauseShortCodeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PauseShortCode not implemented")
+}
+func (UnimplementedMessagingServiceServer) ResumeShortCode(context.Context, *ResumeShortCodeRequest) (*ResumeShortCodeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResumeShortCode not implemented")
+}
+func (UnimplementedMessagingServiceServer) CancelShortCode(context.Context, *CancelShortCodeRequest) (*CancelShortCodeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CancelShortCode not implemented")
+}
+func (UnimplementedMessagingServiceServer) GetShortCode(context.Context, *GetShortCodeRequest) (*GetShortCodeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetShortCode not implemented")
 }
 func (UnimplementedMessagingServiceServer) StreamEvents(*StreamEventsRequest, grpc.ServerStreamingServer[StreamEventsResponse]) error {
 	return status.Error(codes.Unimplemented, "method StreamEvents not implemented")
@@ -303,6 +415,114 @@ func _MessagingService_CancelCampaign_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _MessagingService_PauseCampaign_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PauseCampaignRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MessagingServiceServer).PauseCampaign(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MessagingService_PauseCampaign_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MessagingServiceServer).PauseCampaign(ctx, req.(*PauseCampaignRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MessagingService_ResumeCampaign_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResumeCampaignRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MessagingServiceServer).ResumeCampaign(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MessagingService_ResumeCampaign_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MessagingServiceServer).ResumeCampaign(ctx, req.(*ResumeCampaignRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MessagingService_PauseShortCode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PauseShortCodeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MessagingServiceServer).PauseShortCode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MessagingService_PauseShortCode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MessagingServiceServer).PauseShortCode(ctx, req.(*PauseShortCodeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MessagingService_ResumeShortCode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResumeShortCodeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MessagingServiceServer).ResumeShortCode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MessagingService_ResumeShortCode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MessagingServiceServer).ResumeShortCode(ctx, req.(*ResumeShortCodeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MessagingService_CancelShortCode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelShortCodeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MessagingServiceServer).CancelShortCode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MessagingService_CancelShortCode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MessagingServiceServer).CancelShortCode(ctx, req.(*CancelShortCodeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MessagingService_GetShortCode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetShortCodeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MessagingServiceServer).GetShortCode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MessagingService_GetShortCode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MessagingServiceServer).GetShortCode(ctx, req.(*GetShortCodeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _MessagingService_StreamEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(StreamEventsRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -354,6 +574,30 @@ var MessagingService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CancelCampaign",
 			Handler:    _MessagingService_CancelCampaign_Handler,
+		},
+		{
+			MethodName: "PauseCampaign",
+			Handler:    _MessagingService_PauseCampaign_Handler,
+		},
+		{
+			MethodName: "ResumeCampaign",
+			Handler:    _MessagingService_ResumeCampaign_Handler,
+		},
+		{
+			MethodName: "PauseShortCode",
+			Handler:    _MessagingService_PauseShortCode_Handler,
+		},
+		{
+			MethodName: "ResumeShortCode",
+			Handler:    _MessagingService_ResumeShortCode_Handler,
+		},
+		{
+			MethodName: "CancelShortCode",
+			Handler:    _MessagingService_CancelShortCode_Handler,
+		},
+		{
+			MethodName: "GetShortCode",
+			Handler:    _MessagingService_GetShortCode_Handler,
 		},
 		{
 			MethodName: "PreviewText",
