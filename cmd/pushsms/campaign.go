@@ -37,6 +37,7 @@ func (c *cli) runCampaignSubmit(ctx context.Context, args []string) error {
 	ref := fs.String("ref", "", "your reference for the campaign, unique")
 	name := fs.String("name", "", "campaign name")
 	batch := fs.Int("batch", 1000, "recipients per message of the stream")
+	weight := fs.Uint("weight", 0, "share of the short code against your other campaigns running on it: 3 and 1 get 75 % and 25 % (0 to 100; 0 means 1)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	decl := declarationFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -56,6 +57,7 @@ func (c *cli) runCampaignSubmit(ctx context.Context, args []string) error {
 		ShortCode: *shortCode, Brand: *brand, Category: cat, Sender: *sender,
 		TextTemplate: *text, ClientReference: *ref, Name: *name,
 		Sector: decl.sector, Attestations: decl.attestations(), AppendStopMention: decl.appendStop,
+		Weight: uint32(min(*weight, 1<<31)),
 	}
 	if *startAt != "" {
 		t, err := time.Parse(time.RFC3339, *startAt)
@@ -180,6 +182,28 @@ func (c *cli) runCampaignGet(ctx context.Context, args []string) error {
 func (c *cli) runCampaignCancel(ctx context.Context, args []string) error {
 	return c.withID(ctx, "campaign cancel", "campaign id", args, func(ctx context.Context, client partnerv1.MessagingServiceClient, id string) error {
 		resp, err := client.CancelCampaign(ctx, &partnerv1.CancelCampaignRequest{CampaignId: id})
+		if err != nil {
+			return apiError(err)
+		}
+		c.printCampaign(resp.GetCampaign())
+		return nil
+	})
+}
+
+func (c *cli) runCampaignPause(ctx context.Context, args []string) error {
+	return c.withID(ctx, "campaign pause", "campaign id", args, func(ctx context.Context, client partnerv1.MessagingServiceClient, id string) error {
+		resp, err := client.PauseCampaign(ctx, &partnerv1.PauseCampaignRequest{CampaignId: id})
+		if err != nil {
+			return apiError(err)
+		}
+		c.printCampaign(resp.GetCampaign())
+		return nil
+	})
+}
+
+func (c *cli) runCampaignResume(ctx context.Context, args []string) error {
+	return c.withID(ctx, "campaign resume", "campaign id", args, func(ctx context.Context, client partnerv1.MessagingServiceClient, id string) error {
+		resp, err := client.ResumeCampaign(ctx, &partnerv1.ResumeCampaignRequest{CampaignId: id})
 		if err != nil {
 			return apiError(err)
 		}

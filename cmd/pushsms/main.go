@@ -1,6 +1,7 @@
 // Command pushsms is the partner's command line for the pushsms API: send a
 // message, follow its state and compliance's decision, preview a text,
-// upload a campaign from a CSV file, stream delivery reports, import and
+// upload a campaign from a CSV file, pause, resume or cancel a campaign or a
+// whole short code, stream delivery reports, import and
 // query suppression lists; and, for operators, create a partner.
 package main
 
@@ -24,6 +25,16 @@ Commands:
   campaign submit   upload a campaign from a CSV file
   campaign get <id> print a campaign's state, counts and refusals by reason
   campaign cancel <id>
+  campaign pause <id>
+  campaign resume <id>
+                    hold a campaign's unsent messages, or release them again
+  shortcode get <sc>
+                    print a short code's state, contracted and achieved rate
+  shortcode pause|resume <sc>
+                    hold every release of a short code, or release again
+  shortcode cancel <sc>
+                    cancel the short code's messages accepted until now and
+                    not yet sent
   events            stream delivery reports and inbound messages
   suppress import [-brand B] [-note N] FILE
                     suppress the numbers of FILE (one a line) for a brand,
@@ -54,18 +65,24 @@ type cli struct {
 // remaining arguments.
 func (c *cli) commands() map[string]func(ctx context.Context, args []string) error {
 	return map[string]func(ctx context.Context, args []string) error{
-		"send":            c.runSend,
-		"status":          c.runStatus,
-		"preview":         c.runPreview,
-		"campaign submit": c.runCampaignSubmit,
-		"campaign get":    c.runCampaignGet,
-		"campaign cancel": c.runCampaignCancel,
-		"events":          c.runEvents,
-		"suppress import": c.runSuppressImport,
-		"suppress status": c.runSuppressStatus,
-		"partner create":  c.runPartnerCreate,
-		"ported import":   c.runPortedImport,
-		"ported status":   c.runPortedStatus,
+		"send":             c.runSend,
+		"status":           c.runStatus,
+		"preview":          c.runPreview,
+		"campaign submit":  c.runCampaignSubmit,
+		"campaign get":     c.runCampaignGet,
+		"campaign cancel":  c.runCampaignCancel,
+		"campaign pause":   c.runCampaignPause,
+		"campaign resume":  c.runCampaignResume,
+		"shortcode get":    c.runShortCodeGet,
+		"shortcode pause":  c.runShortCodePause,
+		"shortcode resume": c.runShortCodeResume,
+		"shortcode cancel": c.runShortCodeCancel,
+		"events":           c.runEvents,
+		"suppress import":  c.runSuppressImport,
+		"suppress status":  c.runSuppressStatus,
+		"partner create":   c.runPartnerCreate,
+		"ported import":    c.runPortedImport,
+		"ported status":    c.runPortedStatus,
 	}
 }
 

@@ -139,6 +139,44 @@ func TestCLI(t *testing.T) {
 			campaignID = v
 		}
 	}
+	out, err = cmd("campaign", "pause", campaignID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out, "PAUSED\n") {
+		t.Errorf("campaign pause printed:\n%s", out)
+	}
+	if out, err = cmd("campaign", "resume", campaignID); err != nil {
+		t.Fatal(err)
+	}
+	if strings.HasPrefix(out, "PAUSED\n") || strings.HasPrefix(out, "CANCELLED\n") {
+		t.Errorf("campaign resume printed:\n%s", out)
+	}
+	if _, err := cmd("campaign", "submit", "-quiet", "-csv", csvFile, "-short-code", "36124", "-brand", "Acme",
+		"-text", "Bonjour", "-weight", "101"); err == nil || !strings.Contains(err.Error(), "weight") {
+		t.Errorf("campaign submit -weight 101: %v, want the field violation", err)
+	}
+
+	out, err = cmd("shortcode", "pause", "36124")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out, "PAUSED\n") || !strings.Contains(out, "contracted: 10 SMS/s") {
+		t.Errorf("shortcode pause printed:\n%s", out)
+	}
+	if out, err = cmd("shortcode", "cancel", "36124"); err != nil || !strings.Contains(out, "cancelled:  messages accepted before") {
+		t.Errorf("shortcode cancel: %v, printed:\n%s", err, out)
+	}
+	if out, err = cmd("shortcode", "resume", "36124"); err != nil || !strings.HasPrefix(out, "RUNNING\n") {
+		t.Errorf("shortcode resume: %v, printed:\n%s", err, out)
+	}
+	if out, err = cmd("shortcode", "get", "36124"); err != nil || !strings.HasPrefix(out, "RUNNING\n") || !strings.Contains(out, "achieved:   0.0 SMS/s") {
+		t.Errorf("shortcode get: %v, printed:\n%s", err, out)
+	}
+	if _, err := cmd("shortcode", "pause", "99999"); err == nil || !strings.Contains(err.Error(), "PermissionDenied") {
+		t.Errorf("shortcode pause of another's short code: %v, want PermissionDenied", err)
+	}
+
 	out, err = cmd("campaign", "cancel", campaignID)
 	if err != nil {
 		t.Fatal(err)

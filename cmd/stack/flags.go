@@ -3,6 +3,8 @@ package stack
 import (
 	"flag"
 	"strings"
+
+	"pushsms.io/services/throttle"
 )
 
 // RegisterFlags adds the one-machine mode's flags.
@@ -17,6 +19,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.SMSCPort, "smsc-port", c.SMSCPort, "SMSC simulator UCP port")
 	fs.IntVar(&c.SimHTTPPort, "smsc-http-port", c.SimHTTPPort, "SMSC simulator statistics and MO injection (HTTP) port")
 	fs.IntVar(&c.Rate, "rate", c.Rate, "throughput of every short code, SMS/s")
+	if c.Rates == nil {
+		c.Rates = throttle.RateTable{}
+	}
+	fs.Var(&c.Rates, "rates", `per short code rates overriding -rate, e.g. "36000=20,38000=150"`)
+	fs.IntVar(&c.ThrottleReplicas, "throttle-replicas", c.ThrottleReplicas, "throttle replicas sharing the short codes")
 	fs.DurationVar(&c.DRDelay, "dr-delay", c.DRDelay, "simulator delay before a delivery report")
 	fs.Func("short-codes", "short codes of the local partner, comma-separated (default "+strings.Join(c.ShortCodes, ",")+")", func(v string) error {
 		c.ShortCodes = strings.Split(v, ",")

@@ -10,10 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -55,6 +57,15 @@ type Config struct {
 	ShortCodes []string
 	// Rate of every short code at the throttle and the simulator.
 	Rate int
+	// Rates overrides Rate per short code (a bought 20, 50, 100 or 150
+	// SMS/s, or a quoted custom rate), at the throttle and the simulator
+	// alike: the simulator NACKs what goes over, as the operator's SMSC.
+	// The simulator keeps these figures until restarted, whatever the
+	// SHORT_CODES bucket says later.
+	Rates throttle.RateTable
+	// ThrottleReplicas is how many throttle replicas share the short codes
+	// (default 1); StopThrottle stops one while the platform runs on.
+	ThrottleReplicas int
 	// DRDelay is how long the simulator waits before a delivery report.
 	DRDelay time.Duration
 	// SpanProcessor, when set, receives every service's spans (tests).
@@ -67,17 +78,18 @@ type Config struct {
 // DefaultConfig is what `make run` starts.
 func DefaultConfig() Config {
 	return Config{
-		Dir:         "var",
-		Host:        "127.0.0.1",
-		APIPort:     9090,
-		NATSPort:    4222,
-		PGPort:      5433,
-		SMSCPort:    2775,
-		SimHTTPPort: 8025,
-		NATSMonitor: 8222,
-		ShortCodes:  []string{"36000", "38000"},
-		Rate:        10,
-		DRDelay:     100 * time.Millisecond,
+		Dir:              "var",
+		Host:             "127.0.0.1",
+		APIPort:          9090,
+		NATSPort:         4222,
+		PGPort:           5433,
+		SMSCPort:         2775,
+		SimHTTPPort:      8025,
+		NATSMonitor:      8222,
+		ShortCodes:       []string{"36000", "38000"},
+		Rate:             10,
+		ThrottleReplicas: 1,
+		DRDelay:          100 * time.Millisecond,
 	}
 }
 
@@ -106,8 +118,10 @@ type Stack struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	services []closer
-	errs     chan error
-	tps      []*sdktrace.TracerProvider
+	// throttles are the throttle replicas, nil once stopped.
+	throttles []*throttle.Service
+	errs      chan error
+	tps       []*sdktrace.TracerProvider
 }
 
 type closer interface{ Close() error }
@@ -119,6 +133,9 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	if cfg.Rate == 0 {
 		cfg.Rate = 10
+	}
+	if cfg.ThrottleReplicas <= 0 {
+		cfg.ThrottleReplicas = 1
 	}
 	if len(cfg.ShortCodes) == 0 {
 		return nil, errors.New("stack: no short codes")
@@ -175,7 +192,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 func (s *Stack) startSim(ctx context.Context) error {
 	accounts := make([]smscsim.Account, len(s.cfg.ShortCodes))
 	for i, sc := range s.cfg.ShortCodes {
-		accounts[i] = smscsim.Account{ShortCode: sc, Password: simPassword, Window: 100, Rate: s.cfg.Rate}
+		accounts[i] = smscsim.Account{ShortCode: sc, Password: simPassword, Window: 100, Rate: s.cfg.RateOf(sc)}
 	}
 	// The SMSC's clock and smsc-link's agree on French time, as the
 	// operator's do: UCP timestamps carry no zone.
@@ -263,6 +280,7 @@ func (s *Stack) startServices(ctx, runCtx context.Context) error {
 	lc := smsclink.DefaultConfig()
 	lc.Bus, lc.GRPCAddr = busCfg, s.addr(0)
 	lc.SMSCAddr = s.sim.Addr()
+	lc.DefaultRate, lc.Rates = s.cfg.Rate, maps.Clone(s.cfg.Rates)
 	for _, sc := range s.cfg.ShortCodes {
 		lc.Accounts = append(lc.Accounts, smsclink.Account{ShortCode: sc, Password: simPassword})
 	}
@@ -275,16 +293,20 @@ func (s *Stack) startServices(ctx, runCtx context.Context) error {
 	}
 	start(smsclink.Name, lsvc)
 
-	tcfg := throttle.DefaultConfig()
-	tcfg.Bus, tcfg.GRPCAddr, tcfg.DefaultRate = busCfg, s.addr(0), s.cfg.Rate
-	if tcfg.Telemetry, err = s.telemetryFor(ctx, throttle.Name); err != nil {
-		return err
+	for i := range s.cfg.ThrottleReplicas {
+		tcfg := throttle.DefaultConfig()
+		tcfg.Bus, tcfg.GRPCAddr, tcfg.DefaultRate = busCfg, s.addr(0), s.cfg.Rate
+		tcfg.Rates = maps.Clone(s.cfg.Rates)
+		if tcfg.Telemetry, err = s.telemetryFor(ctx, throttle.Name); err != nil {
+			return err
+		}
+		tsvc, err := throttle.New(ctx, tcfg)
+		if err != nil {
+			return fmt.Errorf("throttle replica %d: %w", i, err)
+		}
+		start(throttle.Name, tsvc)
+		s.throttles = append(s.throttles, tsvc)
 	}
-	tsvc, err := throttle.New(ctx, tcfg)
-	if err != nil {
-		return fmt.Errorf("throttle: %w", err)
-	}
-	start(throttle.Name, tsvc)
 
 	cc := compliance.DefaultConfig()
 	cc.Bus, cc.GRPCAddr = busCfg, s.addr(0)
@@ -336,6 +358,30 @@ func (s *Stack) ensurePartner(ctx context.Context) error {
 	}
 	s.apiKey = key
 	return nil
+}
+
+// RateOf is the contracted rate of a short code: its override, else Rate.
+func (c Config) RateOf(shortCode string) int {
+	if r, ok := c.Rates[shortCode]; ok {
+		return r
+	}
+	return c.Rate
+}
+
+// ThrottleReplicas is how many throttle replicas were started.
+func (s *Stack) ThrottleReplicas() int { return len(s.throttles) }
+
+// StopThrottle stops throttle replica i (0-based) while the rest of the
+// platform runs on: a clean stop (Close), the in-process stand-in for a
+// replica going away; the others must take its short codes over.
+func (s *Stack) StopThrottle(i int) error {
+	if i < 0 || i >= len(s.throttles) || s.throttles[i] == nil {
+		return fmt.Errorf("stack: no running throttle replica %d", i)
+	}
+	t := s.throttles[i]
+	s.throttles[i] = nil
+	s.services = slices.DeleteFunc(s.services, func(c closer) bool { return c == closer(t) })
+	return t.Close()
 }
 
 // APIAddr is where the partner gRPC API listens.

@@ -61,8 +61,9 @@ const (
 	// (and smsc-link's guard for the rate): changes apply without restart.
 	BucketShortCodes = "SHORT_CODES"
 	// BucketThrottleLeases holds one lease per short code (key: short
-	// code, value: the owning replica), so that one throttle replica at a
-	// time releases a short code's messages.
+	// code, value: JSON {"owner": replica id, "until": end of the lease})
+	// and each live replica's heartbeat (key replica.<id>), so that one
+	// throttle replica at a time releases a short code's messages.
 	BucketThrottleLeases = "THROTTLE_LEASES"
 	// BucketLinkState is smsc-link's view of each short code's link (key:
 	// short code, JSON {"up", "slowdown", "reason", "at"}), written on

@@ -24,8 +24,12 @@ import (
 // Campaign control values of the CAMPAIGNS bucket, read by throttle.
 const (
 	campaignRunning   = "running"
+	campaignPaused    = "paused"
 	campaignCancelled = "cancelled"
 )
+
+// MaxCampaignWeight bounds CampaignSpec.weight.
+const MaxCampaignWeight = 100
 
 const (
 	// MaxScheduleAhead bounds a campaign's start_at: its messages wait in
@@ -61,17 +65,20 @@ type campaignRow struct {
 	StopInformed      bool
 	FreeClaimAttested bool
 	AppendStopMention bool
+	// Weight is the campaign's share of its short code against the
+	// partner's other campaigns (0 = 1).
+	Weight int32
 }
 
 const campaignColumns = `id, tenant_id, client_reference, name, short_code, brand, category, sender,
 	state, accepted, refused, start_at, expires_at, created_at,
-	sector, stop_informed_at_collection, free_claim_substantiated, append_stop_mention`
+	sector, stop_informed_at_collection, free_claim_substantiated, append_stop_mention, weight`
 
 func scanCampaign(row pgx.Row) (campaignRow, error) {
 	var c campaignRow
 	err := row.Scan(&c.ID, &c.TenantID, &c.ClientReference, &c.Name, &c.ShortCode, &c.Brand, &c.Category, &c.Sender,
 		&c.State, &c.Accepted, &c.Refused, &c.StartAt, &c.ExpiresAt, &c.CreatedAt,
-		&c.Sector, &c.StopInformed, &c.FreeClaimAttested, &c.AppendStopMention)
+		&c.Sector, &c.StopInformed, &c.FreeClaimAttested, &c.AppendStopMention, &c.Weight)
 	return c, err
 }
 
@@ -133,6 +140,9 @@ func (s *Service) startCampaign(ctx context.Context, tenant string, spec *partne
 	case err != nil:
 		errs = append(errs, fault.Invalid("spec.text_template", err))
 	}
+	if spec.GetWeight() > MaxCampaignWeight {
+		errs = append(errs, fault.Invalidf("spec.weight", "%d: want 0 to %d (0 means 1)", spec.GetWeight(), MaxCampaignWeight))
+	}
 	if len(spec.GetName()) > maxNameLen {
 		errs = append(errs, fault.Invalidf("spec.name", "longer than %d bytes", maxNameLen))
 	}
@@ -177,15 +187,16 @@ func (s *Service) startCampaign(ctx context.Context, tenant string, spec *partne
 		StopInformed:      spec.GetAttestations().GetStopInformedAtCollection(),
 		FreeClaimAttested: spec.GetAttestations().GetFreeClaimSubstantiated(),
 		AppendStopMention: spec.GetAppendStopMention(),
+		Weight:            int32(min(spec.GetWeight(), MaxCampaignWeight)),
 	}
 	err = pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO ingest.campaigns (id, tenant_id, client_reference, name, short_code, brand,
 				category, sender, state, start_at, expires_at, created_at, updated_at,
-				sector, stop_informed_at_collection, free_claim_substantiated, append_stop_mention)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15, $16)`,
+				sector, stop_informed_at_collection, free_claim_substantiated, append_stop_mention, weight)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15, $16, $17)`,
 			c.ID, c.TenantID, c.ClientReference, c.Name, c.ShortCode, c.Brand, c.Category, c.Sender, c.State,
 			c.StartAt, c.ExpiresAt, c.CreatedAt,
-			c.Sector, c.StopInformed, c.FreeClaimAttested, c.AppendStopMention)
+			c.Sector, c.StopInformed, c.FreeClaimAttested, c.AppendStopMention, c.Weight)
 		if isUniqueViolation(err) {
 			return fmt.Errorf("campaign with client reference %q: %w", truncate(c.ClientReference, 40), fault.ErrExists)
 		}
@@ -291,6 +302,7 @@ func (u *upload) chunk(ctx context.Context, rs []*partnerv1.Recipient) error {
 				Sector:              c.Sector,
 				Attestations:        attestations,
 				StopMentionAppended: c.AppendStopMention,
+				Weight:              uint32(c.Weight),
 			},
 		})
 	}

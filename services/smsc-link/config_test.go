@@ -122,6 +122,10 @@ func TestValidate(t *testing.T) {
 		{"TLS options without TLS", func(c *Config) { c.TLSInsecureSkipVerify = true }},
 		{"listen accounts without listen addr", func(c *Config) { c.ListenAccounts = AccountList{{ShortCode: "36000", Password: "p"}} }},
 		{"negative resend delay", func(c *Config) { c.UnknownResendAfter = -time.Second }},
+		{"default rate 0", func(c *Config) { c.DefaultRate = 0 }},
+		{"default rate above MaxRate", func(c *Config) { c.DefaultRate = 1001 }},
+		{"rate 0 in -rates", func(c *Config) { c.Rates = map[string]int{"36000": 0} }},
+		{"negative rate slack", func(c *Config) { c.RateSlack = -time.Millisecond }},
 	}
 	for _, tt := range tests {
 		c := ok

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"pushsms.io/lib/rate"
 	"pushsms.io/lib/ucp"
 )
 
@@ -33,10 +34,94 @@ type link struct {
 	up      chan struct{} // closed while some client is set
 	next    int           // rotates the tie-break between equally loaded sessions
 	used    []int64       // submits handed to each slot, for Stats
+
+	// guard is the short code's hard rate limit, shared by its sessions:
+	// no 1-s window at the SMSC holds more than its rate of 51s, whatever
+	// the throttle released (docs/smsc-link.md, "Rate guard").
+	guard *rate.Guard
+	// slots bounds the 51s between their guard grant and their result to
+	// the sum of the sessions' windows, so that a granted 51 never queues
+	// for window room (it would leave late, in a burst with the others).
+	slots chan struct{}
+	// state is the back-pressure the throttle reads (linkstate.go).
+	state *linkState
 }
 
-func newLink(s *Service, a Account, sessions int) *link {
-	return &link{s: s, acc: a, up: make(chan struct{}), clients: make([]*ucp.Client, sessions), seqs: make([]uint64, sessions), used: make([]int64, sessions)}
+func newLink(s *Service, a Account, sessions int, rates func(string) int) *link {
+	return &link{
+		s: s, acc: a, up: make(chan struct{}),
+		clients: make([]*ucp.Client, sessions), seqs: make([]uint64, sessions), used: make([]int64, sessions),
+		guard: rate.NewGuard(func() int { return rates(a.ShortCode) }, s.cfg.RateSlack),
+		slots: make(chan struct{}, s.cfg.Window*sessions),
+		state: newLinkState(),
+	}
+}
+
+// acquire takes the right to write one 51 of the short code now: a slot
+// of the account's windows, a live session (waiting up to wait for one),
+// then the guard's grant; it returns the session to write on (picked after
+// the grant, the least busy then) and its number, and release, to call
+// once the 51 has its result. An error means nothing was written.
+func (l *link) acquire(ctx context.Context, after uint64, wait time.Duration) (c *ucp.Client, seq uint64, release func(), err error) {
+	select {
+	case l.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, 0, nil, ctx.Err()
+	case <-l.s.Stopping().Done():
+		return nil, 0, nil, fmt.Errorf("short code %s: closing: %w", l.acc.ShortCode, errLinkDown)
+	}
+	release = func() { <-l.slots }
+	// Wait for the link before the guard: a grant taken while the link is
+	// down would be spent on reconnection, all at once.
+	if err := l.waitUp(ctx, wait); err != nil {
+		release()
+		return nil, 0, nil, err
+	}
+	if err := l.guard.Wait(ctx); err != nil {
+		release()
+		return nil, 0, nil, err
+	}
+	if c, seq = l.sessionAfter(after); c == nil {
+		// Lost while waiting: the grant is wasted, which only errs on
+		// the safe side.
+		release()
+		return nil, 0, nil, fmt.Errorf("short code %s: %w", l.acc.ShortCode, errLinkDown)
+	}
+	return c, seq, release, nil
+}
+
+// hasSessionAfter reports whether a session opened after session number
+// seq is live.
+func (l *link) hasSessionAfter(seq uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for slot, c := range l.clients {
+		if c != nil && l.seqs[slot] > seq {
+			return true
+		}
+	}
+	return false
+}
+
+// waitUp waits up to d for a live session.
+func (l *link) waitUp(ctx context.Context, d time.Duration) error {
+	l.mu.Lock()
+	up, live := l.up, l.live
+	l.mu.Unlock()
+	if live > 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-up:
+		return nil
+	case <-t.C:
+	case <-l.s.Stopping().Done():
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return fmt.Errorf("short code %s: %w", l.acc.ShortCode, errLinkDown)
 }
 
 func (l *link) isUp() bool {
@@ -78,35 +163,6 @@ func (l *link) sessionAfter(seq uint64) (*ucp.Client, uint64) {
 	return l.pickLocked(seq)
 }
 
-// session returns a logged-in session and its number, waiting up to d
-// for one.
-func (l *link) session(ctx context.Context, d time.Duration) (*ucp.Client, uint64, error) {
-	l.mu.Lock()
-	c, seq := l.pickLocked(0)
-	up := l.up
-	l.mu.Unlock()
-	if c != nil {
-		return c, seq, nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-up:
-		l.mu.Lock()
-		c, seq = l.pickLocked(0)
-		l.mu.Unlock()
-		if c != nil {
-			return c, seq, nil
-		}
-	case <-t.C:
-	case <-l.s.Stopping().Done():
-		// Closing: give the event back now rather than hold the shutdown.
-	case <-ctx.Done():
-		return nil, 0, ctx.Err()
-	}
-	return nil, 0, fmt.Errorf("short code %s: %w", l.acc.ShortCode, errLinkDown)
-}
-
 func (l *link) set(slot int, c *ucp.Client) {
 	l.mu.Lock()
 	old := l.clients[slot]
@@ -126,7 +182,9 @@ func (l *link) set(slot int, c *ucp.Client) {
 			l.up = make(chan struct{})
 		}
 	}
+	live := l.live
 	l.mu.Unlock()
+	l.state.setUp(live > 0)
 	l.s.linkChanged()
 	if c != nil {
 		l.s.kickResolver()

@@ -174,14 +174,20 @@ func (s *Service) resolveOne(ctx context.Context, rkey string) error {
 		}
 		ref.ValidUntil = vp
 	}
-	client, _ := l.sessionAfter(a.Resend.Session)
-	if client == nil {
+	if !l.hasSessionAfter(a.Resend.Session) {
 		return nil // not yet reconnected: the next session up wakes us
 	}
 	sub, err := s.buildSubmit(&ev, l.acc, vp)
 	if err != nil {
 		return drop()
 	}
+	// The resend is a 51 like any other: it takes a window slot and a
+	// grant of the rate guard, on a session opened after the timeout.
+	client, _, release, err := l.acquire(ctx, a.Resend.Session, linkWait)
+	if err != nil {
+		return nil // not now: the next pass or session up tries again
+	}
+	defer release()
 	// Claim it: Resent before the 51 is written, so that it is sent at
 	// most once more whatever happens next.
 	claimed := a
@@ -201,6 +207,7 @@ func (s *Service) resolveOne(ctx context.Context, rkey string) error {
 		"message_id", ref.MessageID, "segment", ref.Index, "short_code", ref.ShortCode)
 	s.stats.resends.Add(1)
 	res, err := client.Submit(ctx, sub)
+	l.state.result(s.now(), err)
 	var nack *ucp.NackError
 	switch {
 	case err == nil:

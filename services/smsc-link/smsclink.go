@@ -26,6 +26,11 @@
 //   - Temporary NACKs (ucp.Temporary: 01, 04, 37, 50, 55, 9x) and a link
 //     that is down before the 51 is written give the segment back to the
 //     bus, redelivered with backoff; nothing is reported.
+//   - No 1-s window at the SMSC holds more 51s of a short code than its
+//     rate (lib/rate): a guard per short code grants each 51 right before
+//     it is written, whatever queued here. The link state (up, slowdown
+//     after NACK 04s and timeouts, achieved rate) goes to LINK_STATE for
+//     the throttle (linkstate.go).
 //   - Correlation keys stay in the bucket until its TTL (7 days): a DR the
 //     SMSC resends, or a BUFFERED then a final one, finds its segment, and
 //     the duplicate report is stored once (same Nats-Msg-Id) or ignored by
@@ -50,6 +55,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"pushsms.io/lib/bus"
+	"pushsms.io/lib/rate"
 	"pushsms.io/lib/service"
 	"pushsms.io/lib/ucp"
 )
@@ -130,6 +136,13 @@ type Config struct {
 	// UNKNOWN by an ACK timeout waits before it is sent once more, on a
 	// session opened after the timeout; 0 never resends (resend.go).
 	UnknownResendAfter time.Duration
+	// DefaultRate and Rates are the contracted SMS-MT per second of the
+	// short codes (-default-rate, -rates), under the rates of the bucket
+	// SHORT_CODES (lib/rate): the guard's limit. RateSlack widens the
+	// guard's 1-s window for the jitter between our write and the SMSC.
+	DefaultRate int
+	Rates       rate.Overrides
+	RateSlack   time.Duration
 }
 
 // DefaultConfig listens on :9093 with a window of 10, a 10 s ACK timeout
@@ -147,6 +160,8 @@ func DefaultConfig() Config {
 		Sessions:    1,
 
 		UnknownResendAfter: 2 * time.Minute,
+		DefaultRate:        rate.DefaultRate,
+		RateSlack:          10 * time.Millisecond,
 	}
 }
 
@@ -179,6 +194,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.TLSInsecureSkipVerify, "smsc-tls-insecure-skip-verify", c.TLSInsecureSkipVerify, "do not check the SMSC's certificate: tests only")
 	fs.DurationVar(&c.UnknownResendAfter, "smsc-unknown-resend-after", c.UnknownResendAfter, "a CUSTOMER_RELATIONSHIP segment UNKNOWN after an ACK timeout is sent once more after this, on a new session (0: never; other categories: never)")
 	fs.StringVar(&c.ListenAddr, "listen-addr", c.ListenAddr, "accept UCP connections from the SMSC for MOs and DRs on this address (empty: off)")
+	fs.IntVar(&c.DefaultRate, "default-rate", c.DefaultRate, "SMS-MT per second of a short code without a rate in the SHORT_CODES bucket or -rates (the guard's limit)")
+	fs.Var(&c.Rates, "rates", `per short code rates under the bucket's, e.g. "36000=20,36001=50"`)
+	fs.DurationVar(&c.RateSlack, "rate-slack", c.RateSlack, "the rate guard counts its limit over 1s plus this, for the jitter between our write and the SMSC")
 	fs.Var(&c.ListenAccounts, "listen-accounts", "logins the SMSC must use (OT 60) on -listen-addr, <login>:<password> comma-separated (empty: no login; a secret)")
 }
 
@@ -253,6 +271,17 @@ func (c Config) Validate() error {
 	if len(c.ListenAccounts) > 0 && c.ListenAddr == "" {
 		add("listen-accounts set without listen-addr")
 	}
+	if c.DefaultRate < 1 || c.DefaultRate > rate.MaxRate {
+		add("default-rate %d: want 1 to %d", c.DefaultRate, rate.MaxRate)
+	}
+	for code, r := range c.Rates {
+		if !rate.ValidShortCode(code) || r < 1 || r > rate.MaxRate {
+			add("rates: %s=%d: want digits=1 to %d", code, r, rate.MaxRate)
+		}
+	}
+	if c.RateSlack < 0 || c.RateSlack > 100*time.Millisecond {
+		add("rate-slack %v: want 0 to 100ms", c.RateSlack)
+	}
 	if c.Workers < 0 || c.Workers > 10_000 {
 		add("workers %d: want 0 to 10000", c.Workers)
 	}
@@ -317,6 +346,8 @@ type Service struct {
 	cfg      Config
 	tracer   trace.Tracer
 	kv       jetstream.KeyValue
+	linkKV   jetstream.KeyValue // bus.BucketLinkState
+	rates    *rate.Table
 	loc      *time.Location
 	now      func() time.Time
 	links    map[string]*link // by short code
@@ -381,8 +412,13 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		s.expRsn[r] = true
 	}
 	s.linkCtx, s.linkCancel = context.WithCancel(context.WithoutCancel(ctx))
+	// The guards read the rates live: a change applies to the next 51.
+	if s.rates, err = rate.WatchTable(ctx, core.Bus, cfg.DefaultRate, cfg.Rates, core.Log); err != nil {
+		core.Close()
+		return nil, fmt.Errorf("smsc-link: %w", err)
+	}
 	for _, a := range cfg.Accounts {
-		s.links[a.ShortCode] = newLink(s, a, cfg.Sessions)
+		s.links[a.ShortCode] = newLink(s, a, cfg.Sessions, s.rates.Rate)
 	}
 
 	// At Close, once the consumer stopped (segments in hand finished on
@@ -391,6 +427,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	core.OnClose(func() {
 		s.linkCancel()
 		s.linkWG.Wait()
+		s.rates.Stop()
 		if s.listener != nil {
 			s.listener.Close() // when Serve never ran
 		}
@@ -399,6 +436,11 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		core.Close()
 		return nil, fmt.Errorf("smsc-link: bucket %s: %w", bus.BucketSubmitted, err)
+	}
+	s.linkKV, err = core.Bus.JS.KeyValue(ctx, bus.BucketLinkState)
+	if err != nil {
+		core.Close()
+		return nil, fmt.Errorf("smsc-link: bucket %s: %w", bus.BucketLinkState, err)
 	}
 	if cfg.ListenAddr != "" {
 		var lc net.ListenConfig
@@ -445,6 +487,13 @@ func (s *Service) Serve(ctx context.Context) error {
 			}()
 		}
 	}
+	for _, l := range s.links {
+		s.linkWG.Add(1)
+		go func() {
+			defer s.linkWG.Done()
+			s.runLinkState(s.linkCtx, l)
+		}()
+	}
 	if s.cfg.UnknownResendAfter > 0 {
 		s.linkWG.Add(1)
 		go func() {
@@ -473,7 +522,7 @@ func (s *Service) Serve(ctx context.Context) error {
 	}
 	s.Log.InfoContext(ctx, "smsc-link serving", "smsc_addr", s.cfg.SMSCAddr,
 		"accounts", s.cfg.Accounts, "sessions", s.cfg.Sessions, "window", s.cfg.Window, "workers", workers,
-		"tls", s.cfg.TLS, "listen_addr", s.ListenAddr())
+		"tls", s.cfg.TLS, "listen_addr", s.ListenAddr(), "default_rate", s.cfg.DefaultRate, "rates", s.cfg.Rates.String())
 	return s.Core.Serve(ctx)
 }
 

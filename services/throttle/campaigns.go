@@ -49,9 +49,12 @@ func parseCampaignState(v []byte) (campaignState, bool) {
 // not running are kept.
 type campaigns struct {
 	log *slog.Logger
-	// stopped is called (from the watch goroutine) when a campaign stops
-	// running.
+	// stopped is called (from the watch goroutine) when a campaign is
+	// cancelled: its tickets leave the lanes.
 	stopped func(id string)
+	// changed, when set, is called when a campaign is paused or resumed:
+	// its tickets stay in the lanes, which look again at once.
+	changed func()
 	// loaded is set once the bucket's current values are in: changes are
 	// logged from then on, not the whole bucket at every start.
 	loaded atomic.Bool
@@ -81,10 +84,17 @@ func (c *campaigns) set(id string, value []byte) {
 	if st != prev && c.loaded.Load() {
 		c.log.Info("campaign state", "campaign_id", id, "state", st.String())
 	}
-	if st != campaignRunning {
+	switch {
+	case st == campaignCancelled:
 		c.stopped(id)
+	case st != prev && c.changed != nil:
+		c.changed()
 	}
 }
+
+// paused tells whether campaign id is paused (or in a state throttle does
+// not know, which holds it).
+func (c *campaigns) paused(id string) bool { return c.get(id) == campaignPaused }
 
 // get returns the state of campaign id; a message outside any campaign
 // (id "") is always running.

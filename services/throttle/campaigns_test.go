@@ -31,8 +31,13 @@ func TestParseCampaignState(t *testing.T) {
 
 func TestCampaignsTellStops(t *testing.T) {
 	var stopped []string
+	changed := 0
 	c := newCampaigns(slog.New(slog.NewTextHandler(io.Discard, nil)), func(id string) { stopped = append(stopped, id) })
+	c.changed = func() { changed++ }
 	c.set("a", []byte("paused"))
+	if !c.paused("a") || changed != 1 || len(stopped) != 0 {
+		t.Errorf("pause: paused %v, %d changes, stopped %v; want paused, 1 change, none stopped (kept in the lanes)", c.paused("a"), changed, stopped)
+	}
 	c.set("b", []byte("running"))
 	c.set("a", []byte("cancelled"))
 	c.set("c", []byte("cancelled"))
@@ -46,7 +51,7 @@ func TestCampaignsTellStops(t *testing.T) {
 			t.Errorf("get(%q): got %v, want %v", tt.id, got, tt.want)
 		}
 	}
-	if want := []string{"a", "a", "c"}; len(stopped) != len(want) || stopped[0] != "a" || stopped[1] != "a" || stopped[2] != "c" {
+	if want := []string{"a", "c"}; len(stopped) != len(want) || stopped[0] != "a" || stopped[1] != "c" {
 		t.Errorf("stopped: got %v, want %v", stopped, want)
 	}
 }

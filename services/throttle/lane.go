@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"pushsms.io/lib/rate"
+	eventsv1 "pushsms.io/proto/gen/pushsms/events/v1"
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
 )
 
@@ -42,14 +44,22 @@ const maxPark = time.Hour
 // pacing returns the spacing between releases at rate: period is the
 // schedule (the guard is slack for delays between release and the SMSC),
 // floor the hard minimum spacing, 1/rate.
-func pacing(rate int, guard time.Duration) (period, floor time.Duration) {
-	return (time.Second + guard) / time.Duration(rate), time.Second / time.Duration(rate)
+func pacing(r int, guard time.Duration) (period, floor time.Duration) {
+	return rate.Pacing(r, guard)
 }
 
 // ticket is one message waiting on a lane for its segments' releases.
 type ticket struct {
 	class      class
 	campaignID string
+	// tenant and weight place a marketing message in its flow: capacity
+	// is shared among tenants by the short code's weights, then among a
+	// tenant's campaigns by theirs (0 = 1).
+	tenant string
+	weight int
+	// accepted is when ingest took the message: a short code cancelled
+	// "before T" drops the messages accepted before T.
+	accepted time.Time
 	// seq is the event's stream sequence: FIFO order within a class, so
 	// that events handled concurrently, or a parked one coming back, keep
 	// their place.
@@ -78,26 +88,48 @@ func newTicket(c class, campaignID string, seq uint64, segments int) *ticket {
 	}
 }
 
+// ticketFor is the ticket of message m (stream sequence seq, segments
+// parts).
+func ticketFor(m *eventsv1.MessageAccepted, seq uint64, segments int) *ticket {
+	t := newTicket(classOf(m.GetCategory()), m.GetCampaignId(), seq, segments)
+	t.tenant = m.GetTenantId()
+	t.weight = int(m.GetWeight())
+	if m.GetAcceptedAt() != nil {
+		t.accepted = m.GetAcceptedAt().AsTime()
+	}
+	return t
+}
+
 // lane paces the releases of one short code. Messages are admitted while
 // the lane holds less than lookahead of work; each then gets its segments
-// one at a time, in class order, in stream order within a class, and a
-// message whose first segment is out goes before any new one.
+// one at a time: a message whose first segment is out goes before any new
+// one, then the urgent class in stream order, then marketing shared by
+// weight (fairQueue).
 type lane struct {
 	shortCode string
 	rates     RateSource
 	guard     time.Duration
 	lookahead time.Duration
 	running   func(campaignID string) bool
-	wake      chan struct{}
+	// paused tells whether a campaign is paused (nil: none is): its
+	// tickets stay in the lane, skipped, so that a resume releases them at
+	// once.
+	paused func(campaignID string) bool
+	// dropped tells whether a ticket not yet started must leave the lane
+	// (its short code was cancelled before it was accepted); nil: never.
+	dropped func(t *ticket) bool
+	wake    chan struct{}
 
 	mu           sync.Mutex
 	inflight     []*ticket // started, in start order
-	queue        [numClasses][]*ticket
+	urgent       []*ticket // by stream sequence
+	bulk         *fairQueue
 	work         [numClasses]int // unreleased segments of queued tickets
 	inflightWork int             // unreleased segments of started tickets
-	parkTail     [numClasses]time.Time
-	sched        time.Time // when the last release was scheduled
-	last         time.Time // when it happened
+	parkTail     time.Time       // of the urgent class; marketing's is per flow
+	lastRate     int             // the last rate above 0 seen
+	sched        time.Time       // when the last release was scheduled
+	last         time.Time       // when it happened
 }
 
 func newLane(shortCode string, rates RateSource, guard, lookahead time.Duration, running func(string) bool, now time.Time) *lane {
@@ -109,6 +141,7 @@ func newLane(shortCode string, rates RateSource, guard, lookahead time.Duration,
 		guard:     guard,
 		lookahead: lookahead,
 		running:   running,
+		bulk:      newFairQueue(nil),
 		wake:      make(chan struct{}, 1),
 		sched:     now,
 		last:      now,
@@ -129,25 +162,46 @@ func (l *lane) poke() {
 func (l *lane) admit(t *ticket, now time.Time) (time.Duration, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	ahead := l.inflightWork
-	for c := class(0); c <= t.class; c++ {
-		ahead += l.work[c]
+	// A marketing ticket's place depends on its flow's share, not on the
+	// whole class: with a 3:1 split, the light flow's next message is
+	// admitted while the heavy one's backlog waits on the server, so that
+	// the lane always holds work of every flow.
+	ahead := l.inflightWork + l.work[classUrgent]
+	if t.class == classBulk {
+		ahead += l.bulk.position(t)
 	}
-	rate := l.rates.Rate(l.shortCode)
+	r := l.rates.Rate(l.shortCode)
+	if r > 0 {
+		l.lastRate = r
+	}
 	if ahead == 0 {
 		l.enqueue(t)
 		return 0, true
 	}
-	if rate <= 0 {
-		return suspendedRecheck, false
+	if r <= 0 {
+		if l.lastRate <= 0 {
+			return suspendedRecheck, false
+		}
+		// Held for a while (paused, link down): admit and park as if it
+		// ran, so that the lane is full when it resumes and a long pause
+		// does not bring its backlog back every second.
+		r = l.lastRate
 	}
-	period, _ := pacing(rate, l.guard)
+	period, _ := pacing(r, l.guard)
 	if capacity := max(int(l.lookahead/period), 1); ahead < capacity {
 		l.enqueue(t)
 		return 0, true
 	}
-	due := later(l.parkTail[t.class], now.Add(time.Duration(ahead)*period))
-	l.parkTail[t.class] = due.Add(time.Duration(t.remaining) * period)
+	tail := &l.parkTail
+	if t.class == classBulk {
+		tail = l.bulk.parkTail(t, now)
+	}
+	due := later(*tail, now.Add(time.Duration(ahead)*period))
+	// Successive parked tickets of a flow are one release apart, as if the
+	// flow had the lane to itself: the share of the others is unknown by
+	// then (they may have run dry). Early is safe (the ticket is parked
+	// again, a little further); late would let the lane run dry.
+	*tail = due.Add(time.Duration(t.remaining) * period)
 	// Come back with half the lookahead still ahead, so that the lane does
 	// not run dry while the event travels.
 	wait := due.Sub(now) - l.lookahead/2
@@ -155,9 +209,12 @@ func (l *lane) admit(t *ticket, now time.Time) (time.Duration, bool) {
 }
 
 func (l *lane) enqueue(t *ticket) {
-	q := l.queue[t.class]
-	i, _ := slices.BinarySearchFunc(q, t.seq, func(e *ticket, seq uint64) int { return cmp.Compare(e.seq, seq) })
-	l.queue[t.class] = slices.Insert(q, i, t)
+	if t.class == classBulk {
+		l.bulk.push(t)
+	} else {
+		i, _ := slices.BinarySearchFunc(l.urgent, t.seq, func(e *ticket, seq uint64) int { return cmp.Compare(e.seq, seq) })
+		l.urgent = slices.Insert(l.urgent, i, t)
+	}
 	l.work[t.class] += t.remaining
 	l.poke()
 }
@@ -192,9 +249,14 @@ func (l *lane) remove(t *ticket) {
 		}
 		return
 	}
-	q := l.queue[t.class]
-	if i := slices.Index(q, t); i >= 0 {
-		l.queue[t.class] = slices.Delete(q, i, i+1)
+	if t.class == classBulk {
+		if l.bulk.remove(t) {
+			l.work[t.class] -= t.remaining
+		}
+		return
+	}
+	if i := slices.Index(l.urgent, t); i >= 0 {
+		l.urgent = slices.Delete(l.urgent, i, i+1)
 		l.work[t.class] -= t.remaining
 	}
 }
@@ -205,34 +267,51 @@ func (l *lane) evict(t *ticket) {
 	close(t.evicted)
 }
 
-// evictCampaign drops the unstarted tickets of a campaign that stopped
-// running, so that their handlers react at once rather than at their turn.
-func (l *lane) evictCampaign(id string) {
+// evictWhere drops the unstarted tickets for which drop is true, so that
+// their handlers react at once rather than at their turn.
+func (l *lane) evictWhere(drop func(*ticket) bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for c := range l.queue {
-		for _, t := range slices.Clone(l.queue[c]) {
-			if t.campaignID == id {
-				l.evict(t)
-			}
+	var out []*ticket
+	for _, t := range l.urgent {
+		if drop(t) {
+			out = append(out, t)
 		}
+	}
+	l.bulk.each(func(t *ticket) {
+		if drop(t) {
+			out = append(out, t)
+		}
+	})
+	for _, t := range out {
+		l.evict(t)
 	}
 }
 
+// evictCampaign drops the unstarted tickets of a campaign that stopped
+// running.
+func (l *lane) evictCampaign(id string) {
+	l.evictWhere(func(t *ticket) bool { return t.campaignID == id })
+}
+
 // pick returns the ticket that gets the next release: a started message
-// first, then the queues in class order.
+// first, then the urgent class, then marketing by weight.
 func (l *lane) pick() *ticket {
 	for _, t := range l.inflight {
 		if t.ready {
 			return t
 		}
 	}
-	for c := range l.queue {
-		if len(l.queue[c]) > 0 {
-			return l.queue[c][0]
+	for _, t := range l.urgent {
+		if !l.isPaused(t.campaignID) {
+			return t
 		}
 	}
-	return nil
+	return l.bulk.head(l.isPaused)
+}
+
+func (l *lane) isPaused(campaignID string) bool {
+	return campaignID != "" && l.paused != nil && l.paused(campaignID)
 }
 
 // step releases at most one segment at now. It returns whether it did
@@ -245,15 +324,15 @@ func (l *lane) step(now time.Time) (time.Duration, bool) {
 	if t == nil {
 		return 0, false
 	}
-	if !t.started && !l.running(t.campaignID) {
+	if !t.started && ((!l.running(t.campaignID) && !l.isPaused(t.campaignID)) || (l.dropped != nil && l.dropped(t))) {
 		l.evict(t)
 		return 0, true
 	}
-	rate := l.rates.Rate(l.shortCode)
-	if rate <= 0 {
+	r := l.rates.Rate(l.shortCode)
+	if r <= 0 {
 		return suspendedRecheck, false
 	}
-	period, floor := pacing(rate, l.guard)
+	period, floor := pacing(r, l.guard)
 	due := later(l.sched.Add(period), l.last.Add(floor))
 	if now.Before(due) {
 		return due.Sub(now), false
@@ -274,8 +353,11 @@ func (l *lane) step(now time.Time) (time.Duration, bool) {
 
 func (l *lane) release(t *ticket, now time.Time) {
 	if !t.started {
-		q := l.queue[t.class]
-		l.queue[t.class] = slices.Delete(q, 0, 1) // pick takes the head
+		if t.class == classBulk {
+			l.bulk.pop(t) // pick took the head; charges its flow
+		} else {
+			l.urgent = slices.DeleteFunc(l.urgent, func(e *ticket) bool { return e == t })
+		}
 		l.work[t.class] -= t.remaining
 		t.started = true
 		l.inflight = append(l.inflight, t)
@@ -335,7 +417,14 @@ type lanes struct {
 	guard     time.Duration
 	lookahead time.Duration
 	running   func(string) bool
-	now       func() time.Time
+	// paused tells whether a campaign is paused (nil: none is).
+	paused func(campaignID string) bool
+	now    func() time.Time
+	// weights gives a tenant's weight on a short code (nil: 1 each).
+	weights func(shortCode, tenant string) int
+	// dropped tells whether a ticket not yet started must leave its lane
+	// (short code cancelled before it was accepted); nil: never.
+	dropped func(shortCode string, t *ticket) bool
 
 	mu sync.Mutex
 	m  map[string]*lane
@@ -349,6 +438,13 @@ func (ls *lanes) get(shortCode string) *lane {
 		return l
 	}
 	l := newLane(shortCode, ls.rates, ls.guard, ls.lookahead, ls.running, ls.now())
+	if ls.weights != nil {
+		l.bulk.weight = func(tenant string) int { return ls.weights(shortCode, tenant) }
+	}
+	if ls.dropped != nil {
+		l.dropped = func(t *ticket) bool { return ls.dropped(shortCode, t) }
+	}
+	l.paused = ls.paused
 	ls.m[shortCode] = l
 	ls.wg.Go(func() { l.run(ls.ctx, ls.now) })
 	return l
@@ -366,6 +462,39 @@ func (ls *lanes) evictCampaign(id string) {
 	}
 }
 
+// pokeAll makes every lane look again at once (a campaign resumed).
+func (ls *lanes) pokeAll() {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	for _, l := range ls.m {
+		l.poke()
+	}
+}
+
+// lookup returns the lane of shortCode if it exists.
+func (ls *lanes) lookup(shortCode string) (*lane, bool) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	l, ok := ls.m[shortCode]
+	return l, ok
+}
+
+// poke makes the lane of shortCode look again at once (its rate, pause or
+// weights changed), instead of at its next recheck.
+func (ls *lanes) poke(shortCode string) {
+	if l, ok := ls.lookup(shortCode); ok {
+		l.poke()
+	}
+}
+
+// evictShortCode drops the unstarted tickets of shortCode accepted before
+// before (CancelShortCode).
+func (ls *lanes) evictShortCode(shortCode string, before time.Time) {
+	if l, ok := ls.lookup(shortCode); ok {
+		l.evictWhere(func(t *ticket) bool { return t.accepted.Before(before) })
+	}
+}
+
 // approach is the last stretch before a release that a lane sleeps with
 // preciseSleep instead of a runtime timer. A depth-1 bucket cannot make up
 // for a late release, and the runtime's timers wake about half a
@@ -373,3 +502,225 @@ func (ls *lanes) evictCampaign(id string) {
 // 2 % with the precise stretch. The lane cannot be poked during it, which
 // changes nothing: nothing is released before the due time anyway.
 const approach = time.Millisecond
+
+// fairQueue holds the marketing tickets of a lane and decides which goes
+// next: stride scheduling on two levels. Each tenant, and each flow (a
+// campaign; a tenant's single messages are one flow) within its tenant,
+// has a pass in virtual time; the one with the lowest pass goes next and
+// its pass grows by cost/weight, the cost being the message's segments (a
+// 3-part message uses 3 releases). Over a backlog each gets releases in
+// proportion to its weight. Within a flow, stream order.
+//
+// A flow or tenant that becomes active again starts at the current virtual
+// time, not at its old pass: idle time is not banked as credit to burst
+// later (it keeps a debt, though: a pass ahead of the virtual time stays).
+type fairQueue struct {
+	// weight of a tenant (the short code's "<sc>.weights"); nil: 1 each.
+	weight  func(tenant string) int
+	vtime   float64 // pass of the tenant last served
+	tenants map[string]*tenantQueue
+	tails   map[flowKey]*time.Time // parking slots per flow
+}
+
+type flowKey struct{ tenant, campaign string }
+
+type tenantQueue struct {
+	work   int // unreleased segments of its queued tickets
+	pass   float64
+	vtime  float64 // pass of the flow last served
+	active int     // flows with tickets
+	flows  map[string]*flowQueue
+}
+
+type flowQueue struct {
+	work   int // unreleased segments of its queued tickets
+	pass   float64
+	weight int
+	q      []*ticket // by stream sequence
+}
+
+func newFairQueue(weight func(string) int) *fairQueue {
+	return &fairQueue{weight: weight, tenants: map[string]*tenantQueue{}, tails: map[flowKey]*time.Time{}}
+}
+
+func (f *fairQueue) tenantWeight(tenant string) float64 {
+	if f.weight == nil {
+		return 1
+	}
+	return float64(max(f.weight(tenant), 1))
+}
+
+func (f *fairQueue) push(t *ticket) {
+	tq := f.tenants[t.tenant]
+	if tq == nil {
+		tq = &tenantQueue{pass: f.vtime, flows: map[string]*flowQueue{}}
+		f.tenants[t.tenant] = tq
+	}
+	fl := tq.flows[t.campaignID]
+	if fl == nil {
+		fl = &flowQueue{pass: tq.vtime}
+		tq.flows[t.campaignID] = fl
+	}
+	fl.weight = max(t.weight, 1)
+	if len(fl.q) == 0 {
+		fl.pass = max(fl.pass, tq.vtime)
+		if tq.active == 0 {
+			tq.pass = max(tq.pass, f.vtime)
+		}
+		tq.active++
+	}
+	i, _ := slices.BinarySearchFunc(fl.q, t.seq, func(e *ticket, seq uint64) int { return cmp.Compare(e.seq, seq) })
+	fl.q = slices.Insert(fl.q, i, t)
+	fl.work += t.remaining
+	tq.work += t.remaining
+}
+
+// head returns the ticket to serve next, nil if none, skipping the flows
+// of paused campaigns. Ties go to the lower stream sequence, so that the
+// order is deterministic.
+func (f *fairQueue) head(paused func(campaign string) bool) *ticket {
+	var best *tenantQueue
+	var bestHead *ticket
+	for name, tq := range f.tenants {
+		if tq.active == 0 {
+			if tq.pass <= f.vtime {
+				delete(f.tenants, name) // no debt left: forget it
+			}
+			continue
+		}
+		h := tq.head(paused)
+		if h == nil {
+			// Every flow paused: like an idle tenant, it banks no credit.
+			tq.pass = max(tq.pass, f.vtime)
+			continue
+		}
+		if best == nil || tq.pass < best.pass || (tq.pass == best.pass && h.seq < bestHead.seq) {
+			best, bestHead = tq, h
+		}
+	}
+	return bestHead
+}
+
+func (tq *tenantQueue) head(paused func(campaign string) bool) *ticket {
+	var best *flowQueue
+	for name, fl := range tq.flows {
+		if len(fl.q) == 0 {
+			if fl.pass <= tq.vtime {
+				delete(tq.flows, name)
+			}
+			continue
+		}
+		if paused(name) {
+			// A paused campaign banks no credit either: resumed, it
+			// shares from then on, it does not catch up.
+			fl.pass = max(fl.pass, tq.vtime)
+			continue
+		}
+		if best == nil || fl.pass < best.pass || (fl.pass == best.pass && fl.q[0].seq < best.q[0].seq) {
+			best = fl
+		}
+	}
+	if best == nil {
+		return nil
+	}
+	return best.q[0]
+}
+
+// pop removes t, the head, and charges its segments to its flow and
+// tenant.
+func (f *fairQueue) pop(t *ticket) {
+	tq := f.tenants[t.tenant]
+	fl := tq.flows[t.campaignID]
+	f.vtime, tq.vtime = tq.pass, fl.pass
+	cost := float64(t.remaining)
+	f.take(tq, fl, t)
+	fl.pass += cost / float64(fl.weight)
+	tq.pass += cost / f.tenantWeight(t.tenant)
+}
+
+// remove takes t out without charging it (evicted, handler gone); it
+// reports whether t was queued.
+func (f *fairQueue) remove(t *ticket) bool {
+	tq := f.tenants[t.tenant]
+	if tq == nil {
+		return false
+	}
+	fl := tq.flows[t.campaignID]
+	if fl == nil || !slices.Contains(fl.q, t) {
+		return false
+	}
+	f.take(tq, fl, t)
+	return true
+}
+
+func (f *fairQueue) take(tq *tenantQueue, fl *flowQueue, t *ticket) {
+	fl.q = slices.DeleteFunc(fl.q, func(e *ticket) bool { return e == t })
+	fl.work -= t.remaining
+	tq.work -= t.remaining
+	if len(fl.q) == 0 {
+		tq.active--
+	}
+}
+
+func (f *fairQueue) each(fn func(*ticket)) {
+	for _, tq := range f.tenants {
+		for _, fl := range tq.flows {
+			for _, t := range fl.q {
+				fn(t)
+			}
+		}
+	}
+}
+
+// position estimates the marketing work released before t if it were
+// queued now: its flow's queued work, plus what the other flows get
+// meanwhile by their weights, each at most what it has queued (a flow
+// with little work does not take its full share for long); the same
+// between tenants.
+func (f *fairQueue) position(t *ticket) int {
+	own, fw := 0, float64(max(t.weight, 1))
+	tq := f.tenants[t.tenant]
+	if tq != nil {
+		if fl := tq.flows[t.campaignID]; fl != nil {
+			own = fl.work
+		}
+	}
+	// Within the tenant.
+	within := float64(own)
+	if tq != nil {
+		for name, fl := range tq.flows {
+			if name == t.campaignID || len(fl.q) == 0 {
+				continue
+			}
+			within += min(float64(fl.work), float64(own)*float64(fl.weight)/fw)
+		}
+	}
+	// Between tenants.
+	ahead, tw := within, f.tenantWeight(t.tenant)
+	for name, other := range f.tenants {
+		if name == t.tenant || other.active == 0 {
+			continue
+		}
+		ahead += min(float64(other.work), within*f.tenantWeight(name)/tw)
+	}
+	return int(ahead)
+}
+
+// parkTail returns the parking slot of t's flow, forgetting slots already
+// past.
+func (f *fairQueue) parkTail(t *ticket, now time.Time) *time.Time {
+	if len(f.tails) > 256 {
+		for k, v := range f.tails {
+			if v.Before(now) {
+				delete(f.tails, k)
+			}
+		}
+	}
+	k := flowKey{t.tenant, t.campaignID}
+	p := f.tails[k]
+	if p == nil {
+		p = new(time.Time)
+		f.tails[k] = p
+	}
+	return p
+}

@@ -2,8 +2,13 @@ package throttle
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"testing"
+	"time"
+
+	"pushsms.io/lib/bus/bustest"
+	"pushsms.io/lib/rate"
 )
 
 func TestParseRates(t *testing.T) {
@@ -22,7 +27,7 @@ func TestParseRates(t *testing.T) {
 		{in: "=20", wantErr: true},
 		{in: "36000=0", wantErr: true},
 		{in: "36000=-5", wantErr: true},
-		{in: "36000=10001", wantErr: true},
+		{in: "36000=1001", wantErr: true},
 		{in: "36000=ten", wantErr: true},
 		{in: "36.00=10", wantErr: true},
 		{in: "36000=10,36000=20", wantErr: true},
@@ -79,4 +84,62 @@ func FuzzParseRates(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A rate written in the SHORT_CODES bucket applies to a lane from its next
+// release, without a restart: the lane asks its RateSource every time.
+func TestRateFromBucketAppliesWithoutRestart(t *testing.T) {
+	srv := bustest.Start(t)
+	b := bustest.Connect(t, srv)
+	ctx := t.Context()
+	tbl, err := rate.WatchTable(ctx, b, 10, RateTable{"36001": 20}, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tbl.Stop)
+	l := newLane("36000", tbl, 0, time.Hour, allRunning, t0)
+	tk := newTicket(classBulk, "", 1, 1000)
+	l.admit(tk, t0)
+	now := t0
+	releasesIn := func(d time.Duration) int {
+		end, n := now.Add(d), 0
+		for now.Before(end) {
+			wait, progressed := l.step(now)
+			if !progressed {
+				now = now.Add(min(wait, end.Sub(now)))
+				continue
+			}
+			<-tk.grant
+			l.request(tk)
+			n++
+		}
+		return n
+	}
+	if got := releasesIn(2 * time.Second); got < 19 || got > 20 {
+		t.Fatalf("default rate: %d releases in 2s, want 20", got)
+	}
+	if err := rate.PutRate(ctx, b, "36000", 50); err != nil {
+		t.Fatal(err)
+	}
+	bustest.Eventually(t, 5*time.Second, func() error {
+		if r := tbl.Rate("36000"); r != 50 {
+			return fmt.Errorf("rate %d, want 50", r)
+		}
+		return nil
+	})
+	if got := releasesIn(2 * time.Second); got < 99 || got > 100 {
+		t.Errorf("after the bucket said 50: %d releases in 2s, want 100", got)
+	}
+	if err := rate.PutRate(ctx, b, "36000", 0); err != nil {
+		t.Fatal(err)
+	}
+	bustest.Eventually(t, 5*time.Second, func() error {
+		if r := tbl.Rate("36000"); r != 0 {
+			return fmt.Errorf("rate %d, want 0", r)
+		}
+		return nil
+	})
+	if got := releasesIn(2 * time.Second); got != 0 {
+		t.Errorf("held by a 0 rate: %d releases in 2s", got)
+	}
 }

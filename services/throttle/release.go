@@ -29,13 +29,22 @@ const (
 	evicted
 	expired
 	stopping
+	// lost: the replica no longer owns the short code.
+	lost
 )
 
 // handle paces one MessageCleared: it decides whether the message can go,
 // waits for each segment's release and publishes it as a SegmentSubmit.
 // The event is acked (nil) only once every segment is published, or once
 // the message is reported cancelled or expired.
-func (s *Service) handle(ctx context.Context, m *bus.Msg) error {
+//
+// o is the short code's ownership. When the replica gives the short code
+// back (stopping, rebalancing), events not started go back to the server
+// and started messages are finished. When the lease is lost, nothing more
+// is published and the event goes back at once, for the next owner, even
+// in the middle of a message (its released parts are published again under
+// the same ids and stored once).
+func (s *Service) handle(ctx context.Context, m *bus.Msg, o *ownership) error {
 	var c eventsv1.MessageCleared
 	if err := m.Decode(&c); err != nil {
 		return err
@@ -52,13 +61,13 @@ func (s *Service) handle(ctx context.Context, m *bus.Msg) error {
 	// otherwise park a message that can no longer go.
 	state := s.campaigns.get(msg.GetCampaignId())
 	if state == campaignCancelled {
-		return s.cancel(ctx, &c, now)
+		return s.cancel(ctx, &c, now, campaignCancelledDetail)
+	}
+	if s.controls.cancelledAt(msg.GetShortCode(), timeOf(msg.GetAcceptedAt())) {
+		return s.cancel(ctx, &c, now, shortCodeCancelledDetail)
 	}
 	if !exp.IsZero() && !now.Before(exp) {
 		return s.expire(ctx, &c, 0, now, expiredDetail)
-	}
-	if state == campaignPaused {
-		return s.park(m, now, exp, s.pauseRecheck())
 	}
 	if nb := timeOf(msg.GetNotBefore()); nb.After(now) {
 		if !exp.IsZero() && !exp.After(nb) {
@@ -68,7 +77,7 @@ func (s *Service) handle(ctx context.Context, m *bus.Msg) error {
 		if wait > s.cfg.Lookahead {
 			return m.Defer(wait)
 		}
-		if !s.sleep(wait) {
+		if !s.sleep(wait, o) {
 			return m.Defer(nb.Sub(s.now()))
 		}
 		now = s.now()
@@ -80,7 +89,7 @@ func (s *Service) handle(ctx context.Context, m *bus.Msg) error {
 	}
 
 	l := s.lanes.get(msg.GetShortCode())
-	t := newTicket(classOf(msg.GetCategory()), msg.GetCampaignId(), m.Sequence, len(c.GetSegments()))
+	t := ticketFor(msg, m.Sequence, len(c.GetSegments()))
 	if wait, ok := l.admit(t, now); !ok {
 		return s.park(m, now, exp, wait)
 	}
@@ -90,17 +99,22 @@ func (s *Service) handle(ctx context.Context, m *bus.Msg) error {
 		if i > 0 {
 			l.request(t)
 		}
-		at, why := s.await(m, t, exp, i > 0)
+		at, why := s.await(m, t, exp, i > 0, o)
 		switch why {
+		case lost:
+			return m.Defer(0)
 		case expired:
 			l.leave(t)
 			return s.expire(ctx, &c, i, s.now(), expiredDetail)
 		case stopping:
 			return m.Defer(shutdownRedelivery)
 		case evicted:
+			if s.controls.cancelledAt(msg.GetShortCode(), t.accepted) {
+				return s.cancel(ctx, &c, s.now(), shortCodeCancelledDetail)
+			}
 			switch s.campaigns.get(msg.GetCampaignId()) {
 			case campaignCancelled:
-				return s.cancel(ctx, &c, s.now())
+				return s.cancel(ctx, &c, s.now(), campaignCancelledDetail)
 			case campaignPaused:
 				return s.park(m, s.now(), exp, s.pauseRecheck())
 			}
@@ -115,7 +129,10 @@ func (s *Service) handle(ctx context.Context, m *bus.Msg) error {
 				return err
 			}
 		}
-		if err := s.publishSegment(ctx, &c, seg, at); err != nil {
+		if err := s.publishSegment(ctx, &c, seg, at, o); err != nil {
+			if errors.Is(err, errFenced) {
+				return m.Defer(0)
+			}
 			return err
 		}
 	}
@@ -149,7 +166,7 @@ func checkCleared(c *eventsv1.MessageCleared) error {
 // started does not stop at shutdown: finishing a concatenated message takes
 // a few releases, and a message half sent now and half after a restart
 // longer than the duplicate window would have its first parts sent twice.
-func (s *Service) await(m *bus.Msg, t *ticket, exp time.Time, started bool) (time.Time, outcome) {
+func (s *Service) await(m *bus.Msg, t *ticket, exp time.Time, started bool, o *ownership) (time.Time, outcome) {
 	var expiry <-chan time.Time
 	if !exp.IsZero() {
 		tm := time.NewTimer(exp.Sub(s.now()))
@@ -158,9 +175,9 @@ func (s *Service) await(m *bus.Msg, t *ticket, exp time.Time, started bool) (tim
 	}
 	progress := time.NewTicker(s.cfg.AckWait / 3)
 	defer progress.Stop()
-	stop := s.Stopping().Done()
+	stop, leaving := s.Stopping().Done(), o.leaving
 	if started {
-		stop = nil
+		stop, leaving = nil, nil
 	}
 	for {
 		select {
@@ -172,20 +189,28 @@ func (s *Service) await(m *bus.Msg, t *ticket, exp time.Time, started bool) (tim
 			return time.Time{}, expired
 		case <-stop:
 			return time.Time{}, stopping
+		case <-leaving:
+			return time.Time{}, stopping
+		case <-o.lost:
+			return time.Time{}, lost
 		case <-progress.C:
 			_ = m.InProgress() // a lost one is repeated at the next tick
 		}
 	}
 }
 
-// sleep waits d unless the service is stopping.
-func (s *Service) sleep(d time.Duration) bool {
+// sleep waits d unless the service is stopping or the short code lost.
+func (s *Service) sleep(d time.Duration, o *ownership) bool {
 	tm := time.NewTimer(d)
 	defer tm.Stop()
 	select {
 	case <-tm.C:
 		return true
 	case <-s.Stopping().Done():
+		return false
+	case <-o.leaving:
+		return false
+	case <-o.lost:
 		return false
 	}
 }
@@ -206,7 +231,21 @@ func (s *Service) pauseRecheck() time.Duration {
 	return d - d/10 + rand.N(d/5+1)
 }
 
-func (s *Service) publishSegment(ctx context.Context, c *eventsv1.MessageCleared, seg *eventsv1.Segment, at time.Time) error {
+// errFenced: the segment was not published, the short code's lease ends
+// too soon (or is lost).
+var errFenced = errors.New("short code lease ends: not released")
+
+// publishSegment publishes a segment released at at, if the lease allows
+// it. The fence is checked with the wall clock (the one the leases use,
+// shared with the other replicas), and bounds the publish: a publish that
+// has not been stored well before the fence gives up, so that no release
+// lands once another replica may own the short code.
+func (s *Service) publishSegment(ctx context.Context, c *eventsv1.MessageCleared, seg *eventsv1.Segment, at time.Time, o *ownership) error {
+	if !o.releasable(time.Now().Add(publishSlack)) {
+		return errFenced
+	}
+	ctx, cancel := context.WithDeadline(ctx, o.fenceTime().Add(-publishSlack/2))
+	defer cancel()
 	msg := c.GetMessage()
 	ev := &eventsv1.SegmentSubmit{
 		MessageId:     msg.GetMessageId(),
@@ -222,6 +261,11 @@ func (s *Service) publishSegment(ctx context.Context, c *eventsv1.MessageCleared
 	}
 	id := msg.GetMessageId() + "/" + strconv.Itoa(int(seg.GetIndex()))
 	if err := s.Bus.Publish(ctx, bus.SubmitSubject(msg.GetShortCode()), ev, id); err != nil {
+		if ctx.Err() != nil && !o.releasable(time.Now().Add(publishSlack)) {
+			// Maybe stored: the next owner publishes it again under the
+			// same id, stored once.
+			return errFenced
+		}
 		return fmt.Errorf("submit segment %s: %w", id, err)
 	}
 	return nil
@@ -258,9 +302,16 @@ func (s *Service) expire(ctx context.Context, c *eventsv1.MessageCleared, i int,
 	return nil
 }
 
-// cancel reports the message cancelled: its campaign was cancelled before
-// any of its segments was released.
-func (s *Service) cancel(ctx context.Context, c *eventsv1.MessageCleared, now time.Time) error {
+// Details of a message reported cancelled.
+const (
+	campaignCancelledDetail  = "campaign cancelled"
+	shortCodeCancelledDetail = "short code cancelled"
+)
+
+// cancel reports the message cancelled: its campaign, or its short code
+// (detail says which), was cancelled before any of its segments was
+// released.
+func (s *Service) cancel(ctx context.Context, c *eventsv1.MessageCleared, now time.Time, detail string) error {
 	msg := c.GetMessage()
 	ev := &eventsv1.MessageRejected{
 		MessageId:  msg.GetMessageId(),
@@ -268,7 +319,7 @@ func (s *Service) cancel(ctx context.Context, c *eventsv1.MessageCleared, now ti
 		CampaignId: msg.GetCampaignId(),
 		ShortCode:  msg.GetShortCode(),
 		Reason:     partnerv1.Reason_REASON_CANCELLED,
-		Detail:     "campaign cancelled",
+		Detail:     detail,
 		At:         timestamppb.New(now),
 	}
 	id := msg.GetMessageId() + "/cancelled"

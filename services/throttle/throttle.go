@@ -1,7 +1,16 @@
 // Package throttle paces the SMS-MTs of each short code to the throughput
 // the operator sold for it: it consumes MessageCleared from SMS_CLEARED
-// (durable "throttle") and releases each segment as a SegmentSubmit on
-// sms.submit.<short_code>, with Nats-Msg-Id "<message_id>/<index>".
+// (one durable per short code, "throttle-<short_code>") and releases each
+// segment as a SegmentSubmit on sms.submit.<short_code>, with Nats-Msg-Id
+// "<message_id>/<index>".
+//
+// # Replicas
+//
+// Several replicas share the short codes: each short code has one owner at
+// a time, which holds its lease in THROTTLE_LEASES and alone runs its
+// consumer. Leases are timed so that two owners' releases never share a
+// 1-second window (owner.go); a dead owner's short codes are released again
+// within 2.5 s, a stopping one's are owned again at once.
 //
 // # Rate
 //
@@ -58,8 +67,12 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"pushsms.io/lib/bus"
 	"pushsms.io/lib/policy"
+	"pushsms.io/lib/rate"
 	"pushsms.io/lib/service"
 )
 
@@ -67,8 +80,10 @@ import (
 // telemetry service name.
 const Name = "throttle"
 
-// Durable is the name of the consumer on SMS_CLEARED.
-const Durable = "throttle"
+// LegacyDurable is the single consumer on SMS_CLEARED of the versions
+// before per-short-code consumers. A replica does not start while it
+// exists: see docs/throttle.md, "High availability", for the migration.
+const LegacyDurable = "throttle"
 
 // Config of the throttle service.
 type Config struct {
@@ -90,12 +105,13 @@ type Config struct {
 	// holds in memory; beyond it messages wait on the server. It is also
 	// the longest not_before wait held in memory.
 	Lookahead time.Duration
-	// Workers is how many events are handled at once: enough for every
-	// lane's lookahead (sum over short codes of rate × lookahead, in
-	// messages) plus the events being parked.
+	// Workers is how many events of one short code are handled at once
+	// (each short code has its own consumer): enough for its lane's
+	// lookahead (rate × lookahead, in messages) plus the events being
+	// parked.
 	Workers int
-	// MaxAckPending bounds the events delivered and not yet acked, parked
-	// ones included: backlogs and scheduled campaigns waiting for their
+	// MaxAckPending bounds the events of one short code delivered and not
+	// yet acked, parked ones included: backlogs and scheduled campaigns waiting for their
 	// not_before (ingest allows 6 days ahead). When they exceed it, all
 	// short codes together, new events of every short code wait.
 	MaxAckPending int
@@ -117,6 +133,10 @@ type Config struct {
 	// sending window waits before it is looked at again: a policy change
 	// that opens the window earlier applies at worst this late.
 	WindowRecheck time.Duration
+
+	// ReplicaID names this replica in the leases bucket; empty: host name
+	// and a random suffix (a restarted process is a new owner).
+	ReplicaID string
 }
 
 // DefaultConfig is the offer's default rate and settings for one machine.
@@ -127,7 +147,7 @@ func DefaultConfig() Config {
 		Rates:         RateTable{},
 		RateGuard:     20 * time.Millisecond,
 		Lookahead:     5 * time.Second,
-		Workers:       4096,
+		Workers:       1024,
 		MaxAckPending: 1_000_000,
 		AckWait:       30 * time.Second,
 		PauseRecheck:  30 * time.Second,
@@ -146,11 +166,12 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&c.Rates, "rates", `per short code rates, e.g. "36000=20,36001=50"`)
 	fs.DurationVar(&c.RateGuard, "rate-guard", c.RateGuard, "slack added to each second of schedule: releases are spaced (1s + guard)/rate, never less than 1/rate")
 	fs.DurationVar(&c.Lookahead, "lookahead", c.Lookahead, "work held in memory per short code; beyond it messages wait on the server")
-	fs.IntVar(&c.Workers, "workers", c.Workers, "events handled at once (at least the sum of rate × lookahead)")
-	fs.IntVar(&c.MaxAckPending, "max-ack-pending", c.MaxAckPending, "events delivered and not yet acked, parked ones included")
+	fs.IntVar(&c.Workers, "workers", c.Workers, "events of one short code handled at once (at least rate × lookahead)")
+	fs.IntVar(&c.MaxAckPending, "max-ack-pending", c.MaxAckPending, "events of one short code delivered and not yet acked, parked ones included")
 	fs.DurationVar(&c.AckWait, "ack-wait", c.AckWait, "redelivery delay of the events of a crashed replica")
 	fs.DurationVar(&c.PauseRecheck, "pause-recheck", c.PauseRecheck, "how often a paused campaign's message is looked at again")
 	fs.Var(&policy.FileFlag{P: &c.Policy}, "policy", "compliance policy JSON `file` used until the POLICY bucket holds one (default: the embedded policy; see docs/rules.md)")
+	fs.StringVar(&c.ReplicaID, "replica-id", c.ReplicaID, "name of this replica in the leases bucket (letters, digits, - and _); empty: host name and a random suffix")
 	fs.DurationVar(&c.WindowRecheck, "window-recheck", c.WindowRecheck, "longest wait of a marketing message held for a closed sending window before it is looked at again")
 }
 
@@ -195,6 +216,9 @@ func (c Config) Validate() error {
 	if c.WindowRecheck < 100*time.Millisecond {
 		add("window-recheck %v: want at least 100ms", c.WindowRecheck)
 	}
+	if c.ReplicaID != "" && !replicaIDPattern.MatchString(c.ReplicaID) {
+		add("replica-id %q: want 1 to 64 letters, digits, - or _", truncate(c.ReplicaID, 64))
+	}
 	return errors.Join(errs...)
 }
 
@@ -211,9 +235,11 @@ type Service struct {
 	*service.Core
 	cfg       Config
 	campaigns *campaigns
+	controls  *controls
 	lanes     *lanes
 	watcher   *bus.Watcher
 	windows   *windows
+	owner     *owner
 	// now is the clock of every release and time limit (tests move it).
 	now func() time.Time
 }
@@ -227,6 +253,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.ReplicaID == "" {
+		cfg.ReplicaID = newReplicaID()
+	}
 	s := &Service{Core: core, cfg: cfg, now: time.Now}
 	src := cfg.PolicySource
 	if src == nil {
@@ -239,11 +268,29 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		src = w
 	}
 	s.windows = &windows{src: src}
+	if s.owner, err = newOwner(ctx, cfg.ReplicaID, core.Bus, core.Log, s.consume); err != nil {
+		_ = core.Close()
+		return nil, fmt.Errorf("throttle: %w", err)
+	}
+	rates := cfg.RateSource
+	if rates == nil {
+		// Rates are data (SHORT_CODES "<sc>.rate"), over the flags.
+		tbl, err := rate.WatchTable(ctx, core.Bus, cfg.DefaultRate, cfg.Rates, core.Log)
+		if err != nil {
+			_ = core.Close()
+			return nil, fmt.Errorf("throttle: %w", err)
+		}
+		core.OnClose(tbl.Stop)
+		rates = tbl
+	}
+	s.controls = newControls(core.Log, func(sc string) { s.lanes.poke(sc) }, func(sc string, before time.Time) { s.lanes.evictShortCode(sc, before) })
 	lanesCtx, stopLanes := context.WithCancel(context.Background())
-	s.lanes = &lanes{ctx: lanesCtx, rates: cfg.rates(), guard: cfg.RateGuard, lookahead: cfg.Lookahead, m: map[string]*lane{},
-		now: func() time.Time { return s.now() }}
+	s.lanes = &lanes{ctx: lanesCtx, rates: s.controls.rates(rates), guard: cfg.RateGuard, lookahead: cfg.Lookahead, m: map[string]*lane{},
+		now: func() time.Time { return s.now() }, weights: s.controls.weight, dropped: s.controls.dropped}
 	s.campaigns = newCampaigns(s.Log, s.lanes.evictCampaign)
 	s.lanes.running = s.campaigns.running
+	s.lanes.paused = s.campaigns.paused
+	s.campaigns.changed = s.lanes.pokeAll
 	// At Close, after the consumer stopped (events not yet started were
 	// given back to the server, started messages finished): the lanes.
 	core.OnClose(func() {
@@ -262,18 +309,49 @@ func (s *Service) Serve(ctx context.Context) error {
 	}
 	s.campaigns.loaded.Store(true)
 	s.OnClose(w.Stop)
-	_, err = s.Consume(ctx, bus.ConsumerSpec{
-		Stream:         bus.StreamCleared,
-		Durable:        Durable,
-		FilterSubjects: []string{bus.SubjectCleared},
-		AckWait:        s.cfg.AckWait,
-		MaxAckPending:  s.cfg.MaxAckPending,
-		Workers:        s.cfg.Workers,
-	}, s.handle)
+	// Short codes' pauses, cancels, weights and links are loaded before
+	// the first event: a paused short code releases nothing at start.
+	cws, err := s.controls.watch(ctx, s.Bus)
 	if err != nil {
 		return err
 	}
-	s.Log.InfoContext(ctx, "throttle consuming", "default_rate", s.cfg.DefaultRate, "rates", s.cfg.Rates.String(),
+	for _, cw := range cws {
+		s.OnClose(cw.Stop)
+	}
+	if err := s.checkLegacy(ctx); err != nil {
+		return err
+	}
+	ow := s.owner
+	lw, err := s.Bus.WatchBucket(ctx, bus.BucketThrottleLeases, ow.setLease)
+	if err != nil {
+		return err
+	}
+	s.OnClose(lw.Stop)
+	cw, err := s.Bus.WatchBucket(ctx, bus.BucketShortCodes, ow.setShortCode)
+	if err != nil {
+		return err
+	}
+	s.OnClose(cw.Stop)
+	for sc := range s.cfg.Rates {
+		ow.setShortCode(sc, []byte{})
+	}
+	sub, err := s.Bus.Conn.Subscribe(bus.SubjectCleared, func(m *nats.Msg) { ow.seen(m.Subject) })
+	if err != nil {
+		return fmt.Errorf("throttle: subscribe to new short codes: %w", err)
+	}
+	s.OnClose(func() { _ = sub.Unsubscribe() })
+	// Registered after the lanes' stop, so run before it: the consumers
+	// stop (events not started go back, started ones too: the next owner
+	// finishes them under the same ids), then the leases are given back.
+	ownerCtx, stopOwner := context.WithCancel(context.WithoutCancel(ctx))
+	ownerDone := make(chan struct{})
+	go func() { defer close(ownerDone); ow.run(ownerCtx) }()
+	s.OnClose(func() {
+		stopOwner()
+		<-ownerDone
+		ow.close()
+	})
+	s.Log.InfoContext(ctx, "throttle serving", "replica", s.cfg.ReplicaID, "default_rate", s.cfg.DefaultRate, "rates", s.cfg.Rates.String(),
 		"lookahead", s.cfg.Lookahead, "workers", s.cfg.Workers)
 
 	errc := make(chan error, 1)
@@ -287,6 +365,38 @@ func (s *Service) Serve(ctx context.Context) error {
 		}
 		return errors.New("throttle: campaigns watch ended")
 	}
+}
+
+// Owned returns the short codes this replica owns now, sorted (tests,
+// benchmarks: which replica to kill to move a busy short code).
+func (s *Service) Owned() []string { return s.owner.owned() }
+
+// consume starts the consumer of o's short code. Workers is per short
+// code: a lane holds at most its lookahead of work, plus the events being
+// parked.
+func (s *Service) consume(ctx context.Context, o *ownership) (*bus.Consumer, error) {
+	return s.Bus.Consume(ctx, bus.ConsumerSpec{
+		Stream:         bus.StreamCleared,
+		Durable:        ConsumerName(o.shortCode),
+		FilterSubjects: []string{clearedFilter(o.shortCode)},
+		AckWait:        s.cfg.AckWait,
+		MaxAckPending:  s.cfg.MaxAckPending,
+		Workers:        s.cfg.Workers,
+	}, func(ctx context.Context, m *bus.Msg) error { return s.handle(ctx, m, o) })
+}
+
+// checkLegacy refuses to start beside the single consumer of the versions
+// before leases: new per-short-code consumers start at the stream's first
+// event, so they would release again what it released.
+func (s *Service) checkLegacy(ctx context.Context) error {
+	_, err := s.Bus.JS.Consumer(ctx, bus.StreamCleared, LegacyDurable)
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		return nil
+	case err != nil:
+		return fmt.Errorf("throttle: look for the legacy consumer: %w", err)
+	}
+	return fmt.Errorf("throttle: the single consumer %q of SMS_CLEARED exists: migrate to per-short-code consumers first (docs/throttle.md, High availability)", LegacyDurable)
 }
 
 // Run runs the service until ctx is done.

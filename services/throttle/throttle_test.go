@@ -412,7 +412,7 @@ func TestRestartMidBacklog(t *testing.T) {
 			h.start(mod)
 			h.waitCount(15*time.Second, bus.StreamSubmit, "sms.submit.36000", len(ids))
 			// Every cleared event ends acked: nothing left to redeliver.
-			cons, err := h.bus.JS.Consumer(context.Background(), bus.StreamCleared, Durable)
+			cons, err := h.bus.JS.Consumer(context.Background(), bus.StreamCleared, ConsumerName("36000"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -687,7 +687,7 @@ func TestMalformedEventIsTerminated(t *testing.T) {
 	h.start(nil)
 	h.publish(cleared("no-segments", "36000", 0), cleared("fine", "36000", 1))
 	h.waitCount(5*time.Second, bus.StreamSubmit, "sms.submit.36000", 1)
-	cons, err := h.bus.JS.Consumer(context.Background(), bus.StreamCleared, Durable)
+	cons, err := h.bus.JS.Consumer(context.Background(), bus.StreamCleared, ConsumerName("36000"))
 	if err != nil {
 		t.Fatal(err)
 	}

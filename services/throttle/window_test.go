@@ -57,7 +57,7 @@ func (h *harness) startWindow(clk *shiftedClock, rate int) {
 // deliveries is how many times the throttle consumer was given an event:
 // a held event comes back every WindowRecheck.
 func (h *harness) deliveries() (uint64, error) {
-	cons, err := h.bus.JS.Consumer(context.Background(), bus.StreamCleared, Durable)
+	cons, err := h.bus.JS.Consumer(context.Background(), bus.StreamCleared, ConsumerName("36000"))
 	if err != nil {
 		return 0, err // not created yet
 	}

@@ -1,0 +1,63 @@
+// Command ratebench measures the throttle as the operator sees it: it
+// starts the one-machine platform (cmd/stack) in a temporary directory,
+// queues a backlog through the partner API and reads the SMSC simulator's
+// per-second statistics: per short code the contracted rate, the rate
+// achieved in the steady seconds, and the violations (submits the SMSC
+// refused for exceeding the rate in a one-second window).
+//
+//	go run ./cmd/ratebench -scenario rates -duration 60s
+//	go run ./cmd/ratebench -scenario many -json
+//
+// Scenarios: rates, many, priority, weights, failover (docs/throughput.md).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+// Config of a run.
+type Config struct {
+	Scenario string
+	// Duration is the backlog per short code, in time at its rate.
+	Duration time.Duration
+	// Rate is the short code's rate in the priority, weights and failover
+	// scenarios.
+	Rate int
+	// Marketing is the marketing backlog of the priority scenario.
+	Marketing int
+	// Priority is how many customer-relationship messages it measures.
+	Priority int
+	JSON     bool
+	// Dir holds the platform's data; empty means a temporary directory,
+	// removed at the end.
+	Dir      string
+	Progress bool
+	Verbose  bool
+}
+
+func main() {
+	cfg := Config{Scenario: "rates", Duration: 60 * time.Second, Rate: 50, Marketing: 100_000, Priority: 100, Progress: true}
+	flag.StringVar(&cfg.Scenario, "scenario", cfg.Scenario, "rates, many, priority, weights or failover")
+	flag.DurationVar(&cfg.Duration, "duration", cfg.Duration, "backlog per short code, in time at its rate (rates, many, weights, failover)")
+	flag.IntVar(&cfg.Rate, "rate", cfg.Rate, "rate of the short code of the priority, weights and failover scenarios, SMS/s")
+	flag.IntVar(&cfg.Marketing, "marketing", cfg.Marketing, "marketing messages queued before the customer-relationship ones (priority)")
+	flag.IntVar(&cfg.Priority, "priority", cfg.Priority, "customer-relationship messages measured (priority)")
+	flag.BoolVar(&cfg.JSON, "json", cfg.JSON, "print the results as JSON")
+	flag.StringVar(&cfg.Dir, "dir", cfg.Dir, "platform data directory (default: a temporary one, removed)")
+	flag.BoolVar(&cfg.Progress, "progress", cfg.Progress, "show a progress bar on stderr")
+	flag.BoolVar(&cfg.Verbose, "v", cfg.Verbose, "log the platform's messages to stderr")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := Run(ctx, cfg, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "ratebench:", err)
+		os.Exit(1)
+	}
+}

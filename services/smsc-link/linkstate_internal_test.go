@@ -1,0 +1,71 @@
+package smsclink
+
+import (
+	"testing"
+	"time"
+
+	"pushsms.io/lib/ucp"
+)
+
+// The slowdown policy step by step: halve once per second on a
+// congestion NACK or timeout (floor 0.1), ×1.25 per clean second up to 1;
+// other errors do not count; achieved averages 10 whole seconds.
+func TestLinkStatePolicy(t *testing.T) {
+	t0 := time.Date(2026, 11, 27, 20, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	nack := func(c ucp.ErrorCode) error { return &ucp.NackError{OT: ucp.OTSubmit, Code: c} }
+	ls := newLinkState()
+	if st := ls.snapshot(t0); st.Up || st.Reason != reasonLinkDown || st.Slowdown != 1 {
+		t.Fatalf("at start: %+v, want down at slowdown 1", st)
+	}
+	ls.setUp(true)
+	steps := []struct {
+		name     string
+		do       func()
+		slowdown float64
+		reason   string
+	}{
+		{"up", func() {}, 1, ""},
+		{"NACK 01 is not congestion", func() { ls.result(at(100), nack(ucp.ECChecksum)) }, 1, ""},
+		{"NACK 04 halves", func() { ls.result(at(200), nack(ucp.ECNotAllowed)) }, 0.5, reasonNack04},
+		{"same second: once", func() { ls.result(at(900), nack(ucp.ECNotAllowed)) }, 0.5, reasonNack04},
+		{"timeout next second halves", func() { ls.result(at(1100), ucp.ErrTimeout) }, 0.25, reasonAckTimeout},
+		{"not a clean second yet", func() { ls.tick(at(1500)) }, 0.25, reasonAckTimeout},
+		{"clean second", func() { ls.tick(at(2200)) }, 0.313, reasonAckTimeout},
+		{"floor", func() {
+			for s := 3; s < 10; s++ {
+				ls.result(at(s*1000), nack(ucp.ECNotAllowed))
+			}
+		}, 0.1, reasonNack04},
+		{"recovers to 1", func() {
+			for s := 11; s < 30; s++ {
+				ls.tick(at(s * 1000))
+			}
+		}, 1, ""},
+		{"down keeps slowdown", func() { ls.setUp(false) }, 1, reasonLinkDown},
+		{"no recovery while down", func() {
+			ls.setUp(true)
+			ls.result(at(31000), nack(ucp.ECNotAllowed))
+			ls.setUp(false)
+			ls.tick(at(33000))
+		}, 0.5, reasonLinkDown},
+	}
+	for _, s := range steps {
+		s.do()
+		st := ls.snapshot(at(40000))
+		if st.Slowdown != s.slowdown || st.Reason != s.reason {
+			t.Fatalf("%s: slowdown %v reason %q, want %v %q", s.name, st.Slowdown, st.Reason, s.slowdown, s.reason)
+		}
+	}
+
+	ls = newLinkState()
+	for s := range 12 {
+		for range 20 {
+			ls.result(at(s*1000+500), nil)
+		}
+	}
+	// At 12.3 s the whole seconds 2–11 hold 200 accepted 51s.
+	if got := ls.snapshot(at(12300)).Achieved; got != 20 {
+		t.Errorf("achieved %v, want 20", got)
+	}
+}

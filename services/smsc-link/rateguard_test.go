@@ -1,0 +1,284 @@
+package smsclink_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"pushsms.io/lib/bus"
+	"pushsms.io/lib/bus/bustest"
+	"pushsms.io/lib/rate"
+	"pushsms.io/lib/smscsim"
+	"pushsms.io/lib/ucp"
+	smsclink "pushsms.io/services/smsc-link"
+)
+
+// guarded starts the service on a simulator that enforces rate r (as the
+// operator would: a 51 beyond it is NACKed and counted as a violation),
+// with the short code's rate given to smsc-link through -rates.
+func guarded(t *testing.T, r, window int) *env {
+	t.Helper()
+	return start(t, smscsim.Config{Accounts: []smscsim.Account{{ShortCode: shortCode, Password: password, Rate: r, Window: 100}}},
+		func(c *smsclink.Config) {
+			c.Window = window
+			c.Rates = rate.Overrides{shortCode: r}
+			c.DefaultRate = rate.DefaultRate
+			// The delay from the grant to the simulator's clock is well
+			// under the default slack on a quiet machine, but not on a
+			// loaded one under -race (tens of ms): the tests must not
+			// measure the test machine.
+			c.RateSlack = 30 * time.Millisecond
+		})
+}
+
+// publishN publishes n one-segment messages at once, as a throttle that
+// did not pace (or a backlog released after a stall) would.
+func publishN(t *testing.T, e *env, prefix string, n int) []string {
+	ids := make([]string, n)
+	for i := range n {
+		ids[i] = fmt.Sprintf("0190a8e2-%s-7000-8000-%012d", prefix, i)
+		e.publish(submitEvent(ids[i], segments(t, ids[i])[0]))
+	}
+	return ids
+}
+
+// checkOperatorView fails t if the simulator saw a rate violation, or a
+// second holding more than r submits.
+func checkOperatorView(t *testing.T, e *env, r int) smscsim.AccountStats {
+	t.Helper()
+	st := e.sim.Stats().Accounts[shortCode]
+	if st.Violations != 0 {
+		t.Errorf("the SMSC counted %d rate violations, want 0", st.Violations)
+	}
+	for _, sec := range st.PerSecond {
+		if sec.Submits > int64(r) {
+			t.Errorf("second %d: %d submits at the SMSC, contract %d", sec.Second, sec.Submits, r)
+		}
+	}
+	return st
+}
+
+// Without a throttle in front, 300 segments released at once at rate 20
+// reach the SMSC at 20 per second: no violation, and it takes the 14 s the
+// contract implies (the 300th may go 14 s after the first).
+func TestGuardHoldsBurstToRate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("15 s at the contracted rate")
+	}
+	e := guarded(t, 20, 100)
+	bustest.Eventually(t, wait, func() error {
+		if e.svc.Stats().LiveSessions[shortCode] == 0 {
+			return fmt.Errorf("no session")
+		}
+		return nil
+	})
+	began := time.Now()
+	publishN(t, e, "0001", 300)
+	bustest.Eventually(t, 60*time.Second, func() error {
+		if n := e.sim.Stats().Accounts[shortCode].Accepted; n < 300 {
+			return fmt.Errorf("%d of 300 accepted", n)
+		}
+		return nil
+	})
+	took := time.Since(began)
+	st := checkOperatorView(t, e, 20)
+	t.Logf("300 segments at rate 20: %v, %d violations", took.Round(10*time.Millisecond), st.Violations)
+	if took < 14*time.Second {
+		t.Errorf("300 segments at rate 20 took %v, less than the 14 s the contract allows", took)
+	}
+}
+
+// After the SMSC stalls (results held back, then the sessions dropped)
+// and comes back, what queued in smsc-link meanwhile does not go out as a
+// burst; and no message is lost.
+func TestGuardAfterStallAndReconnect(t *testing.T) {
+	if testing.Short() {
+		t.Skip("several seconds at the contracted rate")
+	}
+	const r = 20
+	e := guarded(t, r, 50)
+	bustest.Eventually(t, wait, func() error {
+		if e.svc.Stats().LiveSessions[shortCode] == 0 {
+			return fmt.Errorf("no session")
+		}
+		return nil
+	})
+	// Slow SMSC: results come 1.5 s late, so 51s queue behind the window.
+	e.sim.SetFaults(smscsim.Faults{AckDelay: 1500 * time.Millisecond})
+	ids := publishN(t, e, "0002", 120)
+	time.Sleep(2 * time.Second)
+	e.sim.DropSessions() // and the link drops, with a queue waiting
+	time.Sleep(300 * time.Millisecond)
+	e.sim.SetFaults(smscsim.Faults{})
+	bustest.Eventually(t, 60*time.Second, func() error {
+		got := map[string]bool{}
+		for _, rep := range e.reports() {
+			got[rep.report.GetMessageId()] = true
+		}
+		for _, id := range ids {
+			if !got[id] {
+				return fmt.Errorf("message %s has no report", id)
+			}
+		}
+		return nil
+	})
+	st := checkOperatorView(t, e, r)
+	t.Logf("after stall and reconnect: %d submits, %d accepted, %d violations, %d logins", st.Submits, st.Accepted, st.Violations, st.Logins)
+	if st.Logins < 2 {
+		t.Errorf("%d logins: the session was not dropped and re-opened", st.Logins)
+	}
+}
+
+// linkStates follows the short code's key of LINK_STATE.
+type linkStates struct {
+	mu   sync.Mutex
+	seen []smsclink.LinkState
+}
+
+func watchLinkState(t *testing.T, e *env) *linkStates {
+	t.Helper()
+	ls := &linkStates{}
+	w, err := e.pub.WatchBucket(context.Background(), bus.BucketLinkState, func(key string, v []byte) {
+		if key != shortCode || v == nil {
+			return
+		}
+		var st smsclink.LinkState
+		if err := json.Unmarshal(v, &st); err != nil {
+			t.Errorf("link state %q: %v", v, err)
+			return
+		}
+		ls.mu.Lock()
+		ls.seen = append(ls.seen, st)
+		ls.mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	return ls
+}
+
+// since returns the states written from index i on, and the count.
+func (ls *linkStates) since(i int) ([]smsclink.LinkState, int) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	return append([]smsclink.LinkState(nil), ls.seen[min(i, len(ls.seen)):]...), len(ls.seen)
+}
+
+func (ls *linkStates) waitFor(t *testing.T, from int, d time.Duration, what string, ok func(smsclink.LinkState) bool) (smsclink.LinkState, int) {
+	t.Helper()
+	var found smsclink.LinkState
+	var at int
+	bustest.Eventually(t, d, func() error {
+		states, n := ls.since(from)
+		for i, st := range states {
+			if ok(st) {
+				found, at = st, n-len(states)+i+1
+				return nil
+			}
+		}
+		return fmt.Errorf("no link state with %s in %+v", what, states)
+	})
+	return found, at
+}
+
+// trickle publishes a message every 20 ms until the test ends.
+func trickle(t *testing.T, e *env) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			id := fmt.Sprintf("0190a8e2-0003-7000-8000-%012d", i)
+			if err := e.pub.Publish(ctx, bus.SubmitSubject(shortCode), submitEvent(id, segments(t, id)[0]), id+"/1"); err != nil && ctx.Err() == nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+}
+
+// A burst of NACK 04 slows the short code down within a second; clean
+// traffic brings it back to full rate.
+func TestBackPressureNack04(t *testing.T) {
+	e := start(t, smscsim.Config{}, nil)
+	ls := watchLinkState(t, e)
+	up, from := ls.waitFor(t, 0, wait, "up at full rate", func(s smsclink.LinkState) bool { return s.Up && s.Slowdown == 1 && s.Reason == "" })
+	if up.At.IsZero() {
+		t.Errorf("link state without a time: %+v", up)
+	}
+	trickle(t, e)
+	ls.waitFor(t, from, 5*time.Second, "traffic achieved", func(s smsclink.LinkState) bool { return s.Achieved > 0 })
+
+	e.sim.SetFaults(smscsim.Faults{NackSubmits: ucp.ECNotAllowed})
+	nackAt := time.Now()
+	slowed, from := ls.waitFor(t, from, 3*time.Second, "a slowdown", func(s smsclink.LinkState) bool { return s.Slowdown < 1 })
+	if d := time.Since(nackAt); d > time.Second+200*time.Millisecond {
+		t.Errorf("slowdown seen %v after the NACKs, want within 1 s", d)
+	}
+	if slowed.Reason != "nack_04" || !slowed.Up || slowed.Slowdown < 0.1 {
+		t.Errorf("after NACK 04: %+v, want up, reason nack_04, slowdown in [0.1, 1)", slowed)
+	}
+	time.Sleep(300 * time.Millisecond)
+	e.sim.SetFaults(smscsim.Faults{})
+	back, _ := ls.waitFor(t, from, 15*time.Second, "full rate again", func(s smsclink.LinkState) bool { return s.Slowdown == 1 })
+	if back.Reason != "" || !back.Up {
+		t.Errorf("recovered: %+v, want up with no reason", back)
+	}
+	// Never per message: a few writes a second at most.
+	states, _ := ls.since(0)
+	if secs := time.Since(up.At).Seconds(); float64(len(states)) > 3*secs+3 {
+		t.Errorf("%d link state writes in %.0f s, want at most a few per second", len(states), secs)
+	}
+}
+
+// A dropped session puts the link down, and its reconnection up again.
+func TestBackPressureLinkDown(t *testing.T) {
+	e := start(t, smscsim.Config{}, nil)
+	ls := watchLinkState(t, e)
+	_, from := ls.waitFor(t, 0, wait, "up", func(s smsclink.LinkState) bool { return s.Up })
+	e.sim.DropSessions()
+	down, from := ls.waitFor(t, from, 3*time.Second, "down", func(s smsclink.LinkState) bool { return !s.Up })
+	if down.Reason != "link_down" {
+		t.Errorf("down: %+v, want reason link_down", down)
+	}
+	ls.waitFor(t, from, wait, "up after reconnection", func(s smsclink.LinkState) bool { return s.Up && s.Reason == "" })
+}
+
+// A rate put in the SHORT_CODES bucket overrides -rates without a restart:
+// the SMSC enforces 5/s, smsc-link was started with 20/s, the bucket says
+// 5/s, and the SMSC sees no violation.
+func TestGuardFollowsBucketRate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("6 s at the contracted rate")
+	}
+	e := start(t, smscsim.Config{Accounts: []smscsim.Account{{ShortCode: shortCode, Password: password, Rate: 5, Window: 100}}},
+		func(c *smsclink.Config) {
+			c.Window = 50
+			c.Rates = rate.Overrides{shortCode: 20}
+			c.RateSlack = 30 * time.Millisecond // see guarded
+		})
+	if err := rate.PutRate(context.Background(), e.pub, shortCode, 5); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // the contract: seen within 1 s
+	publishN(t, e, "0004", 30)
+	bustest.Eventually(t, 60*time.Second, func() error {
+		if n := e.sim.Stats().Accounts[shortCode].Accepted; n < 30 {
+			return fmt.Errorf("%d of 30 accepted", n)
+		}
+		return nil
+	})
+	checkOperatorView(t, e, 5)
+}
