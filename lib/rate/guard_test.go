@@ -4,55 +4,135 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 )
 
-// virtualClock makes a Guard run on simulated time: sleeping advances the
-// clock at once, so minutes of traffic are checked in milliseconds.
-type virtualClock struct{ t time.Time }
+// link simulates a guard's submits on a virtual clock: each grant gets a
+// round trip, and its result comes when the clock reaches it, also while
+// Wait sleeps (sleeping advances the clock at once, so minutes of traffic
+// are checked in milliseconds). The SMSC receives each submit at a random
+// point between its grant and its result: the guard knows no better.
+type link struct {
+	g       *Guard
+	t       time.Time
+	rnd     *rand.Rand
+	pending []pending // by result time
+	sent    []submit
+}
 
-func (c *virtualClock) install(g *Guard) {
-	c.t = time.Date(2026, 11, 27, 20, 0, 0, 0, time.UTC)
-	g.now = func() time.Time { return c.t }
-	g.sleep = func(ctx context.Context, d time.Duration) error {
+type pending struct {
+	gr  Grant
+	at  time.Time
+	idx int
+}
+
+// submit is one granted submit: when the SMSC received it and the rate at
+// the decision.
+type submit struct {
+	granted, received, result time.Time
+	rate                      int
+	seq                       int // grant order
+}
+
+func newLink(g *Guard, seed uint64) *link {
+	l := &link{g: g, t: time.Date(2026, 11, 27, 20, 0, 0, 0, time.UTC), rnd: rand.New(rand.NewPCG(seed, 7))}
+	g.now = func() time.Time { return l.t }
+	g.sleep = func(ctx context.Context, d time.Duration, _ <-chan struct{}) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		c.t = c.t.Add(d)
+		l.advance(l.t.Add(d))
 		return nil
 	}
+	return l
 }
 
-type grant struct {
-	at   time.Time
-	rate int
+// advance moves the clock to t, delivering the results due by then; it
+// stops at the first result (a waiter looks again after each).
+func (l *link) advance(t time.Time) {
+	if len(l.pending) > 0 && !l.pending[0].at.After(t) {
+		p := l.pending[0]
+		l.pending = l.pending[1:]
+		l.t = later(l.t, p.at)
+		l.sent[p.idx].result = l.t
+		p.gr.Done()
+		return
+	}
+	l.t = later(l.t, t)
 }
 
-// checkWindows fails t if a grant made at rate r has, counting itself, more
-// than r grants in the window that ends with it. Every window [s, s+W)
-// that holds a grant is checked this way through its last grant, so this is
-// "never more than R in any window" with R the rate of the latest decision.
-func checkWindows(t *testing.T, grants []grant, window time.Duration) {
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// wait takes a grant and schedules its result after rtt; the SMSC receives
+// it at a random point of the round trip.
+func (l *link) wait(t *testing.T, rtt time.Duration, rate int) {
 	t.Helper()
+	gr, err := l.g.Wait(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !gr.At.Equal(l.t) {
+		t.Fatalf("grant at %v, clock at %v", gr.At, l.t)
+	}
+	res := l.t.Add(rtt)
+	recv := l.t
+	if rtt > 0 {
+		recv = l.t.Add(time.Duration(l.rnd.Int64N(int64(rtt) + 1)))
+	}
+	l.sent = append(l.sent, submit{granted: l.t, received: recv, rate: rate, seq: len(l.sent)})
+	p := pending{gr: gr, at: res, idx: len(l.sent) - 1}
+	i, _ := slices.BinarySearchFunc(l.pending, res, func(e pending, t time.Time) int { return e.at.Compare(t) })
+	l.pending = slices.Insert(l.pending, i, p)
+}
+
+// drain delivers every pending result.
+func (l *link) drain() {
+	for len(l.pending) > 0 {
+		l.advance(l.pending[len(l.pending)-1].at)
+	}
+}
+
+// checkSMSC fails t if the SMSC, counting by its receive times, ever sees
+// a window of the given length holding more submits than the rate of the
+// decision that made the last of them: the operator's view.
+func checkSMSC(t *testing.T, sent []submit, window time.Duration) {
+	t.Helper()
+	byRecv := slices.Clone(sent)
+	slices.SortStableFunc(byRecv, func(a, b submit) int { return a.received.Compare(b.received) })
 	lo := 0
-	for i, g := range grants {
-		for !grants[lo].at.After(g.at.Add(-window)) {
+	for i, s := range byRecv {
+		for !byRecv[lo].received.After(s.received.Add(-window)) {
 			lo++
 		}
-		if n := i - lo + 1; n > g.rate {
-			t.Fatalf("grant %d at +%v (rate %d): %d grants in the window (%v, %v]",
-				i, g.at.Sub(grants[0].at), g.rate, n, grants[lo].at.Sub(grants[0].at), g.at.Sub(grants[0].at))
+		// The window ending at s holds byRecv[lo..i]; the limit is the
+		// rate in force for the latest-granted of them.
+		limit, last := 0, -1
+		for _, x := range byRecv[lo : i+1] {
+			if x.seq > last {
+				last, limit = x.seq, x.rate
+			}
+		}
+		if n := i - lo + 1; n > limit {
+			t.Fatalf("the SMSC saw %d submits in (%v, %v], rate %d",
+				n, byRecv[lo].received.Sub(byRecv[0].received), s.received.Sub(byRecv[0].received), limit)
 		}
 	}
 }
 
-// TestGuardNeverExceeds: random arrivals (bursts, trickles, idle spells)
-// and random rate changes (including holds) never put more than R grants
-// in a window.
-func TestGuardNeverExceeds(t *testing.T) {
+// TestGuardNeverExceedsAtTheSMSC: random arrivals (bursts, trickles, idle
+// spells), random round trips (0 to 300 ms, the SMSC receiving anywhere
+// in them), several submits in flight, and random rate changes (including
+// holds) never put more than R submits in a window as the SMSC counts.
+func TestGuardNeverExceedsAtTheSMSC(t *testing.T) {
 	for seed := range uint64(200) {
 		rnd := rand.New(rand.NewPCG(seed, 42))
 		var r atomic.Int64
@@ -60,76 +140,77 @@ func TestGuardNeverExceeds(t *testing.T) {
 		r.Store(int64(rates[rnd.IntN(len(rates)-1)]))
 		slack := time.Duration(rnd.IntN(3)) * 10 * time.Millisecond
 		g := NewGuard(func() int { return int(r.Load()) }, slack)
-		var clk virtualClock
-		clk.install(g)
-
-		var grants []grant
+		l := newLink(g, seed)
+		maxRTT := []time.Duration{0, time.Millisecond, 30 * time.Millisecond, 300 * time.Millisecond}[rnd.IntN(4)]
 		for range 3000 {
 			switch x := rnd.IntN(100); {
-			case x < 2: // rate change, sometimes a hold
+			case x < 2: // rate change; a hold is lifted below
 				r.Store(int64(rates[rnd.IntN(len(rates))]))
 			case x < 4: // idle spell
-				clk.t = clk.t.Add(time.Duration(rnd.IntN(3000)) * time.Millisecond)
+				l.advance(l.t.Add(time.Duration(rnd.IntN(3000)) * time.Millisecond))
 			case x < 30: // trickle
-				clk.t = clk.t.Add(time.Duration(rnd.IntN(50)) * time.Millisecond)
+				l.advance(l.t.Add(time.Duration(rnd.IntN(50)) * time.Millisecond))
 			}
 			if r.Load() == 0 {
 				// A hold: time passes, nothing may go; then a rate
 				// comes back (one goroutine here, so Wait would
 				// wait forever).
-				clk.t = clk.t.Add(time.Duration(rnd.IntN(2000)) * time.Millisecond)
+				l.advance(l.t.Add(time.Duration(rnd.IntN(2000)) * time.Millisecond))
 				r.Store(int64(rates[rnd.IntN(len(rates)-1)]))
 			}
-			if err := g.Wait(context.Background()); err != nil {
-				t.Fatal(err)
+			var rtt time.Duration
+			if maxRTT > 0 {
+				rtt = time.Duration(rnd.Int64N(int64(maxRTT)))
 			}
-			grants = append(grants, grant{at: clk.t, rate: int(r.Load())})
+			l.wait(t, rtt, int(r.Load()))
 		}
-		checkWindows(t, grants, g.Window())
+		l.drain()
+		checkSMSC(t, l.sent, g.Window())
 	}
 }
 
-// TestGuardUsesFullRate: under backlog the guard wastes nothing: R grants
-// per window, window after window.
+// TestGuardUsesFullRate: under backlog the guard wastes only the round
+// trip: R submits every 1 s + rtt.
 func TestGuardUsesFullRate(t *testing.T) {
 	for _, R := range []int{1, 10, 20, 50, 100, 150} {
-		g := NewGuard(func() int { return R }, 0)
-		var clk virtualClock
-		clk.install(g)
-		start := clk.t
-		n := 0
-		for clk.t.Sub(start) < 10*time.Second {
-			if err := g.Wait(context.Background()); err != nil {
-				t.Fatal(err)
+		for _, rtt := range []time.Duration{0, time.Millisecond, 20 * time.Millisecond} {
+			g := NewGuard(func() int { return R }, 0)
+			l := newLink(g, 1)
+			start := l.t
+			n := 0
+			for l.t.Sub(start) < 10*time.Second {
+				l.wait(t, rtt, R)
+				if l.t.Sub(start) < 10*time.Second {
+					n++
+				}
 			}
-			if clk.t.Sub(start) < 10*time.Second {
-				n++
+			// 10 s hold 10·s/(1s+rtt) windows of R, the last maybe
+			// partly.
+			want := float64(10*R) * float64(time.Second) / float64(time.Second+rtt)
+			if float64(n) < want-float64(R) || n > 10*R {
+				t.Errorf("rate %d, rtt %v: %d grants in 10 s, want about %.0f", R, rtt, n, want)
 			}
-		}
-		if n != 10*R {
-			t.Errorf("rate %d: %d grants in 10 s, want %d", R, n, 10*R)
 		}
 	}
 }
 
-// TestGuardDecrease: after a decrease, the next grant waits until the last
-// window holds fewer than the new rate; an increase applies at once.
+// TestGuardRateChange: after a decrease, the next grant waits until fewer
+// than the new rate are counted; an increase applies at once; 0 holds.
 func TestGuardRateChange(t *testing.T) {
 	var r atomic.Int64
 	r.Store(100)
 	g := NewGuard(func() int { return int(r.Load()) }, 0)
-	var clk virtualClock
-	clk.install(g)
-	start := clk.t
+	l := newLink(g, 1)
+	start := l.t
 	for range 100 { // 100 at once: allowed at rate 100
-		_ = g.Wait(context.Background())
+		l.wait(t, 0, 100)
 	}
-	if clk.t != start {
-		t.Fatalf("100 grants at rate 100 waited %v", clk.t.Sub(start))
+	if l.t != start {
+		t.Fatalf("100 grants at rate 100 waited %v", l.t.Sub(start))
 	}
 	r.Store(10)
-	_ = g.Wait(context.Background())
-	if got := clk.t.Sub(start); got != time.Second {
+	l.wait(t, 0, 10)
+	if got := l.t.Sub(start); got != time.Second {
 		t.Errorf("first grant after decrease to 10 at +%v, want +1s (the window must drain)", got)
 	}
 	r.Store(0)
@@ -137,54 +218,89 @@ func TestGuardRateChange(t *testing.T) {
 	go func() { time.Sleep(20 * time.Millisecond); cancel() }()
 	// Held: only the context ends the wait (the virtual clock makes the
 	// polling free).
-	if err := g.Wait(ctx); !errors.Is(err, context.Canceled) {
+	if _, err := g.Wait(ctx); !errors.Is(err, context.Canceled) {
 		t.Errorf("Wait while held = %v, want context.Canceled", err)
 	}
 }
 
+// TestGuardWaitsForResults: R submits without a result hold the next one
+// however long they take (the SMSC may not have them yet), and a result
+// lets it through one window after it.
+func TestGuardWaitsForResults(t *testing.T) {
+	const R = 5
+	g := NewGuard(func() int { return R }, 0)
+	var grants []Grant
+	for range R {
+		gr, err := g.Wait(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		grants = append(grants, gr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 1200*time.Millisecond)
+	defer cancel()
+	if _, err := g.Wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("grant %d with %d results pending: err = %v, want a wait past 1.2 s", R+1, R, err)
+	}
+	grants[0].Done()
+	t0 := time.Now()
+	if _, err := g.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := time.Since(t0); got < 990*time.Millisecond {
+		t.Errorf("granted %v after the first result, want one window (1 s) after it", got)
+	}
+}
+
 // TestGuardConcurrent: waiters from several goroutines (sessions sharing a
-// short code) on the real clock keep every window at R.
+// short code) on the real clock keep every window at R, their results
+// coming after a round trip.
 func TestGuardConcurrent(t *testing.T) {
 	const R, total = 50, 130
 	g := NewGuard(func() int { return R }, 0)
 	var wg sync.WaitGroup
 	var left atomic.Int64
 	left.Store(total)
+	var mu sync.Mutex
+	var sent []submit
 	for range 4 {
 		wg.Go(func() {
 			for left.Add(-1) >= 0 {
-				if err := g.Wait(context.Background()); err != nil {
+				gr, err := g.Wait(context.Background())
+				if err != nil {
 					t.Error(err)
 					return
 				}
+				recv := time.Now()
+				time.Sleep(time.Millisecond)
+				gr.Done()
+				mu.Lock()
+				sent = append(sent, submit{granted: gr.At, received: recv, rate: R, seq: len(sent)})
+				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.count != total {
-		t.Fatalf("%d grants, want %d", g.count, total)
+	if len(sent) != total {
+		t.Fatalf("%d grants, want %d", len(sent), total)
 	}
-	grants := make([]grant, total)
-	for i := range total {
-		grants[i] = grant{at: g.ring[i], rate: R}
-	}
-	checkWindows(t, grants, g.Window())
+	checkSMSC(t, sent, g.Window())
 }
 
-// BenchmarkGuardWait measures a grant that does not wait (the normal case
-// behind the throttle's spacing), on a clock that moves 1 ms per grant.
+// BenchmarkGuardWait measures a grant and its result when nothing waits
+// (the normal case behind the throttle's spacing), on a clock that moves
+// 5 ms at each reading (10 ms per grant: well under the rate).
 func BenchmarkGuardWait(b *testing.B) {
-	g := NewGuard(func() int { return 150 }, 5*time.Millisecond)
-	var clk virtualClock
-	clk.install(g)
-	g.now = func() time.Time { clk.t = clk.t.Add(time.Millisecond); return clk.t }
+	g := NewGuard(func() int { return 150 }, 0)
+	t := time.Date(2026, 11, 27, 20, 0, 0, 0, time.UTC)
+	g.now = func() time.Time { t = t.Add(5 * time.Millisecond); return t }
 	ctx := context.Background()
 	for b.Loop() {
-		if err := g.Wait(ctx); err != nil {
+		gr, err := g.Wait(ctx)
+		if err != nil {
 			b.Fatal(err)
 		}
+		gr.Done()
 	}
 }
 
@@ -193,13 +309,15 @@ func BenchmarkGuardWaitParallel(b *testing.B) {
 	g := NewGuard(func() int { return MaxRate }, 0)
 	var ns atomic.Int64
 	base := time.Now()
-	g.now = func() time.Time { return base.Add(time.Duration(ns.Add(int64(time.Millisecond)))) }
+	g.now = func() time.Time { return base.Add(time.Duration(ns.Add(int64(5 * time.Millisecond)))) }
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if err := g.Wait(context.Background()); err != nil {
+			gr, err := g.Wait(context.Background())
+			if err != nil {
 				b.Error(err)
 				return
 			}
+			gr.Done()
 		}
 	})
 }

@@ -14,18 +14,18 @@
 //
 // Two mechanisms enforce it, each suited to its place:
 //
-//   - The throttle spaces releases (Pacing): two releases are never less
-//     than 1/R apart, and are scheduled every (1s + guard)/R so that the
-//     jitter between the release and the SMSC (publish, smsc-link, the UCP
-//     link) cannot put R+1 submits into one window as the SMSC sees it. The
-//     schedule is a token bucket of depth 1: time left unused is not saved,
-//     so there is never a burst.
-//   - smsc-link's Guard counts: a submit goes out only if, with it, the
-//     last window (1 s plus a small slack) holds at most R submits. In
-//     normal operation the throttle's spacing already satisfies it and the
-//     guard never waits more than the jitter; after a slow SMSC or a
-//     reconnect, segments queued in smsc-link cannot leave as a burst
-//     beyond what the definition allows.
+//   - smsc-link's Guard is exact as the SMSC counts: it counts a submit
+//     from its grant until one second after its result (the ACK, whose
+//     arrival proves the SMSC has counted it), so that whatever the delays
+//     between us and the SMSC's clock, no second there holds R+1. Under
+//     backlog R submits go every 1 s plus the round trip (grant to ACK).
+//   - The throttle shapes (Pacing): two releases are never less than 1/R
+//     apart, never more than R in a second of its own clock (History), and
+//     are scheduled every (1s + slack)/R, slack being the link's round trip
+//     (published by smsc-link) or -rate-guard, whichever is longer: what it
+//     releases the guard lets through without queueing. The schedule is a
+//     token bucket of depth 1: time left unused is not saved, so there is
+//     never a burst.
 //
 // Rates are data: the bucket bus.BucketShortCodes, key "<sc>.rate" (decimal
 // SMS-MT per second, 0 holds), over the -rates flag ("36000=20,36001=50"),
@@ -52,10 +52,10 @@ const DefaultRate = 10
 var ErrRate = errors.New("rate: bad rate")
 
 // Pacing returns the spacing between releases at rate (> 0): period is the
-// schedule, (1s + guard)/rate, where guard is slack for the delays between
-// a release and the SMSC; floor is the hard minimum spacing, 1/rate.
-func Pacing(rate int, guard time.Duration) (period, floor time.Duration) {
-	return (time.Second + guard) / time.Duration(rate), time.Second / time.Duration(rate)
+// schedule, (1s + slack)/rate, where slack is what the link adds to each
+// second (its round trip); floor is the hard minimum spacing, 1/rate.
+func Pacing(rate int, slack time.Duration) (period, floor time.Duration) {
+	return (time.Second + slack) / time.Duration(rate), time.Second / time.Duration(rate)
 }
 
 // ValidShortCode reports whether s is a short code: digits only. The offer

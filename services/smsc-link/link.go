@@ -60,9 +60,12 @@ func newLink(s *Service, a Account, sessions int, rates func(string) int) *link 
 // acquire takes the right to write one 51 of the short code now: a slot
 // of the account's windows, a live session (waiting up to wait for one),
 // then the guard's grant; it returns the session to write on (picked after
-// the grant, the least busy then) and its number, and release, to call
-// once the 51 has its result. An error means nothing was written.
-func (l *link) acquire(ctx context.Context, after uint64, wait time.Duration) (c *ucp.Client, seq uint64, release func(), err error) {
+// the grant, the least busy then) and its number, and done, to call with
+// the 51's result (nil: accepted; its error otherwise) as soon as it is
+// known: the guard counts the 51 until one second after that
+// (lib/rate.Guard), and the time from grant to result is the round trip
+// the link state reports. An error means nothing was written.
+func (l *link) acquire(ctx context.Context, after uint64, wait time.Duration) (c *ucp.Client, seq uint64, done func(error), err error) {
 	select {
 	case l.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -70,24 +73,31 @@ func (l *link) acquire(ctx context.Context, after uint64, wait time.Duration) (c
 	case <-l.s.Stopping().Done():
 		return nil, 0, nil, fmt.Errorf("short code %s: closing: %w", l.acc.ShortCode, errLinkDown)
 	}
-	release = func() { <-l.slots }
+	release := func() { <-l.slots }
 	// Wait for the link before the guard: a grant taken while the link is
 	// down would be spent on reconnection, all at once.
 	if err := l.waitUp(ctx, wait); err != nil {
 		release()
 		return nil, 0, nil, err
 	}
-	if err := l.guard.Wait(ctx); err != nil {
+	gr, err := l.guard.Wait(ctx)
+	if err != nil {
 		release()
 		return nil, 0, nil, err
 	}
 	if c, seq = l.sessionAfter(after); c == nil {
 		// Lost while waiting: the grant is wasted, which only errs on
 		// the safe side.
+		gr.Done()
 		release()
 		return nil, 0, nil, fmt.Errorf("short code %s: %w", l.acc.ShortCode, errLinkDown)
 	}
-	return c, seq, release, nil
+	return c, seq, func(err error) {
+		gr.Done()
+		release()
+		now := l.s.now()
+		l.state.result(now, now.Sub(gr.At), err)
+	}, nil
 }
 
 // hasSessionAfter reports whether a session opened after session number

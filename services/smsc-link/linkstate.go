@@ -25,6 +25,10 @@ const (
 	slowdownRecover = 1.25
 	// achievedSeconds is the span "achieved" averages over.
 	achievedSeconds = 10
+	// roundTripSeconds is the span "ack_ms" takes its maximum over: long
+	// enough to hold a spike until the throttle has paced by it, short
+	// enough to follow the link back down.
+	roundTripSeconds = 3
 )
 
 // LinkState is the value of a short code's key in bus.BucketLinkState.
@@ -39,8 +43,13 @@ type LinkState struct {
 	Reason string `json:"reason"`
 	// Achieved is the SMS-MT the SMSC accepted per second, averaged over
 	// the last 10 whole seconds.
-	Achieved float64   `json:"achieved"`
-	At       time.Time `json:"at"`
+	Achieved float64 `json:"achieved"`
+	// AckMillis is the longest time from the guard's grant to the ACK of
+	// an accepted 51 over the last 3 seconds, in milliseconds: the guard
+	// counts a 51 until one second after its ACK (lib/rate.Guard), so R
+	// 51s take 1 s plus this; the throttle paces at that, not faster.
+	AckMillis float64   `json:"ack_ms"`
+	At        time.Time `json:"at"`
 }
 
 // linkState tracks one short code's back-pressure. Events come from the
@@ -59,11 +68,12 @@ type linkState struct {
 	// lastBad is when the last NACK/timeout happened: recovery starts one
 	// clean second after it.
 	lastBad time.Time
-	// accepted counts accepted 51s by Unix second, a ring of
-	// achievedSeconds+1 slots.
+	// accepted counts accepted 51s by Unix second, and the longest
+	// grant-to-ACK time among them, a ring of achievedSeconds+1 slots.
 	accepted [achievedSeconds + 1]struct {
 		sec int64
 		n   int64
+		rtt time.Duration
 	}
 	changed chan struct{} // wakes the writer (capacity 1)
 }
@@ -93,8 +103,9 @@ func (ls *linkState) setUp(up bool) {
 	ls.kick()
 }
 
-// result records the outcome of a written 51.
-func (ls *linkState) result(now time.Time, err error) {
+// result records the outcome of a written 51 and the time from its grant
+// to its result.
+func (ls *linkState) result(now time.Time, rtt time.Duration, err error) {
 	var nack *ucp.NackError
 	var reason string
 	switch {
@@ -103,9 +114,10 @@ func (ls *linkState) result(now time.Time, err error) {
 		sec := now.Unix()
 		slot := &ls.accepted[sec%int64(len(ls.accepted))]
 		if slot.sec != sec {
-			slot.sec, slot.n = sec, 0
+			slot.sec, slot.n, slot.rtt = sec, 0, 0
 		}
 		slot.n++
+		slot.rtt = max(slot.rtt, rtt)
 		ls.mu.Unlock()
 		return
 	case errors.Is(err, ucp.ErrTimeout):
@@ -161,17 +173,22 @@ func (ls *linkState) snapshot(now time.Time) LinkState {
 	defer ls.mu.Unlock()
 	cur := now.Unix()
 	var n int64
+	var rtt time.Duration
 	for _, s := range ls.accepted {
 		if s.sec < cur && s.sec >= cur-achievedSeconds {
 			n += s.n
 		}
+		if s.sec <= cur && s.sec > cur-roundTripSeconds {
+			rtt = max(rtt, s.rtt)
+		}
 	}
 	return LinkState{
-		Up:       ls.up,
-		Slowdown: math.Round(ls.slowdown*1000) / 1000,
-		Reason:   ls.reason,
-		Achieved: float64(n) / achievedSeconds,
-		At:       now.UTC().Truncate(time.Millisecond),
+		Up:        ls.up,
+		Slowdown:  math.Round(ls.slowdown*1000) / 1000,
+		Reason:    ls.reason,
+		Achieved:  float64(n) / achievedSeconds,
+		AckMillis: math.Ceil(float64(rtt)/float64(time.Microsecond)/100) / 10,
+		At:        now.UTC().Truncate(time.Millisecond),
 	}
 }
 
@@ -212,7 +229,7 @@ func (s *Service) runLinkState(ctx context.Context, l *link) {
 		switch {
 		case !written || st.Up != last.Up || st.Slowdown != last.Slowdown || st.Reason != last.Reason:
 			write(ctx, st)
-		case st.Achieved != last.Achieved && now.Sub(lastWrite) >= time.Second:
+		case (st.Achieved != last.Achieved || st.AckMillis != last.AckMillis) && now.Sub(lastWrite) >= time.Second:
 			// Traffic flows (or just stopped): at most once a second.
 			write(ctx, st)
 		}

@@ -26,15 +26,15 @@ func TestLinkStatePolicy(t *testing.T) {
 		reason   string
 	}{
 		{"up", func() {}, 1, ""},
-		{"NACK 01 is not congestion", func() { ls.result(at(100), nack(ucp.ECChecksum)) }, 1, ""},
-		{"NACK 04 halves", func() { ls.result(at(200), nack(ucp.ECNotAllowed)) }, 0.5, reasonNack04},
-		{"same second: once", func() { ls.result(at(900), nack(ucp.ECNotAllowed)) }, 0.5, reasonNack04},
-		{"timeout next second halves", func() { ls.result(at(1100), ucp.ErrTimeout) }, 0.25, reasonAckTimeout},
+		{"NACK 01 is not congestion", func() { ls.result(at(100), 0, nack(ucp.ECChecksum)) }, 1, ""},
+		{"NACK 04 halves", func() { ls.result(at(200), 0, nack(ucp.ECNotAllowed)) }, 0.5, reasonNack04},
+		{"same second: once", func() { ls.result(at(900), 0, nack(ucp.ECNotAllowed)) }, 0.5, reasonNack04},
+		{"timeout next second halves", func() { ls.result(at(1100), 0, ucp.ErrTimeout) }, 0.25, reasonAckTimeout},
 		{"not a clean second yet", func() { ls.tick(at(1500)) }, 0.25, reasonAckTimeout},
 		{"clean second", func() { ls.tick(at(2200)) }, 0.313, reasonAckTimeout},
 		{"floor", func() {
 			for s := 3; s < 10; s++ {
-				ls.result(at(s*1000), nack(ucp.ECNotAllowed))
+				ls.result(at(s*1000), 0, nack(ucp.ECNotAllowed))
 			}
 		}, 0.1, reasonNack04},
 		{"recovers to 1", func() {
@@ -45,7 +45,7 @@ func TestLinkStatePolicy(t *testing.T) {
 		{"down keeps slowdown", func() { ls.setUp(false) }, 1, reasonLinkDown},
 		{"no recovery while down", func() {
 			ls.setUp(true)
-			ls.result(at(31000), nack(ucp.ECNotAllowed))
+			ls.result(at(31000), 0, nack(ucp.ECNotAllowed))
 			ls.setUp(false)
 			ls.tick(at(33000))
 		}, 0.5, reasonLinkDown},
@@ -60,12 +60,26 @@ func TestLinkStatePolicy(t *testing.T) {
 
 	ls = newLinkState()
 	for s := range 12 {
-		for range 20 {
-			ls.result(at(s*1000+500), nil)
+		for i := range 20 {
+			// One slow ACK (40 ms) at 8 s, 1.5 ms otherwise.
+			rtt := 1500 * time.Microsecond
+			if s == 8 && i == 3 {
+				rtt = 40 * time.Millisecond
+			}
+			ls.result(at(s*1000+500), rtt, nil)
 		}
 	}
 	// At 12.3 s the whole seconds 2–11 hold 200 accepted 51s.
-	if got := ls.snapshot(at(12300)).Achieved; got != 20 {
-		t.Errorf("achieved %v, want 20", got)
+	st := ls.snapshot(at(12300))
+	if st.Achieved != 20 {
+		t.Errorf("achieved %v, want 20", st.Achieved)
+	}
+	// The round trip is the longest of the last 3 seconds (10–12): the
+	// spike at 8 s is forgotten, and was reported while it was recent.
+	if st.AckMillis != 1.5 {
+		t.Errorf("ack_ms at 12.3 s = %v, want 1.5", st.AckMillis)
+	}
+	if got := ls.snapshot(at(9900)).AckMillis; got != 40 {
+		t.Errorf("ack_ms at 9.9 s = %v, want 40 (the spike at 8.5 s)", got)
 	}
 }

@@ -26,11 +26,11 @@ func guarded(t *testing.T, r, window int) *env {
 			c.Window = window
 			c.Rates = rate.Overrides{shortCode: r}
 			c.DefaultRate = rate.DefaultRate
-			// The delay from the grant to the simulator's clock is well
-			// under the default slack on a quiet machine, but not on a
-			// loaded one under -race (tens of ms): the tests must not
-			// measure the test machine.
-			c.RateSlack = 30 * time.Millisecond
+			// No slack: the guard counts each 51 until one second
+			// after its ACK, so however the loaded test machine
+			// delays the writes or the simulator's reading, the
+			// simulator's clock cannot see R+1 in a second.
+			c.RateSlack = 0
 		})
 }
 
@@ -267,7 +267,7 @@ func TestGuardFollowsBucketRate(t *testing.T) {
 		func(c *smsclink.Config) {
 			c.Window = 50
 			c.Rates = rate.Overrides{shortCode: 20}
-			c.RateSlack = 30 * time.Millisecond // see guarded
+			c.RateSlack = 0 // see guarded
 		})
 	if err := rate.PutRate(context.Background(), e.pub, shortCode, 5); err != nil {
 		t.Fatal(err)

@@ -183,11 +183,16 @@ func (s *Service) resolveOne(ctx context.Context, rkey string) error {
 	}
 	// The resend is a 51 like any other: it takes a window slot and a
 	// grant of the rate guard, on a session opened after the timeout.
-	client, _, release, err := l.acquire(ctx, a.Resend.Session, linkWait)
+	client, _, done, err := l.acquire(ctx, a.Resend.Session, linkWait)
 	if err != nil {
 		return nil // not now: the next pass or session up tries again
 	}
-	defer release()
+	written := false
+	defer func() {
+		if !written {
+			done(errLinkDown) // never left: says nothing of the link's load
+		}
+	}()
 	// Claim it: Resent before the 51 is written, so that it is sent at
 	// most once more whatever happens next.
 	claimed := a
@@ -207,7 +212,8 @@ func (s *Service) resolveOne(ctx context.Context, rkey string) error {
 		"message_id", ref.MessageID, "segment", ref.Index, "short_code", ref.ShortCode)
 	s.stats.resends.Add(1)
 	res, err := client.Submit(ctx, sub)
-	l.state.result(s.now(), err)
+	written = true
+	done(err)
 	var nack *ucp.NackError
 	switch {
 	case err == nil:

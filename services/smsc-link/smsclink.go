@@ -28,9 +28,11 @@
 //     bus, redelivered with backoff; nothing is reported.
 //   - No 1-s window at the SMSC holds more 51s of a short code than its
 //     rate (lib/rate): a guard per short code grants each 51 right before
-//     it is written, whatever queued here. The link state (up, slowdown
-//     after NACK 04s and timeouts, achieved rate) goes to LINK_STATE for
-//     the throttle (linkstate.go).
+//     it is written, whatever queued here, and counts it until one second
+//     after its result, so that no delay between us and the SMSC's clock
+//     can put R+1 in its second. The link state (up, slowdown after NACK
+//     04s and timeouts, achieved rate, grant-to-ACK time) goes to
+//     LINK_STATE for the throttle (linkstate.go).
 //   - Correlation keys stay in the bucket until its TTL (7 days): a DR the
 //     SMSC resends, or a BUFFERED then a final one, finds its segment, and
 //     the duplicate report is stored once (same Nats-Msg-Id) or ignored by
@@ -139,7 +141,8 @@ type Config struct {
 	// DefaultRate and Rates are the contracted SMS-MT per second of the
 	// short codes (-default-rate, -rates), under the rates of the bucket
 	// SHORT_CODES (lib/rate): the guard's limit. RateSlack widens the
-	// guard's 1-s window for the jitter between our write and the SMSC.
+	// guard's 1-s window, for an SMSC that counts with a margin of its
+	// own; the guard is exact without it.
 	DefaultRate int
 	Rates       rate.Overrides
 	RateSlack   time.Duration
@@ -161,7 +164,7 @@ func DefaultConfig() Config {
 
 		UnknownResendAfter: 2 * time.Minute,
 		DefaultRate:        rate.DefaultRate,
-		RateSlack:          10 * time.Millisecond,
+		RateSlack:          0,
 	}
 }
 
@@ -196,7 +199,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ListenAddr, "listen-addr", c.ListenAddr, "accept UCP connections from the SMSC for MOs and DRs on this address (empty: off)")
 	fs.IntVar(&c.DefaultRate, "default-rate", c.DefaultRate, "SMS-MT per second of a short code without a rate in the SHORT_CODES bucket or -rates (the guard's limit)")
 	fs.Var(&c.Rates, "rates", `per short code rates under the bucket's, e.g. "36000=20,36001=50"`)
-	fs.DurationVar(&c.RateSlack, "rate-slack", c.RateSlack, "the rate guard counts its limit over 1s plus this, for the jitter between our write and the SMSC")
+	fs.DurationVar(&c.RateSlack, "rate-slack", c.RateSlack, "the rate guard counts its limit over 1s plus this (0 is exact: a 51 counts until 1s after its ACK), for an SMSC that counts with a margin of its own")
 	fs.Var(&c.ListenAccounts, "listen-accounts", "logins the SMSC must use (OT 60) on -listen-addr, <login>:<password> comma-separated (empty: no login; a secret)")
 }
 

@@ -116,7 +116,7 @@ func (s *Service) submit(ctx context.Context, m *bus.Msg, ev *eventsv1.SegmentSu
 	if prior != nil {
 		return s.resume(ctx, ev, ref, akey, *prior, span)
 	}
-	client, sessSeq, release, err := l.acquire(ctx, 0, linkWait)
+	client, sessSeq, done, err := l.acquire(ctx, 0, linkWait)
 	if err != nil {
 		return errors.Join(err, s.abandonAttempt(ctx, akey))
 	}
@@ -125,8 +125,7 @@ func (s *Service) submit(ctx context.Context, m *bus.Msg, ev *eventsv1.SegmentSu
 	ref.Trace = carrier
 
 	res, err := client.Submit(ctx, sub)
-	release()
-	l.state.result(s.now(), err)
+	done(err)
 	var nack *ucp.NackError
 	switch {
 	case err == nil:

@@ -84,8 +84,12 @@ type LinkState struct {
 	Slowdown *float64 `json:"slowdown,omitempty"`
 	Reason   string   `json:"reason,omitempty"`
 	// Achieved is the segments submitted per second lately.
-	Achieved float64   `json:"achieved,omitempty"`
-	At       time.Time `json:"at,omitzero"`
+	Achieved float64 `json:"achieved,omitempty"`
+	// AckMillis is the longest time from smsc-link's guard grant to the
+	// ACK lately, in milliseconds: the guard lets R segments go per 1 s
+	// plus this (lib/rate.Guard).
+	AckMillis float64   `json:"ack_ms,omitempty"`
+	At        time.Time `json:"at,omitzero"`
 }
 
 // ParseLinkState reads a LINK_STATE value.
@@ -96,6 +100,9 @@ func ParseLinkState(v []byte) (LinkState, error) {
 	}
 	if s.Slowdown != nil && (math.IsNaN(*s.Slowdown) || *s.Slowdown < 0) {
 		return LinkState{}, fmt.Errorf("link state: slowdown %v: want 0 to 1", *s.Slowdown)
+	}
+	if math.IsNaN(s.AckMillis) || s.AckMillis < 0 {
+		return LinkState{}, fmt.Errorf("link state: ack_ms %v: want 0 or more", s.AckMillis)
 	}
 	return s, nil
 }
@@ -232,6 +239,19 @@ func slowdownOf(s LinkState) float64 {
 		return 1
 	}
 	return *s.Slowdown
+}
+
+// maxRoundTrip bounds the round trip the pacing takes from the link
+// state: beyond it the link is too slow to be paced by, its slowdown
+// (timeouts) takes over.
+const maxRoundTrip = time.Second
+
+// roundTrip is the link's grant-to-ACK time of shortCode, 0 if unknown.
+func (c *controls) roundTrip(shortCode string) time.Duration {
+	c.mu.RLock()
+	ms := c.link[shortCode].AckMillis
+	c.mu.RUnlock()
+	return min(time.Duration(ms*float64(time.Millisecond)), maxRoundTrip)
 }
 
 // paused tells whether shortCode is paused.

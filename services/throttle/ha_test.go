@@ -71,10 +71,10 @@ func (h *harness) checkReleasedOnce(d time.Duration, want map[string][]string) {
 	for sc, ids := range want {
 		ev := bySC[bus.SubmitSubject(sc)]
 		checkExactlyOnce(h.t, ev, ids)
-		for name, ts := range map[string][]time.Time{"stored": storedTimes(ev), "released": releasedTimes(h.t, ev)} {
-			if got := maxInWindow(ts, time.Second); got > haRate {
-				h.t.Errorf("short code %s, %s times: a 1s window holds %d submits, want at most %d", sc, name, got, haRate)
-			}
+		// The release times, across owners: the SMSC's own view is
+		// smsc-link's guard's to keep exact (its tests and e2e).
+		if got := maxInWindow(releasedTimes(h.t, ev), time.Second); got > haRate {
+			h.t.Errorf("short code %s: a 1s window holds %d releases, want at most %d", sc, got, haRate)
 		}
 	}
 }

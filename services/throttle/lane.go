@@ -109,6 +109,10 @@ type lane struct {
 	shortCode string
 	rates     RateSource
 	guard     time.Duration
+	// roundTrip is the link's time from grant to ACK (nil: none known).
+	// smsc-link's guard lets R segments go per 1 s plus it, so the lane
+	// paces no faster: what it releases never queues in smsc-link.
+	roundTrip func() time.Duration
 	lookahead time.Duration
 	running   func(campaignID string) bool
 	// paused tells whether a campaign is paused (nil: none is): its
@@ -130,6 +134,9 @@ type lane struct {
 	lastRate     int             // the last rate above 0 seen
 	sched        time.Time       // when the last release was scheduled
 	last         time.Time       // when it happened
+	// released holds the last releases' times: the schedule may catch up
+	// a late release, never so that a 1-s window holds more than R.
+	released rate.History
 }
 
 func newLane(shortCode string, rates RateSource, guard, lookahead time.Duration, running func(string) bool, now time.Time) *lane {
@@ -146,6 +153,15 @@ func newLane(shortCode string, rates RateSource, guard, lookahead time.Duration,
 		sched:     now,
 		last:      now,
 	}
+}
+
+// slack is the time added to each second of schedule: the guard, or the
+// link's round trip when longer.
+func (l *lane) slack() time.Duration {
+	if l.roundTrip == nil {
+		return l.guard
+	}
+	return max(l.guard, l.roundTrip())
 }
 
 func (l *lane) poke() {
@@ -187,7 +203,7 @@ func (l *lane) admit(t *ticket, now time.Time) (time.Duration, bool) {
 		// does not bring its backlog back every second.
 		r = l.lastRate
 	}
-	period, _ := pacing(r, l.guard)
+	period, _ := pacing(r, l.slack())
 	if capacity := max(int(l.lookahead/period), 1); ahead < capacity {
 		l.enqueue(t)
 		return 0, true
@@ -332,8 +348,9 @@ func (l *lane) step(now time.Time) (time.Duration, bool) {
 	if r <= 0 {
 		return suspendedRecheck, false
 	}
-	period, floor := pacing(r, l.guard)
+	period, floor := pacing(r, l.slack())
 	due := later(l.sched.Add(period), l.last.Add(floor))
+	due = later(due, l.released.Free(r, time.Second))
 	if now.Before(due) {
 		return due.Sub(now), false
 	}
@@ -347,6 +364,7 @@ func (l *lane) step(now time.Time) (time.Duration, bool) {
 		l.sched = now
 	}
 	l.last = now
+	l.released.Add(now)
 	l.release(t, now)
 	return 0, true
 }
@@ -422,6 +440,8 @@ type lanes struct {
 	now    func() time.Time
 	// weights gives a tenant's weight on a short code (nil: 1 each).
 	weights func(shortCode, tenant string) int
+	// roundTrip gives a short code's link round trip (nil: none known).
+	roundTrip func(shortCode string) time.Duration
 	// dropped tells whether a ticket not yet started must leave its lane
 	// (short code cancelled before it was accepted); nil: never.
 	dropped func(shortCode string, t *ticket) bool
@@ -443,6 +463,9 @@ func (ls *lanes) get(shortCode string) *lane {
 	}
 	if ls.dropped != nil {
 		l.dropped = func(t *ticket) bool { return ls.dropped(shortCode, t) }
+	}
+	if ls.roundTrip != nil {
+		l.roundTrip = func() time.Duration { return ls.roundTrip(shortCode) }
 	}
 	l.paused = ls.paused
 	ls.m[shortCode] = l

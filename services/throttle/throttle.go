@@ -24,12 +24,15 @@
 //   - a half-open window [t, t+1s) holds at most R releases; a closed one
 //     [t, t+1s] can hold R+1 when releases sit exactly on both edges;
 //   - a window that straddles a rate decrease can hold up to the old rate;
-//   - what the SMSC sees is shifted by the delays between release and
-//     submission (publish, smsc-link), which differ from one segment to the
-//     next. So releases are scheduled every (1s + guard)/R (-rate-guard,
-//     20 ms by default: 98 % of R), with 1/R as the hard floor. Two
-//     releases R apart are then 1s + guard apart, and a jitter below the
-//     guard keeps every window at R or less;
+//   - what the SMSC sees is exact by smsc-link's guard, which counts a
+//     segment until one second after its ACK (lib/rate.Guard): R segments
+//     take 1 s plus the link's round trip there. Releasing faster would
+//     only queue segments in smsc-link, where they would wait behind each
+//     other and delay a customer message. So releases are scheduled every
+//     (1s + slack)/R, slack being the link's grant-to-ACK time that
+//     smsc-link publishes in LINK_STATE (ack_ms, the longest of the last
+//     3 s), at least -rate-guard (2 ms by default: 99.8 % of R), with 1/R
+//     as the hard floor;
 //   - the schedule is a fixed clock: a release late by up to guard/R does
 //     not push the next one back. Later than that, the floor wins and the
 //     time is lost (depth 1: never caught up in a burst), so the lane
@@ -97,8 +100,9 @@ type Config struct {
 	// RateSource, when set, replaces DefaultRate and Rates (tests; a source
 	// backed by a KV bucket later). Never from flags.
 	RateSource RateSource `json:"-"`
-	// RateGuard is added to each second of schedule: releases are spaced
-	// (1s + RateGuard)/R, never less than 1/R.
+	// RateGuard is the least slack added to each second of schedule:
+	// releases are spaced (1s + max(RateGuard, link round trip))/R, never
+	// less than 1/R.
 	RateGuard time.Duration
 
 	// Lookahead is how much work (in time at the short code's rate) a lane
@@ -145,7 +149,7 @@ func DefaultConfig() Config {
 		Config:        service.DefaultConfig(":9092"),
 		DefaultRate:   10,
 		Rates:         RateTable{},
-		RateGuard:     20 * time.Millisecond,
+		RateGuard:     2 * time.Millisecond,
 		Lookahead:     5 * time.Second,
 		Workers:       1024,
 		MaxAckPending: 1_000_000,
@@ -164,7 +168,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	}
 	fs.IntVar(&c.DefaultRate, "default-rate", c.DefaultRate, "SMS-MT per second of a short code without an override")
 	fs.Var(&c.Rates, "rates", `per short code rates, e.g. "36000=20,36001=50"`)
-	fs.DurationVar(&c.RateGuard, "rate-guard", c.RateGuard, "slack added to each second of schedule: releases are spaced (1s + guard)/rate, never less than 1/rate")
+	fs.DurationVar(&c.RateGuard, "rate-guard", c.RateGuard, "least slack added to each second of schedule: releases are spaced (1s + max(guard, the link's grant-to-ACK time))/rate, never less than 1/rate")
 	fs.DurationVar(&c.Lookahead, "lookahead", c.Lookahead, "work held in memory per short code; beyond it messages wait on the server")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "events of one short code handled at once (at least rate × lookahead)")
 	fs.IntVar(&c.MaxAckPending, "max-ack-pending", c.MaxAckPending, "events of one short code delivered and not yet acked, parked ones included")
@@ -285,7 +289,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	s.controls = newControls(core.Log, func(sc string) { s.lanes.poke(sc) }, func(sc string, before time.Time) { s.lanes.evictShortCode(sc, before) })
 	lanesCtx, stopLanes := context.WithCancel(context.Background())
-	s.lanes = &lanes{ctx: lanesCtx, rates: s.controls.rates(rates), guard: cfg.RateGuard, lookahead: cfg.Lookahead, m: map[string]*lane{},
+	s.lanes = &lanes{ctx: lanesCtx, rates: s.controls.rates(rates), guard: cfg.RateGuard, roundTrip: s.controls.roundTrip, lookahead: cfg.Lookahead, m: map[string]*lane{},
 		now: func() time.Time { return s.now() }, weights: s.controls.weight, dropped: s.controls.dropped}
 	s.campaigns = newCampaigns(s.Log, s.lanes.evictCampaign)
 	s.lanes.running = s.campaigns.running
