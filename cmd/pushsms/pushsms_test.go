@@ -52,7 +52,7 @@ func startCLI(t *testing.T) *cliEnv {
 	cfg := ingest.DefaultConfig()
 	cfg.Bus = bus.Config{URL: ns.URL(), Replicas: 1}
 	cfg.DB = pgdb.Config{URL: db.URL, MaxConns: 4}
-	cfg.GRPCAddr = "127.0.0.1:0"
+	cfg.GRPCAddr, cfg.Telemetry.MetricsAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Telemetry = telemetry.Config{LogLevel: "error", LogFormat: "text"}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"sync"
@@ -19,6 +20,7 @@ import (
 
 	"pushsms.io/cmd/stack"
 	"pushsms.io/lib/bus"
+	"pushsms.io/lib/policy"
 	"pushsms.io/lib/rate"
 	"pushsms.io/lib/telemetry"
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
@@ -153,17 +155,20 @@ func startBench(ctx context.Context, cfg Config, rates throttle.RateTable, repli
 		return nil, err
 	}
 	b.client = partnerv1.NewMessagingServiceClient(b.conn)
-	if err := b.publishRates(ctx, rates); err != nil {
+	if err := b.configure(ctx, rates); err != nil {
 		b.close()
 		return nil, err
 	}
 	return b, nil
 }
 
-// publishRates writes each short code's rate where the platform reads
-// rates as data (bucket SHORT_CODES, key "<sc>.rate", lib/rate), on top
-// of the stack's static table: the same figures, whichever is read.
-func (b *bench) publishRates(ctx context.Context, rates throttle.RateTable) error {
+// configure writes each short code's rate where the platform reads rates
+// as data (bucket SHORT_CODES, key "<sc>.rate", lib/rate), on top of the
+// stack's static table: the same figures, whichever is read. It also gives
+// the short codes' contracts a sending window of the whole day (policy),
+// so that the marketing scenarios measure the throttle at any hour of a
+// working day.
+func (b *bench) configure(ctx context.Context, rates throttle.RateTable) error {
 	tel, err := telemetry.Setup(ctx, "ratebench", telemetry.Config{LogLevel: "error", LogFormat: "text", Logger: b.sc.Logger})
 	if err != nil {
 		return err
@@ -179,7 +184,27 @@ func (b *bench) publishRates(ctx context.Context, rates throttle.RateTable) erro
 			return err
 		}
 	}
-	return nil
+	if err := policy.Put(ctx, bb, allDay(slices.Collect(maps.Keys(rates)))); err != nil {
+		return err
+	}
+	// Compliance and throttle apply a policy within a second.
+	return sleep(ctx, 1500*time.Millisecond)
+}
+
+// allDay is the default policy with a sending window of the whole day in
+// the contracts of codes (Sundays and holidays stay closed by law).
+func allDay(codes []string) policy.Policy {
+	p := policy.Default()
+	p.Version = "ratebench-all-day"
+	if p.ShortCodes == nil {
+		p.ShortCodes = map[string]policy.ShortCode{}
+	}
+	for _, c := range codes {
+		sc := p.ShortCodes[c]
+		sc.Window = &policy.Window{Open: 0, Close: policy.Clock(24 * time.Hour)}
+		p.ShortCodes[c] = sc
+	}
+	return p
 }
 
 func (b *bench) close() {

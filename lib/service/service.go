@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -48,6 +50,10 @@ type Core struct {
 	Bus  *bus.Bus
 	Pool *pgxpool.Pool
 	RPC  *rpc.Server
+
+	// metrics serves /metrics when Telemetry.MetricsAddr is set.
+	metrics     *http.Server
+	metricsAddr string
 
 	managedHealth bool
 	stopping      context.Context
@@ -90,9 +96,38 @@ func Open(ctx context.Context, o Options) (*Core, error) {
 		c.Close()
 		return nil, err
 	}
+	if o.Telemetry.MetricsAddr != "" {
+		if err = c.serveMetrics(o.Telemetry.MetricsAddr); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
 	c.SetServing(false)
 	return c, nil
 }
+
+// serveMetrics listens on addr and serves the service's metrics at
+// /metrics until Close: from Open on, so that a service still connecting
+// to its SMSC or catching up is already observable.
+func (c *Core) serveMetrics(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("%s: metrics listener: %w", c.Name, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", c.Tel.Metrics)
+	c.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	c.metricsAddr = ln.Addr().String()
+	go func() {
+		if err := c.metrics.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			c.Log.Error("metrics server", "err", err)
+		}
+	}()
+	return nil
+}
+
+// MetricsAddr is the bound address of /metrics, empty when not served.
+func (c *Core) MetricsAddr() string { return c.metricsAddr }
 
 // Addr is the bound gRPC address.
 func (c *Core) Addr() string { return c.RPC.Addr() }
@@ -168,7 +203,7 @@ func (c *Core) Serve(ctx context.Context) error {
 // Close shuts down in order: Stopping cancelled, gRPC (calls in flight
 // finish), consumers (the
 // event in hand is finished and acked), OnClose callbacks, bus drain,
-// database pool, telemetry flush. It is safe to call more than once.
+// database pool, metrics server, telemetry flush. It is safe to call more than once.
 func (c *Core) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -198,6 +233,9 @@ func (c *Core) Close() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	if c.metrics != nil {
+		errs = append(errs, c.metrics.Shutdown(ctx))
+	}
 	errs = append(errs, c.Tel.Shutdown(ctx))
 	return errors.Join(errs...)
 }

@@ -1,6 +1,8 @@
-// Package telemetry builds a service's logger and tracer provider once, so
-// that every service logs and traces the same way. Nothing here is global:
-// the result is passed to whatever needs it.
+// Package telemetry builds a service's logger, tracer provider and meter
+// provider once, so that every service logs, traces and counts the same
+// way. Nothing here is global: the result is passed to whatever needs it,
+// and each service's metrics live in its own Prometheus registry (so that
+// the one-machine mode can run five services in one process).
 package telemetry
 
 import (
@@ -10,11 +12,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -28,6 +36,9 @@ type Config struct {
 	// OTLPEndpoint, when set, exports traces over OTLP/gRPC (e.g.
 	// http://jaeger-collector:4317). Read from OTEL_EXPORTER_OTLP_ENDPOINT.
 	OTLPEndpoint string
+	// MetricsAddr serves the service's metrics in Prometheus format at
+	// /metrics (e.g. ":9464"); empty: not served.
+	MetricsAddr string
 
 	// Set by tests and by the one-machine mode to share one provider or
 	// logger between in-process services; never from flags.
@@ -35,33 +46,51 @@ type Config struct {
 	Logger         *slog.Logger         `json:"-"`
 }
 
-// DefaultConfig logs JSON at info level and exports no traces.
-func DefaultConfig() Config { return Config{LogLevel: "info", LogFormat: "json"} }
+// DefaultMetricsAddr is the port OpenTelemetry's Prometheus exporters
+// use by convention; each pod has its own address.
+const DefaultMetricsAddr = ":9464"
 
-// RegisterFlags adds -log-level, -log-format and -otel-exporter-otlp-endpoint.
+// DefaultConfig logs JSON at info level, exports no traces and serves
+// metrics on DefaultMetricsAddr.
+func DefaultConfig() Config {
+	return Config{LogLevel: "info", LogFormat: "json", MetricsAddr: DefaultMetricsAddr}
+}
+
+// RegisterFlags adds -log-level, -log-format, -otel-exporter-otlp-endpoint
+// and -metrics-addr.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: json or text")
 	fs.StringVar(&c.OTLPEndpoint, "otel-exporter-otlp-endpoint", c.OTLPEndpoint, "OTLP/gRPC endpoint for traces (e.g. http://localhost:4317); empty: no export")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "listen address of the Prometheus metrics (GET /metrics); empty: not served")
 }
 
-// Telemetry is what a service logs and traces with.
+// Telemetry is what a service logs, traces and counts with.
 type Telemetry struct {
 	Logger         *slog.Logger
 	TracerProvider trace.TracerProvider
 	Propagator     propagation.TextMapPropagator
-	shutdown       func(context.Context) error
+	// MeterProvider records into the service's own registry, which
+	// Metrics serves.
+	MeterProvider metric.MeterProvider
+	// Metrics serves the registry in Prometheus text format.
+	Metrics  http.Handler
+	shutdown []func(context.Context) error
 }
 
 // Tracer returns the tracer a component of the service uses.
 func (t *Telemetry) Tracer(name string) trace.Tracer { return t.TracerProvider.Tracer(name) }
 
-// Shutdown flushes pending spans.
+// Meter returns the meter a component of the service uses.
+func (t *Telemetry) Meter(name string) metric.Meter { return t.MeterProvider.Meter(name) }
+
+// Shutdown flushes pending spans and stops the meter provider.
 func (t *Telemetry) Shutdown(ctx context.Context) error {
-	if t.shutdown == nil {
-		return nil
+	var errs []error
+	for _, f := range t.shutdown {
+		errs = append(errs, f(ctx))
 	}
-	return t.shutdown(ctx)
+	return errors.Join(errs...)
 }
 
 // Setup builds the logger and tracer provider of service.
@@ -79,12 +108,24 @@ func Setup(ctx context.Context, service string, cfg Config) (*Telemetry, error) 
 	}
 	t.Logger = t.Logger.With("service", service)
 
+	res, err := resource.Merge(resource.Default(), resource.NewWithAttributes(SchemaURL, semconv.ServiceName(service)))
+	if err != nil {
+		return nil, fmt.Errorf("telemetry resource: %w", err)
+	}
+	// A registry of the service's own: no collision between the
+	// services of the one-machine mode, nothing global.
+	reg := prometheus.NewRegistry()
+	exp, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo())
+	if err != nil {
+		return nil, fmt.Errorf("prometheus exporter: %w", err)
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp), sdkmetric.WithResource(res))
+	t.MeterProvider = mp
+	t.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	t.shutdown = append(t.shutdown, mp.Shutdown)
+
 	t.TracerProvider = cfg.TracerProvider
 	if t.TracerProvider == nil {
-		res, err := resource.Merge(resource.Default(), resource.NewWithAttributes(SchemaURL, semconv.ServiceName(service)))
-		if err != nil {
-			return nil, fmt.Errorf("telemetry resource: %w", err)
-		}
 		opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
 		if cfg.OTLPEndpoint != "" {
 			exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(cfg.OTLPEndpoint))
@@ -95,7 +136,7 @@ func Setup(ctx context.Context, service string, cfg Config) (*Telemetry, error) 
 		}
 		tp := sdktrace.NewTracerProvider(opts...)
 		t.TracerProvider = tp
-		t.shutdown = tp.Shutdown
+		t.shutdown = append(t.shutdown, tp.Shutdown)
 	}
 	return t, nil
 }

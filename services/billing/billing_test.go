@@ -38,7 +38,7 @@ func start(t *testing.T) env {
 	cfg := billing.DefaultConfig()
 	cfg.Bus.URL = srv.URL()
 	cfg.DB.URL = db.URL
-	cfg.GRPCAddr = "127.0.0.1:0"
+	cfg.GRPCAddr, cfg.Telemetry.MetricsAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Telemetry = telemetry.Config{LogLevel: "error", LogFormat: "text"}
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := billing.New(ctx, cfg)

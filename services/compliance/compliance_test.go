@@ -79,7 +79,7 @@ func serve(t *testing.T, srv *bustest.Server, now func() time.Time, set func(*co
 	}
 	cfg := compliance.DefaultConfig()
 	cfg.Bus.URL = srv.URL()
-	cfg.GRPCAddr = "127.0.0.1:0"
+	cfg.GRPCAddr, cfg.Telemetry.MetricsAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Telemetry = telemetry.Config{Logger: logger}
 	if set != nil {
 		set(&cfg)

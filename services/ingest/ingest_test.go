@@ -59,7 +59,7 @@ func start(t *testing.T) *env {
 	cfg := ingest.DefaultConfig()
 	cfg.Bus = bus.Config{URL: e.nats.URL(), Replicas: 1}
 	cfg.DB = pgdb.Config{URL: e.db.URL, MaxConns: 10}
-	cfg.GRPCAddr = "127.0.0.1:0"
+	cfg.GRPCAddr, cfg.Telemetry.MetricsAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Workers = 4
 	cfg.Telemetry = telemetry.Config{LogLevel: "error", LogFormat: "text",
 		TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(e.spans))}

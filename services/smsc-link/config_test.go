@@ -243,7 +243,7 @@ func TestSCTSCollision(t *testing.T) {
 	}
 	cfg := DefaultConfig()
 	cfg.Bus.URL = srv.URL()
-	cfg.GRPCAddr = "127.0.0.1:0"
+	cfg.GRPCAddr, cfg.Telemetry.MetricsAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.SMSCAddr = "127.0.0.1:1"
 	cfg.Accounts = AccountList{{ShortCode: "36000", Password: "p"}}
 	cfg.Telemetry = telemetry.Config{Logger: logger}

@@ -4,6 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -281,4 +285,65 @@ func TestGuardFollowsBucketRate(t *testing.T) {
 		return nil
 	})
 	checkOperatorView(t, e, 5)
+}
+
+// scrape returns the value of the Prometheus sample name{short_code=sc}
+// on the service's /metrics.
+func scrape(t *testing.T, e *env, name string) (float64, error) {
+	t.Helper()
+	resp, err := http.Get("http://" + e.svc.MetricsAddr() + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	prefix := fmt.Sprintf("%s{short_code=%q} ", name, shortCode)
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), prefix); ok {
+			return strconv.ParseFloat(v, 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s for %s in /metrics:\n%s", name, shortCode, body)
+}
+
+// An operator reads, per short code, the contracted rate next to what the
+// SMSC accepted, the round trip the guard pays and the link's state.
+func TestMetricsShowContractedAndAchievedRate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("3 s at the contracted rate")
+	}
+	e := guarded(t, 20, 100)
+	bustest.Eventually(t, wait, func() error {
+		if v, err := scrape(t, e, "pushsms_short_code_link_up"); err != nil || v != 1 {
+			return fmt.Errorf("link up = %v (%v)", v, err)
+		}
+		return nil
+	})
+	publishN(t, e, "0005", 60)
+	bustest.Eventually(t, 30*time.Second, func() error {
+		if n := e.sim.Stats().Accounts[shortCode].Accepted; n < 60 {
+			return fmt.Errorf("%d of 60 accepted", n)
+		}
+		return nil
+	})
+	if v, err := scrape(t, e, "pushsms_short_code_rate_contracted"); err != nil || v != 20 {
+		t.Errorf("contracted = %v (%v), want 20", v, err)
+	}
+	// 60 in 3 s at 20/s: the whole seconds since hold 40 or more, the
+	// 10-second mean is at least 4.
+	bustest.Eventually(t, 5*time.Second, func() error {
+		if v, err := scrape(t, e, "pushsms_short_code_rate_achieved"); err != nil || v < 4 || v > 20 {
+			return fmt.Errorf("achieved = %v (%v), want 4 to 20", v, err)
+		}
+		return nil
+	})
+	if v, err := scrape(t, e, "pushsms_short_code_ack_round_trip_seconds"); err != nil || v <= 0 || v > 1 {
+		t.Errorf("round trip = %v s (%v), want above 0 and below 1 s", v, err)
+	}
+	if v, err := scrape(t, e, "pushsms_short_code_slowdown"); err != nil || v != 1 {
+		t.Errorf("slowdown = %v (%v), want 1", v, err)
+	}
 }

@@ -423,6 +423,11 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	for _, a := range cfg.Accounts {
 		s.links[a.ShortCode] = newLink(s, a, cfg.Sessions, s.rates.Rate)
 	}
+	if err := s.registerMetrics(); err != nil {
+		s.rates.Stop()
+		core.Close()
+		return nil, fmt.Errorf("smsc-link: %w", err)
+	}
 
 	// At Close, once the consumer stopped (segments in hand finished on
 	// their sessions): the sessions, waiting for outstanding results (UCP

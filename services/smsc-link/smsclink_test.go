@@ -74,7 +74,7 @@ func start(t *testing.T, simCfg smscsim.Config, tweak func(*smsclink.Config)) *e
 
 	cfg := smsclink.DefaultConfig()
 	cfg.Bus.URL = srv.URL()
-	cfg.GRPCAddr = "127.0.0.1:0"
+	cfg.GRPCAddr, cfg.Telemetry.MetricsAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.SMSCAddr = sim.Addr()
 	cfg.Accounts = smsclink.AccountList{{ShortCode: shortCode, Password: password}}
 	cfg.Timezone = "UTC" // the simulator's
@@ -105,7 +105,7 @@ func (e *env) startService() {
 		t.Fatal(err)
 	}
 	cfg := e.cfg
-	cfg.Telemetry = telemetry.Config{Logger: logger, TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(e.spans))}
+	cfg.Telemetry = telemetry.Config{Logger: logger, TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(e.spans)), MetricsAddr: "127.0.0.1:0"}
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := smsclink.New(ctx, cfg)
 	if err != nil {

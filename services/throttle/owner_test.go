@@ -179,7 +179,7 @@ func TestRefusesBesideLegacyConsumer(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Bus = bus.Config{URL: h.srv.URL(), Replicas: 1}
 	cfg.Telemetry = telemetry.Config{LogLevel: "error", LogFormat: "text"}
-	cfg.GRPCAddr = "127.0.0.1:0"
+	cfg.GRPCAddr, cfg.Telemetry.MetricsAddr = "127.0.0.1:0", "127.0.0.1:0"
 	s, err := New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -51,7 +51,7 @@ func (h *harness) start(mod func(*Config)) *running {
 	cfg := DefaultConfig()
 	cfg.Bus = bus.Config{URL: h.srv.URL(), Replicas: 1}
 	cfg.Telemetry = telemetry.Config{LogLevel: "error", LogFormat: "text"}
-	cfg.GRPCAddr = "127.0.0.1:0"
+	cfg.GRPCAddr, cfg.Telemetry.MetricsAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.AckWait = 2 * time.Second
 	cfg.Lookahead = time.Second
 	cfg.PauseRecheck = 300 * time.Millisecond

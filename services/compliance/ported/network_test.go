@@ -39,7 +39,7 @@ func TestPortedNumberAcceptedAfterImport(t *testing.T) {
 	srv := bustest.Start(t)
 	cfg := compliance.DefaultConfig()
 	cfg.Bus.URL = srv.URL()
-	cfg.GRPCAddr = "127.0.0.1:0"
+	cfg.GRPCAddr, cfg.Telemetry.MetricsAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Telemetry = telemetry.Config{Logger: discard()}
 	cfg.Policy.Frequency.Cap = 0
 	cfg.Policy.Network = policy.Network{Check: true, Operator: numplan.Orange}
