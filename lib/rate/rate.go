@@ -19,13 +19,13 @@
 //     arrival proves the SMSC has counted it), so that whatever the delays
 //     between us and the SMSC's clock, no second there holds R+1. Under
 //     backlog R submits go every 1 s plus the round trip (grant to ACK).
-//   - The throttle shapes (Pacing): two releases are never less than 1/R
-//     apart, never more than R in a second of its own clock (History), and
-//     are scheduled every (1s + slack)/R, slack being the link's round trip
-//     (published by smsc-link) or -rate-guard, whichever is longer: what it
-//     releases the guard lets through without queueing. The schedule is a
-//     token bucket of depth 1: time left unused is not saved, so there is
-//     never a burst.
+//   - The throttle shapes (Pacing): releases are scheduled every
+//     (1s + slack)/R, slack being the link's round trip (published by
+//     smsc-link) or -rate-guard, whichever is longer, so that what it
+//     releases the guard lets through without queueing; never more than R
+//     in a second of its own clock (History). A release made late by a
+//     timer or a busy machine is caught up at once, within the second's R;
+//     time left unused by an idle short code is not saved.
 //
 // Rates are data: the bucket bus.BucketShortCodes, key "<sc>.rate" (decimal
 // SMS-MT per second, 0 holds), over the -rates flag ("36000=20,36001=50"),
@@ -51,11 +51,11 @@ const DefaultRate = 10
 // ErrRate reports a malformed rate or short code.
 var ErrRate = errors.New("rate: bad rate")
 
-// Pacing returns the spacing between releases at rate (> 0): period is the
-// schedule, (1s + slack)/rate, where slack is what the link adds to each
-// second (its round trip); floor is the hard minimum spacing, 1/rate.
-func Pacing(rate int, slack time.Duration) (period, floor time.Duration) {
-	return (time.Second + slack) / time.Duration(rate), time.Second / time.Duration(rate)
+// Pacing returns the scheduled spacing between releases at rate (> 0),
+// (1s + slack)/rate, where slack is what the link adds to each second (its
+// round trip).
+func Pacing(rate int, slack time.Duration) time.Duration {
+	return (time.Second + slack) / time.Duration(rate)
 }
 
 // ValidShortCode reports whether s is a short code: digits only. The offer

@@ -41,12 +41,13 @@ const suspendedRecheck = time.Second
 // late.
 const maxPark = time.Hour
 
-// pacing returns the spacing between releases at rate: period is the
-// schedule (the guard is slack for delays between release and the SMSC),
-// floor the hard minimum spacing, 1/rate.
-func pacing(r int, guard time.Duration) (period, floor time.Duration) {
-	return rate.Pacing(r, guard)
-}
+// catchUp bounds the lateness a lane makes up for: a release late by less
+// (a timer, the scheduler, a busy machine) keeps the schedule, so that the
+// next ones follow at once and the second still holds its R; later than
+// that (an idle spell, a stall), the schedule restarts from now and the
+// time is lost rather than spent in a burst. Either way no second holds
+// more than R (the lane's History).
+const catchUp = 100 * time.Millisecond
 
 // ticket is one message waiting on a lane for its segments' releases.
 type ticket struct {
@@ -133,7 +134,6 @@ type lane struct {
 	parkTail     time.Time       // of the urgent class; marketing's is per flow
 	lastRate     int             // the last rate above 0 seen
 	sched        time.Time       // when the last release was scheduled
-	last         time.Time       // when it happened
 	// released holds the last releases' times: the schedule may catch up
 	// a late release, never so that a 1-s window holds more than R.
 	released rate.History
@@ -151,7 +151,6 @@ func newLane(shortCode string, rates RateSource, guard, lookahead time.Duration,
 		bulk:      newFairQueue(nil),
 		wake:      make(chan struct{}, 1),
 		sched:     now,
-		last:      now,
 	}
 }
 
@@ -203,7 +202,7 @@ func (l *lane) admit(t *ticket, now time.Time) (time.Duration, bool) {
 		// does not bring its backlog back every second.
 		r = l.lastRate
 	}
-	period, _ := pacing(r, l.slack())
+	period := rate.Pacing(r, l.slack())
 	if capacity := max(int(l.lookahead/period), 1); ahead < capacity {
 		l.enqueue(t)
 		return 0, true
@@ -348,22 +347,16 @@ func (l *lane) step(now time.Time) (time.Duration, bool) {
 	if r <= 0 {
 		return suspendedRecheck, false
 	}
-	period, floor := pacing(r, l.slack())
-	due := later(l.sched.Add(period), l.last.Add(floor))
-	due = later(due, l.released.Free(r, time.Second))
+	period := rate.Pacing(r, l.slack())
+	due := later(l.sched.Add(period), l.released.Free(r, time.Second))
 	if now.Before(due) {
 		return due.Sub(now), false
 	}
-	// A release a little late (timer, scheduler) keeps the schedule, so
-	// that lateness does not eat throughput; the floor above still keeps
-	// every two releases 1/rate apart. After an idle spell the schedule
-	// starts again from now.
-	if now.Sub(due) < period {
+	if now.Sub(due) < catchUp {
 		l.sched = due
 	} else {
 		l.sched = now
 	}
-	l.last = now
 	l.released.Add(now)
 	l.release(t, now)
 	return 0, true
@@ -399,13 +392,9 @@ func (l *lane) run(ctx context.Context, now func() time.Time) {
 		if progressed {
 			continue
 		}
-		if wait > 0 && wait <= approach {
-			preciseSleep(wait)
-			continue
-		}
 		var fire <-chan time.Time
 		if wait > 0 {
-			timer.Reset(wait - approach)
+			timer.Reset(wait)
 			fire = timer.C
 		}
 		select {
@@ -517,14 +506,6 @@ func (ls *lanes) evictShortCode(shortCode string, before time.Time) {
 		l.evictWhere(func(t *ticket) bool { return t.accepted.Before(before) })
 	}
 }
-
-// approach is the last stretch before a release that a lane sleeps with
-// preciseSleep instead of a runtime timer. A depth-1 bucket cannot make up
-// for a late release, and the runtime's timers wake about half a
-// millisecond late: measured at 150/s, 10 % of the rate was lost that way,
-// 2 % with the precise stretch. The lane cannot be poked during it, which
-// changes nothing: nothing is released before the due time anyway.
-const approach = time.Millisecond
 
 // fairQueue holds the marketing tickets of a lane and decides which goes
 // next: stride scheduling on two levels. Each tenant, and each flow (a
