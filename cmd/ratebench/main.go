@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 )
@@ -34,6 +35,10 @@ type Config struct {
 	// Priority is how many customer-relationship messages it measures.
 	Priority int
 	JSON     bool
+	// Path is what runs: "full", the whole platform fed through the
+	// partner API; "pacing", throttle and smsc-link only, fed cleared
+	// events directly (backlog scenarios).
+	Path string
 	// Dir holds the platform's data; empty means a temporary directory,
 	// removed at the end.
 	Dir      string
@@ -42,22 +47,41 @@ type Config struct {
 }
 
 func main() {
-	cfg := Config{Scenario: "rates", Duration: 60 * time.Second, Rate: 50, Marketing: 100_000, Priority: 100, Progress: true}
+	cfg := Config{Scenario: "rates", Duration: 60 * time.Second, Rate: 50, Marketing: 100_000, Priority: 100, Progress: true, Path: "full"}
 	flag.StringVar(&cfg.Scenario, "scenario", cfg.Scenario, "rates, many, priority, weights or failover")
 	flag.DurationVar(&cfg.Duration, "duration", cfg.Duration, "backlog per short code, in time at its rate (rates, many, weights, failover)")
 	flag.IntVar(&cfg.Rate, "rate", cfg.Rate, "rate of the short code of the priority, weights and failover scenarios, SMS/s")
 	flag.IntVar(&cfg.Marketing, "marketing", cfg.Marketing, "marketing messages queued before the customer-relationship ones (priority)")
 	flag.IntVar(&cfg.Priority, "priority", cfg.Priority, "customer-relationship messages measured (priority)")
 	flag.BoolVar(&cfg.JSON, "json", cfg.JSON, "print the results as JSON")
+	flag.StringVar(&cfg.Path, "path", cfg.Path, `"full": the whole platform, fed through the partner API; "pacing": throttle and smsc-link only, fed cleared events (rates, many)`)
 	flag.StringVar(&cfg.Dir, "dir", cfg.Dir, "platform data directory (default: a temporary one, removed)")
 	flag.BoolVar(&cfg.Progress, "progress", cfg.Progress, "show a progress bar on stderr")
 	flag.BoolVar(&cfg.Verbose, "v", cfg.Verbose, "log the platform's messages to stderr")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (the five services, the simulator and the bench share the process) to this file")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := Run(ctx, cfg, os.Stdout); err != nil {
+	if err := profiled(*cpuProfile, func() error { return Run(ctx, cfg, os.Stdout) }); err != nil {
 		fmt.Fprintln(os.Stderr, "ratebench:", err)
 		os.Exit(1)
 	}
+}
+
+// profiled runs f, with the CPU profiled into path unless it is empty.
+func profiled(path string, f func() error) error {
+	if path == "" {
+		return f()
+	}
+	out, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	defer out.Close()
+	if err := pprof.StartCPUProfile(out); err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	defer pprof.StopCPUProfile()
+	return f()
 }

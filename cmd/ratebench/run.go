@@ -54,7 +54,13 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	if !ok {
 		return fmt.Errorf("unknown scenario %q (rates, many, priority, weights, failover)", cfg.Scenario)
 	}
-	rep := &Report{Scenario: cfg.Scenario, Started: time.Now().UTC(), Extra: map[string]any{}}
+	if cfg.Path != "full" && cfg.Path != "pacing" {
+		return fmt.Errorf("path %q: want full or pacing", cfg.Path)
+	}
+	if cfg.Path == "pacing" && cfg.Scenario != "rates" && cfg.Scenario != "many" {
+		return fmt.Errorf("path pacing: only the backlog scenarios (rates, many) can be fed cleared events")
+	}
+	rep := &Report{Scenario: cfg.Scenario, Started: time.Now().UTC(), Extra: map[string]any{"path": cfg.Path}}
 	if err := sc(ctx, cfg, rep); err != nil {
 		return fmt.Errorf("scenario %s: %w", cfg.Scenario, err)
 	}
@@ -104,10 +110,13 @@ type bench struct {
 	sc     stack.Config
 	client partnerv1.MessagingServiceClient
 	conn   *grpc.ClientConn
-	dir    string
-	temp   bool
-	next   int // next recipient
-	mu     sync.Mutex
+	// bus is the bench's own connection, for rates, policy and the
+	// pacing path's events.
+	bus  *bus.Bus
+	dir  string
+	temp bool
+	next int // next recipient
+	mu   sync.Mutex
 }
 
 // startBench starts the platform with the given short codes and rates.
@@ -137,6 +146,7 @@ func startBench(ctx context.Context, cfg Config, rates throttle.RateTable, repli
 	sc.Rates = rates
 	sc.ThrottleReplicas = replicas
 	sc.DRDelay = 50 * time.Millisecond
+	sc.PacingOnly = cfg.Path == "pacing"
 	sc.Logger = slog.New(slog.DiscardHandler)
 	if cfg.Verbose {
 		sc.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -149,12 +159,14 @@ func startBench(ctx context.Context, cfg Config, rates throttle.RateTable, repli
 		return nil, fmt.Errorf("start platform: %w", err)
 	}
 	b.st, b.sc = st, sc
-	b.conn, err = grpc.NewClient(st.APIAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		b.close()
-		return nil, err
+	if !sc.PacingOnly {
+		b.conn, err = grpc.NewClient(st.APIAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			b.close()
+			return nil, err
+		}
+		b.client = partnerv1.NewMessagingServiceClient(b.conn)
 	}
-	b.client = partnerv1.NewMessagingServiceClient(b.conn)
 	if err := b.configure(ctx, rates); err != nil {
 		b.close()
 		return nil, err
@@ -173,12 +185,11 @@ func (b *bench) configure(ctx context.Context, rates throttle.RateTable) error {
 	if err != nil {
 		return err
 	}
-	defer tel.Shutdown(context.WithoutCancel(ctx))
 	bb, err := bus.Connect(ctx, bus.Config{URL: b.st.NATSURL(), Replicas: 1}, "ratebench", tel)
 	if err != nil {
 		return fmt.Errorf("connect bus: %w", err)
 	}
-	defer bb.Close()
+	b.bus = bb
 	for c, r := range rates {
 		if err := rate.PutRate(ctx, bb, c, r); err != nil {
 			return err
@@ -210,6 +221,9 @@ func allDay(codes []string) policy.Policy {
 func (b *bench) close() {
 	if b.conn != nil {
 		b.conn.Close()
+	}
+	if b.bus != nil {
+		b.bus.Close()
 	}
 	if b.st != nil {
 		b.st.Stop()

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/schollz/progressbar/v3"
+	"golang.org/x/sync/errgroup"
 
 	"google.golang.org/protobuf/proto"
 
@@ -39,11 +40,11 @@ const (
 
 // backlog runs one campaign per short code holding cfg.Duration of its
 // rate in 1–3-segment messages, waits until the SMSC took all of it and
-// reports the simulator's figures. The short codes are paused (partner
-// API) while the campaigns go through ingest and compliance, and resumed
-// together once compliance decided every message: the throttle then has
-// the whole backlog at once, whatever the pace of the pipeline in front
-// of it on the bench's machine.
+// reports the simulator's figures. The short codes are paused while the
+// backlog is queued (through the whole platform, or as cleared events on
+// the pacing path) and resumed together: the throttle then has the whole
+// backlog at once, whatever the pace of the pipeline in front of it on the
+// bench's machine.
 func backlog(ctx context.Context, cfg Config, rep *Report, rates throttle.RateTable, minRatio float64) error {
 	b, err := startBench(ctx, cfg, rates, 1)
 	if err != nil {
@@ -51,33 +52,20 @@ func backlog(ctx context.Context, cfg Config, rep *Report, rates throttle.RateTa
 	}
 	defer b.close()
 	var cs []campaign
+	messages := map[string]int{}
 	for c, r := range rates {
 		// Two segments on average: rate × duration segments.
 		n := int(math.Ceil(float64(r) * cfg.Duration.Seconds() / 2))
 		cs = append(cs, campaign{shortCode: c, category: customer, messages: n, name: "backlog-" + c})
+		messages[c] = n
 	}
-	for c := range rates {
-		if _, err := b.client.PauseShortCode(b.auth(ctx), &partnerv1.PauseShortCodeRequest{ShortCode: c}); err != nil {
-			return fmt.Errorf("pause %s: %w", c, err)
-		}
-	}
-	subs, err := b.submitAll(ctx, cs)
-	if err != nil {
-		return err
-	}
-	for i, c := range cs {
-		if _, err := b.decided(ctx, subs[i].id, c.messages); err != nil {
+	var want map[string]int64
+	if cfg.Path == "pacing" {
+		if want, err = b.feedPacing(ctx, messages); err != nil {
 			return err
 		}
-	}
-	for c := range rates {
-		if _, err := b.client.ResumeShortCode(b.auth(ctx), &partnerv1.ResumeShortCodeRequest{ShortCode: c}); err != nil {
-			return fmt.Errorf("resume %s: %w", c, err)
-		}
-	}
-	want := map[string]int64{}
-	for i, c := range cs {
-		want[c.shortCode] = int64(subs[i].segments)
+	} else if want, err = b.feedPlatform(ctx, cs); err != nil {
+		return err
 	}
 	if err := b.drain(ctx, want, 2*cfg.Duration+2*time.Minute); err != nil {
 		// The figures so far still tell where it stalled.
@@ -87,6 +75,42 @@ func backlog(ctx context.Context, cfg Config, rep *Report, rates throttle.RateTa
 	rep.Extra["backlog"] = fmt.Sprintf("%v at each short code's rate, texts of 1, 2 and 3 segments in turn", cfg.Duration)
 	check(rep, minRatio)
 	return nil
+}
+
+// feedPlatform submits the campaigns through the partner API with their
+// short codes paused, waits until compliance decided every message, then
+// resumes the short codes together; it returns the segments per short
+// code.
+func (b *bench) feedPlatform(ctx context.Context, cs []campaign) (map[string]int64, error) {
+	for _, c := range cs {
+		if _, err := b.client.PauseShortCode(b.auth(ctx), &partnerv1.PauseShortCodeRequest{ShortCode: c.shortCode}); err != nil {
+			return nil, fmt.Errorf("pause %s: %w", c.shortCode, err)
+		}
+	}
+	subs, err := b.submitAll(ctx, cs)
+	if err != nil {
+		return nil, err
+	}
+	want := map[string]int64{}
+	for i, c := range cs {
+		if _, err := b.decided(ctx, subs[i].id, c.messages); err != nil {
+			return nil, err
+		}
+		want[c.shortCode] = int64(subs[i].segments)
+	}
+	// Together: a short code resumed seconds after another would not
+	// overlap with it.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for _, c := range cs {
+		g.Go(func() error {
+			if _, err := b.client.ResumeShortCode(b.auth(gctx), &partnerv1.ResumeShortCodeRequest{ShortCode: c.shortCode}); err != nil {
+				return fmt.Errorf("resume %s: %w", c.shortCode, err)
+			}
+			return nil
+		})
+	}
+	return want, g.Wait()
 }
 
 // runRates: short codes at 10, 20, 50, 100 and 150 SMS/s.
@@ -274,10 +298,12 @@ func runWeights(ctx context.Context, cfg Config, rep *Report) error {
 	}
 	defer b.close()
 	// Each campaign alone holds the whole duration: both always wait.
+	// Marketing: weights share the bulk class; customer messages go
+	// first, in order (docs/throttle.md, "Fairness").
 	n := int(math.Ceil(float64(cfg.Rate) * cfg.Duration.Seconds() / 2))
 	subs, err := b.submitAll(ctx, []campaign{
-		{shortCode: code, category: customer, messages: n, weight: 3, name: "weight-3"},
-		{shortCode: code, category: customer, messages: n, weight: 1, name: "weight-1"},
+		{shortCode: code, category: marketing, messages: n, weight: 3, name: "weight-3"},
+		{shortCode: code, category: marketing, messages: n, weight: 1, name: "weight-1"},
 	})
 	if err != nil {
 		return err

@@ -73,6 +73,12 @@ type Config struct {
 	// OTLPEndpoint exports every service's traces (e.g. to Jaeger).
 	OTLPEndpoint string
 	Logger       *slog.Logger
+	// PacingOnly starts only the pacing path: throttle and smsc-link with
+	// NATS and the simulator; no PostgreSQL, ingest, compliance or billing,
+	// hence no partner API. A benchmark feeds it cleared events itself, so
+	// that it measures the throttle rather than the machine's room for the
+	// whole pipeline.
+	PacingOnly bool
 }
 
 // DefaultConfig is what `make run` starts.
@@ -165,7 +171,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	s.log.Info("nats jetstream ready", "url", s.nats.URL())
 
 	s.dbURL = cfg.DatabaseURL
-	if s.dbURL == "" {
+	if s.dbURL == "" && !cfg.PacingOnly {
 		s.pgDir = filepath.Join(dir, "pg")
 		s.dbURL, err = pgcluster.Start(ctx, s.pgDir, cfg.PGPort)
 		if err != nil {
@@ -182,6 +188,9 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	s.cancel = cancel
 	if err := s.startServices(ctx, runCtx); err != nil {
 		return nil, err
+	}
+	if cfg.PacingOnly {
+		return s, nil
 	}
 	if err := s.ensurePartner(ctx); err != nil {
 		return nil, err
@@ -263,19 +272,21 @@ func (s *Stack) startServices(ctx, runCtx context.Context) error {
 
 	// Consumers first, producers last: billing, ingest's status view and
 	// smsc-link are listening before anything is accepted.
-	bc := billing.DefaultConfig()
-	bc.Bus, bc.DB = busCfg, pgdb.Config{URL: s.dbURL, MaxConns: 5}
-	bc.GRPCAddr = s.addr(0)
-	tc, err := s.telemetryFor(ctx, billing.Name)
-	if err != nil {
-		return err
+	if !s.cfg.PacingOnly {
+		bc := billing.DefaultConfig()
+		bc.Bus, bc.DB = busCfg, pgdb.Config{URL: s.dbURL, MaxConns: 5}
+		bc.GRPCAddr = s.addr(0)
+		tc, err := s.telemetryFor(ctx, billing.Name)
+		if err != nil {
+			return err
+		}
+		bc.Telemetry = tc
+		bsvc, err := billing.New(ctx, bc)
+		if err != nil {
+			return fmt.Errorf("billing: %w", err)
+		}
+		start(billing.Name, bsvc)
 	}
-	bc.Telemetry = tc
-	bsvc, err := billing.New(ctx, bc)
-	if err != nil {
-		return fmt.Errorf("billing: %w", err)
-	}
-	start(billing.Name, bsvc)
 
 	lc := smsclink.DefaultConfig()
 	lc.Bus, lc.GRPCAddr = busCfg, s.addr(0)
@@ -284,6 +295,7 @@ func (s *Stack) startServices(ctx, runCtx context.Context) error {
 	for _, sc := range s.cfg.ShortCodes {
 		lc.Accounts = append(lc.Accounts, smsclink.Account{ShortCode: sc, Password: simPassword})
 	}
+	var err error
 	if lc.Telemetry, err = s.telemetryFor(ctx, smsclink.Name); err != nil {
 		return err
 	}
@@ -308,6 +320,9 @@ func (s *Stack) startServices(ctx, runCtx context.Context) error {
 		s.throttles = append(s.throttles, tsvc)
 	}
 
+	if s.cfg.PacingOnly {
+		return nil
+	}
 	cc := compliance.DefaultConfig()
 	cc.Bus, cc.GRPCAddr = busCfg, s.addr(0)
 	cc.DB = pgdb.Config{URL: s.dbURL, MaxConns: 5}

@@ -481,3 +481,29 @@ func TestServiceWeightedCampaigns(t *testing.T) {
 		t.Errorf("campaign a got %.1f %% of the releases, want 75 %% ± 3 %%", 100*share)
 	}
 }
+
+// A short code paused before its lane ever ran (a campaign loaded into a
+// paused short code) parks its backlog by the contracted rate: each event
+// comes back about when its turn would be, not every second (at 100 000
+// events that would be a storm of redeliveries).
+func TestPausedBeforeRunningParksByContract(t *testing.T) {
+	c := newControls(discard(), func(string) {}, func(string, time.Time) {})
+	c.setShortCode("36000.control", []byte(`{"state":"paused"}`))
+	contracted := StaticRates{Default: 10}
+	l := newLane("36000", c.rates(contracted), 0, 2*time.Second, allRunning, t0)
+	l.contracted = contracted
+	var waits []time.Duration
+	for i := range 100 {
+		if w, ok := l.admit(newTicket(classUrgent, "", uint64(i+1), 1), t0); !ok {
+			waits = append(waits, w)
+		}
+	}
+	// 2 s at 10/s held in memory; the 80 others parked, the last about
+	// 10 s ahead, less the half lookahead it comes back early by.
+	if len(waits) != 80 {
+		t.Fatalf("%d events parked, want 80", len(waits))
+	}
+	if last := waits[len(waits)-1]; last < 8*time.Second {
+		t.Errorf("the last event parked for %v, want about 9 s", last)
+	}
+}

@@ -109,7 +109,11 @@ func ticketFor(m *eventsv1.MessageAccepted, seq uint64, segments int) *ticket {
 type lane struct {
 	shortCode string
 	rates     RateSource
-	guard     time.Duration
+	// contracted is the short code's rate before pauses and the link's
+	// state (nil: unknown): a lane held before it ever ran parks its
+	// backlog by it, rather than bringing every event back each second.
+	contracted RateSource
+	guard      time.Duration
 	// roundTrip is the link's time from grant to ACK (nil: none known).
 	// smsc-link's guard lets R segments go per 1 s plus it, so the lane
 	// paces no faster: what it releases never queues in smsc-link.
@@ -194,6 +198,9 @@ func (l *lane) admit(t *ticket, now time.Time) (time.Duration, bool) {
 		return 0, true
 	}
 	if r <= 0 {
+		if l.lastRate <= 0 && l.contracted != nil {
+			l.lastRate = l.contracted.Rate(l.shortCode)
+		}
 		if l.lastRate <= 0 {
 			return suspendedRecheck, false
 		}
@@ -419,11 +426,12 @@ func later(a, b time.Time) time.Time {
 // codes are few (each is activated by the operator), so lanes live as long
 // as the service.
 type lanes struct {
-	ctx       context.Context
-	rates     RateSource
-	guard     time.Duration
-	lookahead time.Duration
-	running   func(string) bool
+	ctx        context.Context
+	rates      RateSource
+	contracted RateSource // before pauses and link state
+	guard      time.Duration
+	lookahead  time.Duration
+	running    func(string) bool
 	// paused tells whether a campaign is paused (nil: none is).
 	paused func(campaignID string) bool
 	now    func() time.Time
@@ -447,6 +455,7 @@ func (ls *lanes) get(shortCode string) *lane {
 		return l
 	}
 	l := newLane(shortCode, ls.rates, ls.guard, ls.lookahead, ls.running, ls.now())
+	l.contracted = ls.contracted
 	if ls.weights != nil {
 		l.bulk.weight = func(tenant string) int { return ls.weights(shortCode, tenant) }
 	}

@@ -289,7 +289,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	s.controls = newControls(core.Log, func(sc string) { s.lanes.poke(sc) }, func(sc string, before time.Time) { s.lanes.evictShortCode(sc, before) })
 	lanesCtx, stopLanes := context.WithCancel(context.Background())
-	s.lanes = &lanes{ctx: lanesCtx, rates: s.controls.rates(rates), guard: cfg.RateGuard, roundTrip: s.controls.roundTrip, lookahead: cfg.Lookahead, m: map[string]*lane{},
+	s.lanes = &lanes{ctx: lanesCtx, rates: s.controls.rates(rates), contracted: rates, guard: cfg.RateGuard, roundTrip: s.controls.roundTrip, lookahead: cfg.Lookahead, m: map[string]*lane{},
 		now: func() time.Time { return s.now() }, weights: s.controls.weight, dropped: s.controls.dropped}
 	s.campaigns = newCampaigns(s.Log, s.lanes.evictCampaign)
 	s.lanes.running = s.campaigns.running
