@@ -97,4 +97,3 @@ func (b *bench) publishCleared(ctx context.Context, sc string, n int) (int64, er
 	}
 	return total, nil
 }
-
