@@ -30,6 +30,9 @@ type Config struct {
 	// Rate is the short code's rate in the priority, weights and failover
 	// scenarios.
 	Rate int
+	// ManyRate, when above 0, is the rate of each of the many scenario's
+	// 200 short codes instead of the offer's mix (6 000 SMS/s in all).
+	ManyRate int
 	// Marketing is the marketing backlog of the priority scenario.
 	Marketing int
 	// Priority is how many customer-relationship messages it measures.
@@ -51,6 +54,7 @@ func main() {
 	flag.StringVar(&cfg.Scenario, "scenario", cfg.Scenario, "rates, many, priority, weights or failover")
 	flag.DurationVar(&cfg.Duration, "duration", cfg.Duration, "backlog per short code, in time at its rate (rates, many, weights, failover)")
 	flag.IntVar(&cfg.Rate, "rate", cfg.Rate, "rate of the short code of the priority, weights and failover scenarios, SMS/s")
+	flag.IntVar(&cfg.ManyRate, "many-rate", cfg.ManyRate, "rate of each of the 200 short codes of the many scenario (0: the offer's mix, 6 000 SMS/s in all)")
 	flag.IntVar(&cfg.Marketing, "marketing", cfg.Marketing, "marketing messages queued before the customer-relationship ones (priority)")
 	flag.IntVar(&cfg.Priority, "priority", cfg.Priority, "customer-relationship messages measured (priority)")
 	flag.BoolVar(&cfg.JSON, "json", cfg.JSON, "print the results as JSON")

@@ -124,6 +124,9 @@ func runMany(ctx context.Context, cfg Config, rep *Report) error {
 	rates := throttle.RateTable{}
 	// The offer's rates, most short codes on the smaller ones: 6 000 SMS/s.
 	mix := []int{10, 20, 50, 100, 10, 20, 50, 10, 20, 10}
+	if cfg.ManyRate > 0 {
+		mix = []int{cfg.ManyRate}
+	}
 	total := 0
 	for i := range 200 {
 		r := mix[i%len(mix)]
