@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/sync/errgroup"
 
@@ -356,16 +354,7 @@ func runWeights(ctx context.Context, cfg Config, rep *Report) error {
 // weightCarried checks that the campaign's weight reaches the throttle:
 // the last message ingest accepted on the short code carries a weight.
 func (b *bench) weightCarried(ctx context.Context, code string) error {
-	nc, err := nats.Connect(b.st.NATSURL())
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	str, err := js.Stream(ctx, bus.StreamAccepted)
+	str, err := b.bus.JS.Stream(ctx, bus.StreamAccepted)
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", bus.StreamAccepted, err)
 	}
@@ -394,16 +383,7 @@ func runFailover(ctx context.Context, cfg Config, rep *Report) error {
 		return err
 	}
 	defer b.close()
-	nc, err := nats.Connect(b.st.NATSURL())
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	kv, err := js.KeyValue(ctx, bus.BucketThrottleLeases)
+	kv, err := b.bus.JS.KeyValue(ctx, bus.BucketThrottleLeases)
 	if err != nil {
 		return fmt.Errorf("%w: throttle ownership: bucket %s: %v", ErrFeature, bus.BucketThrottleLeases, err)
 	}
