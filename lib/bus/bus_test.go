@@ -208,3 +208,44 @@ func TestEnsureIsIdempotent(t *testing.T) {
 		t.Errorf("MaxAge %v after Ensure, want it restored to 30 days", got)
 	}
 }
+
+// A durable created with a start sequence skips the events before it; a
+// later start with another sequence does not move an existing durable.
+func TestConsumeFromStartSequence(t *testing.T) {
+	b := connect(t, bustest.Start(t), nil)
+	ctx := context.Background()
+	for i := range 3 {
+		if err := b.Publish(ctx, bus.MOSubject("36000"), wrapperspb.String(fmt.Sprint(i)), fmt.Sprint("id-", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make(chan string, 10)
+	consume := func(start uint64) *bus.Consumer {
+		c, err := b.Consume(ctx, bus.ConsumerSpec{Stream: bus.StreamMO, Durable: "from-3", StartSequence: start},
+			func(_ context.Context, m *bus.Msg) error {
+				var v wrapperspb.StringValue
+				if err := m.Decode(&v); err != nil {
+					return err
+				}
+				got <- v.GetValue()
+				return nil
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	c := consume(3)
+	if v := <-got; v != "2" {
+		t.Fatalf("first event %q, want the third (\"2\")", v)
+	}
+	c.Stop()
+	c = consume(1)
+	defer c.Stop()
+	if err := b.Publish(ctx, bus.MOSubject("36000"), wrapperspb.String("3"), "id-3"); err != nil {
+		t.Fatal(err)
+	}
+	if v := <-got; v != "3" {
+		t.Fatalf("after a restart with start 1: %q, want the new event \"3\" (the durable keeps its place)", v)
+	}
+}

@@ -65,6 +65,10 @@ type ConsumerSpec struct {
 	// DoubleAck waits for the server to confirm each ack, for handlers
 	// whose effect must not be repeated by a lost ack.
 	DoubleAck bool
+	// StartSequence, when above 0, is the stream sequence a durable
+	// created now starts at (default: the stream's first event). Where an
+	// existing durable starts was fixed when it was created and stays.
+	StartSequence uint64
 }
 
 // Consumer is a running durable consumer.
@@ -111,6 +115,18 @@ func (b *Bus) Consume(ctx context.Context, spec ConsumerSpec, h Handler) (*Consu
 		MaxAckPending:  spec.MaxAckPending,
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 		MaxDeliver:     -1,
+	}
+	if spec.StartSequence > 0 {
+		cur, err := b.JS.Consumer(ctx, spec.Stream, spec.Durable)
+		switch {
+		case err == nil:
+			ci := cur.CachedInfo()
+			cfg.DeliverPolicy, cfg.OptStartSeq = ci.Config.DeliverPolicy, ci.Config.OptStartSeq
+		case errors.Is(err, jetstream.ErrConsumerNotFound):
+			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, spec.StartSequence
+		default:
+			return nil, fmt.Errorf("consumer %s on %s: %w", spec.Durable, spec.Stream, err)
+		}
 	}
 	cons, err := b.JS.CreateOrUpdateConsumer(ctx, spec.Stream, cfg)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -57,6 +58,11 @@ const (
 	// replicaPrefix starts the heartbeat keys in the leases bucket; short
 	// code keys are digits.
 	replicaPrefix = "replica."
+	// migrationKey records, once the single consumer of the versions
+	// before ownership was retired, the stream sequence after the last
+	// event it took: every per-short-code consumer created since starts
+	// there, so that none releases again what it released (migrate.go).
+	migrationKey = "migration.start"
 	// publishSlack bounds a release's publish: the fence minus this is
 	// the publish's deadline, so that a publish that hangs is not stored
 	// after the fence.
@@ -196,6 +202,7 @@ type owner struct {
 	leases   map[string]lease     // the bucket's view, from the watch
 	replicas map[string]time.Time // heartbeat until, by replica id
 	codes    map[string]bool      // from the SHORT_CODES bucket's keys
+	startSeq uint64               // migrationKey's value; 0: none
 	wake     chan struct{}
 	wg       sync.WaitGroup
 	closed   bool
@@ -226,6 +233,12 @@ func (ow *owner) poke() {
 func (ow *owner) setLease(key string, value []byte) {
 	ow.mu.Lock()
 	defer ow.mu.Unlock()
+	if key == migrationKey {
+		if seq, err := strconv.ParseUint(string(value), 10, 64); err == nil {
+			ow.startSeq = seq
+		}
+		return
+	}
 	if id, ok := strings.CutPrefix(key, replicaPrefix); ok {
 		if value == nil {
 			delete(ow.replicas, id)
@@ -628,6 +641,15 @@ func (ow *owner) close() {
 }
 
 // owned returns the short codes this replica owns.
+// startSequence is where a per-short-code consumer created now starts:
+// after a migration, the event after the last the legacy consumer took;
+// else 0 (the stream's first).
+func (ow *owner) startSequence() uint64 {
+	ow.mu.Lock()
+	defer ow.mu.Unlock()
+	return ow.startSeq
+}
+
 func (ow *owner) owned() []string {
 	ow.mu.Lock()
 	defer ow.mu.Unlock()

@@ -3,7 +3,9 @@ package throttle
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -165,33 +167,111 @@ func TestReplicaID(t *testing.T) {
 	}
 }
 
-// A replica does not start beside the single consumer of the versions
-// before leases: its per-short-code consumers would release again what
-// that one released.
-func TestRefusesBesideLegacyConsumer(t *testing.T) {
-	h := newHarness(t)
-	ctx := context.Background()
-	if _, err := h.bus.JS.CreateOrUpdateConsumer(ctx, bus.StreamCleared, jetstream.ConsumerConfig{
-		Durable: LegacyDurable, FilterSubjects: []string{bus.SubjectCleared}, AckPolicy: jetstream.AckExplicitPolicy,
-	}); err != nil {
-		t.Fatal(err)
-	}
+// serveReplica starts a replica on h's server and returns it, a channel
+// closed when Serve returns, and Serve's result (once closed).
+func (h *harness) serveReplica(t *testing.T) (*Service, <-chan struct{}, func() error) {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Bus = bus.Config{URL: h.srv.URL(), Replicas: 1}
 	cfg.Telemetry = telemetry.Config{LogLevel: "error", LogFormat: "text"}
 	cfg.GRPCAddr, cfg.Telemetry.MetricsAddr = "127.0.0.1:0", "127.0.0.1:0"
-	s, err := New(ctx, cfg)
+	cfg.Rates = RateTable{"36000": 50}
+	s, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	serveCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	err = s.Serve(serveCtx)
-	if err == nil || !strings.Contains(err.Error(), "migrate") {
-		t.Fatalf("Serve beside the legacy consumer: %v, want a refusal", err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var serveErr error
+	go func() { serveErr = s.Serve(ctx); close(done) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		s.Close()
+	})
+	return s, done, func() error { <-done; return serveErr }
+}
+
+// legacyConsumer creates the single consumer of the versions before
+// ownership and has it take and ack the stream's events, as a previous
+// version that released them would; it leaves the last held unacked.
+func (h *harness) legacyConsumer(t *testing.T, hold int) {
+	t.Helper()
+	ctx := context.Background()
+	cons, err := h.bus.JS.CreateOrUpdateConsumer(ctx, bus.StreamCleared, jetstream.ConsumerConfig{
+		Durable: LegacyDurable, FilterSubjects: []string{bus.SubjectCleared}, AckPolicy: jetstream.AckExplicitPolicy,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := int(info.NumPending)
+	batch, err := cons.Fetch(n, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := 0
+	for m := range batch.Messages() {
+		if i < n-hold {
+			if err := m.DoubleAck(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		i++
+	}
+	if i != n {
+		t.Fatalf("legacy consumer took %d of %d events", i, n)
+	}
+}
+
+// Upgrading in place: a replica retires the single consumer of the
+// versions before ownership once it holds nothing, and releases only what
+// came after it, not the stream's history again.
+func TestMigratesFromLegacyConsumer(t *testing.T) {
+	h := newHarness(t)
+	old, _ := backlog("old", "36000", 20)
+	h.publish(old...)
+	h.legacyConsumer(t, 0)
+	fresh, freshIDs := backlog("new", "36000", 30)
+	h.publish(fresh...)
+
+	s, _, _ := h.serveReplica(t)
+	h.waitCount(10*time.Second, bus.StreamSubmit, "sms.submit.36000", len(freshIDs))
+	time.Sleep(500 * time.Millisecond) // an old event released late would show now
+	checkExactlyOnce(t, h.submits("36000"), freshIDs)
+	if _, err := h.bus.JS.Consumer(context.Background(), bus.StreamCleared, LegacyDurable); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Errorf("legacy consumer after the migration: %v, want it deleted", err)
+	}
+	if own := s.Owned(); !slices.Equal(own, []string{"36000"}) {
+		t.Errorf("owns %v, want [36000]", own)
+	}
+}
+
+// A legacy consumer still holding events is left alone: the replica
+// refuses to start and says why, so that they are neither lost nor
+// released twice.
+func TestRefusesBesideBusyLegacyConsumer(t *testing.T) {
+	h := newHarness(t)
+	old, _ := backlog("old", "36000", 10)
+	h.publish(old...)
+	h.legacyConsumer(t, 2)
+
+	s, done, result := h.serveReplica(t)
+	select {
+	case <-done:
+		if err := result(); err == nil || !strings.Contains(err.Error(), "holds 2 events") {
+			t.Fatalf("Serve beside a busy legacy consumer: %v, want a refusal naming its 2 events", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not refuse")
 	}
 	if own := s.Owned(); len(own) != 0 {
 		t.Errorf("owns %v", own)
+	}
+	if _, err := h.bus.JS.Consumer(context.Background(), bus.StreamCleared, LegacyDurable); err != nil {
+		t.Errorf("legacy consumer: %v, want it kept", err)
 	}
 }

@@ -71,7 +71,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"pushsms.io/lib/bus"
 	"pushsms.io/lib/policy"
@@ -84,8 +83,7 @@ import (
 const Name = "throttle"
 
 // LegacyDurable is the single consumer on SMS_CLEARED of the versions
-// before per-short-code consumers. A replica does not start while it
-// exists: see docs/throttle.md, "High availability", for the migration.
+// before per-short-code consumers; a replica retires it (migrate.go).
 const LegacyDurable = "throttle"
 
 // Config of the throttle service.
@@ -322,7 +320,7 @@ func (s *Service) Serve(ctx context.Context) error {
 	for _, cw := range cws {
 		s.OnClose(cw.Stop)
 	}
-	if err := s.checkLegacy(ctx); err != nil {
+	if err := s.migrateLegacy(ctx); err != nil {
 		return err
 	}
 	ow := s.owner
@@ -386,21 +384,8 @@ func (s *Service) consume(ctx context.Context, o *ownership) (*bus.Consumer, err
 		AckWait:        s.cfg.AckWait,
 		MaxAckPending:  s.cfg.MaxAckPending,
 		Workers:        s.cfg.Workers,
+		StartSequence:  s.owner.startSequence(),
 	}, func(ctx context.Context, m *bus.Msg) error { return s.handle(ctx, m, o) })
-}
-
-// checkLegacy refuses to start beside the single consumer of the versions
-// before leases: new per-short-code consumers start at the stream's first
-// event, so they would release again what it released.
-func (s *Service) checkLegacy(ctx context.Context) error {
-	_, err := s.Bus.JS.Consumer(ctx, bus.StreamCleared, LegacyDurable)
-	switch {
-	case errors.Is(err, jetstream.ErrConsumerNotFound):
-		return nil
-	case err != nil:
-		return fmt.Errorf("throttle: look for the legacy consumer: %w", err)
-	}
-	return fmt.Errorf("throttle: the single consumer %q of SMS_CLEARED exists: migrate to per-short-code consumers first (docs/throttle.md, High availability)", LegacyDurable)
 }
 
 // Run runs the service until ctx is done.
