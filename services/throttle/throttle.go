@@ -16,14 +16,14 @@
 //
 // A short code's rate R (submits per second, from a RateSource) means: at
 // most R segments released in any 1-second window. Every segment counts,
-// so a 3-part message uses 3. It is enforced by spacing: two releases of a
-// short code are never less than 1/R apart (a token bucket of rate R and
-// depth 1: unused time is not saved up, there is no burst). Consequences at
-// window edges:
+// so a 3-part message uses 3. It is enforced by a schedule and a count:
+// releases are scheduled at a regular spacing, and a lane remembers its
+// last releases (rate.History) so that no 1-second window of its clock ever
+// holds more than R, late releases caught up included. Consequences:
 //
-//   - a half-open window [t, t+1s) holds at most R releases; a closed one
-//     [t, t+1s] can hold R+1 when releases sit exactly on both edges;
-//   - a window that straddles a rate decrease can hold up to the old rate;
+//   - a half-open window [t, t+1s) holds at most R releases;
+//   - after a rate decrease, the next release waits until the last second
+//     holds fewer than the new rate;
 //   - what the SMSC sees is exact by smsc-link's guard, which counts a
 //     segment until one second after its ACK (lib/rate.Guard): R segments
 //     take 1 s plus the link's round trip there. Releasing faster would
@@ -31,13 +31,12 @@
 //     other and delay a customer message. So releases are scheduled every
 //     (1s + slack)/R, slack being the link's grant-to-ACK time that
 //     smsc-link publishes in LINK_STATE (ack_ms, the longest of the last
-//     3 s), at least -rate-guard (2 ms by default: 99.8 % of R), with 1/R
-//     as the hard floor;
-//   - the schedule is a fixed clock: a release late by up to guard/R does
-//     not push the next one back. Later than that, the floor wins and the
-//     time is lost (depth 1: never caught up in a burst), so the lane
-//     sleeps its last millisecond with the kernel's timer, not the
-//     runtime's.
+//     3 s), at least -rate-guard (2 ms by default: 99.8 % of R);
+//   - the schedule is a fixed clock: a release made late (timer, scheduler,
+//     a busy machine) by less than 100 ms does not push the next ones
+//     back, they follow at once within the second's R; later than that
+//     (an idle spell, a stall) the schedule restarts from now and the time
+//     is lost rather than spent in a burst.
 //
 // # Scheduling
 //
@@ -99,8 +98,7 @@ type Config struct {
 	// backed by a KV bucket later). Never from flags.
 	RateSource RateSource `json:"-"`
 	// RateGuard is the least slack added to each second of schedule:
-	// releases are spaced (1s + max(RateGuard, link round trip))/R, never
-	// less than 1/R.
+	// releases are spaced (1s + max(RateGuard, link round trip))/R.
 	RateGuard time.Duration
 
 	// Lookahead is how much work (in time at the short code's rate) a lane
@@ -166,7 +164,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	}
 	fs.IntVar(&c.DefaultRate, "default-rate", c.DefaultRate, "SMS-MT per second of a short code without an override")
 	fs.Var(&c.Rates, "rates", `per short code rates, e.g. "36000=20,36001=50"`)
-	fs.DurationVar(&c.RateGuard, "rate-guard", c.RateGuard, "least slack added to each second of schedule: releases are spaced (1s + max(guard, the link's grant-to-ACK time))/rate, never less than 1/rate")
+	fs.DurationVar(&c.RateGuard, "rate-guard", c.RateGuard, "least slack added to each second of schedule: releases are spaced (1s + max(guard, the link's grant-to-ACK time))/rate")
 	fs.DurationVar(&c.Lookahead, "lookahead", c.Lookahead, "work held in memory per short code; beyond it messages wait on the server")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "events of one short code handled at once (at least rate × lookahead)")
 	fs.IntVar(&c.MaxAckPending, "max-ack-pending", c.MaxAckPending, "events of one short code delivered and not yet acked, parked ones included")
