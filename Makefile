@@ -60,7 +60,9 @@ generate-check: generate
 ## fuzz: run each fuzz target briefly (FUZZTIME=10m for a real session)
 FUZZTIME ?= 20s
 FUZZ_PKGS = lib:./ucp lib:./gsm lib:./numplan lib:./smscsim lib:./calendar lib:./optout \
-	services/compliance:. services/compliance:./ported
+	lib:./rate lib:./shortcode \
+	services/compliance:. services/compliance:./ported services/ingest:. services/smsc-link:. \
+	services/throttle:.
 fuzz:
 	@set -e; for mp in $(FUZZ_PKGS); do mod=$${mp%%:*}; pkg=$${mp#*:}; \
 		for f in $$(cd $$mod && $(GO) test -list 'Fuzz.*' $$pkg | grep ^Fuzz); do \

@@ -11,9 +11,9 @@ import (
 
 	"pushsms.io/lib/bus"
 	"pushsms.io/lib/gsm"
+	"pushsms.io/lib/shortcode"
 	eventsv1 "pushsms.io/proto/gen/pushsms/events/v1"
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
-	"pushsms.io/services/throttle"
 )
 
 // feedPacing is the backlog of the pacing path (-path pacing): for each
@@ -22,7 +22,7 @@ import (
 // (SHORT_CODES "<sc>.control", as the partner API's PauseShortCode does);
 // then they are resumed together. It returns the segments per short code.
 func (b *bench) feedPacing(ctx context.Context, messages map[string]int) (map[string]int64, error) {
-	if err := b.setShortCodes(ctx, messages, throttle.ShortCodePaused); err != nil {
+	if err := b.setShortCodes(ctx, messages, shortcode.Paused); err != nil {
 		return nil, err
 	}
 	var mu sync.Mutex
@@ -41,7 +41,7 @@ func (b *bench) feedPacing(ctx context.Context, messages map[string]int) (map[st
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	return segments, b.setShortCodes(ctx, messages, throttle.ShortCodeRunning)
+	return segments, b.setShortCodes(ctx, messages, shortcode.Running)
 }
 
 // setShortCodes sets the state of every short code of codes.
@@ -50,12 +50,12 @@ func (b *bench) setShortCodes(ctx context.Context, codes map[string]int, state s
 	if err != nil {
 		return fmt.Errorf("bucket %s: %w", bus.BucketShortCodes, err)
 	}
-	v, err := json.Marshal(throttle.ShortCodeControl{State: state})
+	v, err := json.Marshal(shortcode.Control{State: state})
 	if err != nil {
 		return err
 	}
 	for sc := range codes {
-		if _, err := kv.Put(ctx, sc+".control", v); err != nil {
+		if _, err := kv.Put(ctx, shortcode.ControlKey(sc), v); err != nil {
 			return fmt.Errorf("%s %s: %w", state, sc, err)
 		}
 	}

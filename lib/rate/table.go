@@ -66,8 +66,8 @@ func (t *Table) apply(key string, value []byte) {
 	next := maps.Clone(cur)
 	if value == nil {
 		delete(next, code)
-	} else if r, err := strconv.Atoi(strings.TrimSpace(string(value))); err != nil || r < 0 || r > MaxRate {
-		t.log.Error("ignoring bad rate in bucket", "short_code", code, "value", string(value), "want", fmt.Sprintf("0 to %d", MaxRate))
+	} else if r, err := ParseRate(value); err != nil {
+		t.log.Error("ignoring bad rate in bucket", "short_code", code, "err", err)
 		delete(next, code)
 	} else {
 		if old, had := cur[code]; !had || old != r {
@@ -91,6 +91,23 @@ func (t *Table) Rate(shortCode string) int {
 
 // Stop ends the watch; Rate keeps answering with the last values.
 func (t *Table) Stop() { t.w.Stop() }
+
+// ParseRate reads a "<sc>.rate" value: decimal SMS-MT per second, 0 to
+// MaxRate.
+func ParseRate(v []byte) (int, error) {
+	r, err := strconv.Atoi(strings.TrimSpace(string(v)))
+	if err != nil || r < 0 || r > MaxRate {
+		return 0, fmt.Errorf("%w: %q: want 0 to %d", ErrRate, truncate(string(v), 32), MaxRate)
+	}
+	return r, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
 
 // PutRate sets the rate of shortCode in the bucket (0 to MaxRate; 0 holds
 // it). Every Table sees it within a second, without a restart.

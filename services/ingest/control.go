@@ -5,9 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -17,6 +14,7 @@ import (
 	"pushsms.io/lib/bus"
 	"pushsms.io/lib/fault"
 	"pushsms.io/lib/rate"
+	"pushsms.io/lib/shortcode"
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
 )
 
@@ -99,22 +97,10 @@ func (s *Service) setCampaignControl(ctx context.Context, tenant, id, to string)
 	return s.getCampaign(ctx, tenant, id)
 }
 
-// shortCodeControl is the value of "<sc>.control" in bus.BucketShortCodes
-// (the contract with throttle, lib/bus/streams.go).
-type shortCodeControl struct {
-	State           string    `json:"state"`
-	CancelledBefore time.Time `json:"cancelled_before,omitzero"`
-}
-
-// linkState is the part of smsc-link's LINK_STATE value GetShortCode shows.
-type linkState struct {
-	Achieved float64 `json:"achieved"`
-}
-
 // PauseShortCode stops every release of one of the partner's short codes
 // within a second; held messages keep their place and validity.
 func (a *api) PauseShortCode(ctx context.Context, req *partnerv1.PauseShortCodeRequest) (*partnerv1.PauseShortCodeResponse, error) {
-	sc, err := a.s.updateShortCode(ctx, req.GetShortCode(), func(c *shortCodeControl) { c.State = "paused" })
+	sc, err := a.s.updateShortCode(ctx, req.GetShortCode(), func(c *shortcode.Control) { c.State = shortcode.Paused })
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +109,7 @@ func (a *api) PauseShortCode(ctx context.Context, req *partnerv1.PauseShortCodeR
 
 // ResumeShortCode lets a paused short code release again.
 func (a *api) ResumeShortCode(ctx context.Context, req *partnerv1.ResumeShortCodeRequest) (*partnerv1.ResumeShortCodeResponse, error) {
-	sc, err := a.s.updateShortCode(ctx, req.GetShortCode(), func(c *shortCodeControl) { c.State = "running" })
+	sc, err := a.s.updateShortCode(ctx, req.GetShortCode(), func(c *shortcode.Control) { c.State = shortcode.Running })
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +121,7 @@ func (a *api) ResumeShortCode(ctx context.Context, req *partnerv1.ResumeShortCod
 // as usual.
 func (a *api) CancelShortCode(ctx context.Context, req *partnerv1.CancelShortCodeRequest) (*partnerv1.CancelShortCodeResponse, error) {
 	now := a.s.now()
-	sc, err := a.s.updateShortCode(ctx, req.GetShortCode(), func(c *shortCodeControl) { c.CancelledBefore = now.UTC() })
+	sc, err := a.s.updateShortCode(ctx, req.GetShortCode(), func(c *shortcode.Control) { c.CancelledBefore = now.UTC() })
 	if err != nil {
 		return nil, err
 	}
@@ -185,19 +171,17 @@ func (s *Service) shortCodesKV(ctx context.Context) (jetstream.KeyValue, error) 
 }
 
 // readControl returns the control of sc and its revision (0: no key).
-func readControl(ctx context.Context, kv jetstream.KeyValue, sc string) (shortCodeControl, uint64, error) {
-	ctl := shortCodeControl{State: "running"}
-	e, err := kv.Get(ctx, sc+".control")
+func readControl(ctx context.Context, kv jetstream.KeyValue, sc string) (shortcode.Control, uint64, error) {
+	e, err := kv.Get(ctx, shortcode.ControlKey(sc))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return ctl, 0, nil
+		return shortcode.Control{State: shortcode.Running}, 0, nil
 	}
 	if err != nil {
-		return ctl, 0, fmt.Errorf("short code %s: control: %w", sc, errors.Join(err, fault.ErrUnavailable))
+		return shortcode.Control{}, 0, fmt.Errorf("short code %s: control: %w", sc, errors.Join(err, fault.ErrUnavailable))
 	}
-	if err := json.Unmarshal(e.Value(), &ctl); err != nil {
-		// What throttle cannot read holds the short code: show it so.
-		ctl = shortCodeControl{State: "paused"}
-	}
+	// What throttle cannot read holds the short code: ParseControl says
+	// paused, and so does the partner's view.
+	ctl, _ := shortcode.ParseControl(e.Value())
 	return ctl, e.Revision(), nil
 }
 
@@ -208,7 +192,7 @@ const maxControlRetries = 5
 // updateShortCode applies change to the short code's control in the
 // bucket, compare-and-set, so that a pause and a cancel at the same time
 // both hold. Throttle sees it within a second.
-func (s *Service) updateShortCode(ctx context.Context, sc string, change func(*shortCodeControl)) (*partnerv1.ShortCode, error) {
+func (s *Service) updateShortCode(ctx context.Context, sc string, change func(*shortcode.Control)) (*partnerv1.ShortCode, error) {
 	tenant, err := tenantFrom(ctx)
 	if err != nil {
 		return nil, err
@@ -231,9 +215,9 @@ func (s *Service) updateShortCode(ctx context.Context, sc string, change func(*s
 			return nil, fmt.Errorf("short code %s: control: %w", sc, err)
 		}
 		if rev == 0 {
-			_, err = kv.Create(ctx, sc+".control", v)
+			_, err = kv.Create(ctx, shortcode.ControlKey(sc), v)
 		} else {
-			_, err = kv.Update(ctx, sc+".control", v, rev)
+			_, err = kv.Update(ctx, shortcode.ControlKey(sc), v, rev)
 		}
 		if errors.Is(err, jetstream.ErrKeyExists) || isWrongLastSequence(err) {
 			continue // someone changed it meanwhile: read again
@@ -256,13 +240,13 @@ func isWrongLastSequence(err error) bool {
 // shortCodeView builds the partner's view of sc: its state, the contracted
 // rate (the bucket's "<sc>.rate", else the offer's default) and the rate
 // smsc-link achieved lately.
-func (s *Service) shortCodeView(ctx context.Context, kv jetstream.KeyValue, sc string, ctl shortCodeControl) (*partnerv1.ShortCode, error) {
+func (s *Service) shortCodeView(ctx context.Context, kv jetstream.KeyValue, sc string, ctl shortcode.Control) (*partnerv1.ShortCode, error) {
 	out := &partnerv1.ShortCode{
 		ShortCode:      sc,
 		State:          partnerv1.ShortCodeState_SHORT_CODE_STATE_RUNNING,
 		ContractedRate: rate.DefaultRate,
 	}
-	if strings.EqualFold(ctl.State, "paused") {
+	if ctl.State == shortcode.Paused {
 		out.State = partnerv1.ShortCodeState_SHORT_CODE_STATE_PAUSED
 	}
 	if !ctl.CancelledBefore.IsZero() {
@@ -274,7 +258,7 @@ func (s *Service) shortCodeView(ctx context.Context, kv jetstream.KeyValue, sc s
 	case err != nil:
 		return nil, fmt.Errorf("short code %s: rate: %w", sc, errors.Join(err, fault.ErrUnavailable))
 	default:
-		if r, err := strconv.Atoi(strings.TrimSpace(string(e.Value()))); err == nil && r >= 0 && r <= rate.MaxRate {
+		if r, err := rate.ParseRate(e.Value()); err == nil {
 			out.ContractedRate = int32(r)
 		}
 	}
@@ -288,8 +272,7 @@ func (s *Service) shortCodeView(ctx context.Context, kv jetstream.KeyValue, sc s
 	case err != nil:
 		return nil, fmt.Errorf("short code %s: link state: %w", sc, errors.Join(err, fault.ErrUnavailable))
 	default:
-		var ls linkState
-		if json.Unmarshal(e.Value(), &ls) == nil {
+		if ls, err := shortcode.ParseLinkState(e.Value()); err == nil {
 			out.AchievedRate = ls.Achieved
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"pushsms.io/lib/shortcode"
 	"pushsms.io/lib/ucp"
 )
 
@@ -30,27 +31,6 @@ const (
 	// enough to follow the link back down.
 	roundTripSeconds = 3
 )
-
-// LinkState is the value of a short code's key in bus.BucketLinkState.
-type LinkState struct {
-	// Up: a session of the short code is logged in.
-	Up bool `json:"up"`
-	// Slowdown is the fraction of the contracted rate the link can take
-	// now, 0.1 to 1.
-	Slowdown float64 `json:"slowdown"`
-	// Reason of the last slowdown or of the link being down; empty when
-	// the link is up at full rate.
-	Reason string `json:"reason"`
-	// Achieved is the SMS-MT the SMSC accepted per second, averaged over
-	// the last 10 whole seconds.
-	Achieved float64 `json:"achieved"`
-	// AckMillis is the longest time from the guard's grant to the ACK of
-	// an accepted 51 over the last 3 seconds, in milliseconds: the guard
-	// counts a 51 until one second after its ACK (lib/rate.Guard), so R
-	// 51s take 1 s plus this; the throttle paces at that, not faster.
-	AckMillis float64   `json:"ack_ms"`
-	At        time.Time `json:"at"`
-}
 
 // linkState tracks one short code's back-pressure. Events come from the
 // submit handlers; a writer goroutine (runLinkState) turns them into
@@ -168,7 +148,7 @@ func (ls *linkState) tick(now time.Time) bool {
 }
 
 // snapshot returns the state at now.
-func (ls *linkState) snapshot(now time.Time) LinkState {
+func (ls *linkState) snapshot(now time.Time) shortcode.LinkState {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	cur := now.Unix()
@@ -182,7 +162,7 @@ func (ls *linkState) snapshot(now time.Time) LinkState {
 			rtt = max(rtt, s.rtt)
 		}
 	}
-	return LinkState{
+	return shortcode.LinkState{
 		Up:        ls.up,
 		Slowdown:  math.Round(ls.slowdown*1000) / 1000,
 		Reason:    ls.reason,
@@ -197,10 +177,10 @@ func (ls *linkState) snapshot(now time.Time) LinkState {
 func (s *Service) runLinkState(ctx context.Context, l *link) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	var last LinkState
+	var last shortcode.LinkState
 	var lastWrite time.Time
 	written := false
-	write := func(ctx context.Context, st LinkState) {
+	write := func(ctx context.Context, st shortcode.LinkState) {
 		v, err := json.Marshal(st)
 		if err != nil {
 			return

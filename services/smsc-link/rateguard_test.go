@@ -2,7 +2,6 @@ package smsclink_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"pushsms.io/lib/bus"
 	"pushsms.io/lib/bus/bustest"
 	"pushsms.io/lib/rate"
+	"pushsms.io/lib/shortcode"
 	"pushsms.io/lib/smscsim"
 	"pushsms.io/lib/ucp"
 	smsclink "pushsms.io/services/smsc-link"
@@ -139,7 +139,7 @@ func TestGuardAfterStallAndReconnect(t *testing.T) {
 // linkStates follows the short code's key of LINK_STATE.
 type linkStates struct {
 	mu   sync.Mutex
-	seen []smsclink.LinkState
+	seen []shortcode.LinkState
 }
 
 func watchLinkState(t *testing.T, e *env) *linkStates {
@@ -149,8 +149,8 @@ func watchLinkState(t *testing.T, e *env) *linkStates {
 		if key != shortCode || v == nil {
 			return
 		}
-		var st smsclink.LinkState
-		if err := json.Unmarshal(v, &st); err != nil {
+		st, err := shortcode.ParseLinkState(v)
+		if err != nil {
 			t.Errorf("link state %q: %v", v, err)
 			return
 		}
@@ -166,15 +166,15 @@ func watchLinkState(t *testing.T, e *env) *linkStates {
 }
 
 // since returns the states written from index i on, and the count.
-func (ls *linkStates) since(i int) ([]smsclink.LinkState, int) {
+func (ls *linkStates) since(i int) ([]shortcode.LinkState, int) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	return append([]smsclink.LinkState(nil), ls.seen[min(i, len(ls.seen)):]...), len(ls.seen)
+	return append([]shortcode.LinkState(nil), ls.seen[min(i, len(ls.seen)):]...), len(ls.seen)
 }
 
-func (ls *linkStates) waitFor(t *testing.T, from int, d time.Duration, what string, ok func(smsclink.LinkState) bool) (smsclink.LinkState, int) {
+func (ls *linkStates) waitFor(t *testing.T, from int, d time.Duration, what string, ok func(shortcode.LinkState) bool) (shortcode.LinkState, int) {
 	t.Helper()
-	var found smsclink.LinkState
+	var found shortcode.LinkState
 	var at int
 	bustest.Eventually(t, d, func() error {
 		states, n := ls.since(from)
@@ -218,16 +218,16 @@ func trickle(t *testing.T, e *env) {
 func TestBackPressureNack04(t *testing.T) {
 	e := start(t, smscsim.Config{}, nil)
 	ls := watchLinkState(t, e)
-	up, from := ls.waitFor(t, 0, wait, "up at full rate", func(s smsclink.LinkState) bool { return s.Up && s.Slowdown == 1 && s.Reason == "" })
+	up, from := ls.waitFor(t, 0, wait, "up at full rate", func(s shortcode.LinkState) bool { return s.Up && s.Slowdown == 1 && s.Reason == "" })
 	if up.At.IsZero() {
 		t.Errorf("link state without a time: %+v", up)
 	}
 	trickle(t, e)
-	ls.waitFor(t, from, 5*time.Second, "traffic achieved", func(s smsclink.LinkState) bool { return s.Achieved > 0 })
+	ls.waitFor(t, from, 5*time.Second, "traffic achieved", func(s shortcode.LinkState) bool { return s.Achieved > 0 })
 
 	e.sim.SetFaults(smscsim.Faults{NackSubmits: ucp.ECNotAllowed})
 	nackAt := time.Now()
-	slowed, from := ls.waitFor(t, from, 3*time.Second, "a slowdown", func(s smsclink.LinkState) bool { return s.Slowdown < 1 })
+	slowed, from := ls.waitFor(t, from, 3*time.Second, "a slowdown", func(s shortcode.LinkState) bool { return s.Slowdown < 1 })
 	if d := time.Since(nackAt); d > time.Second+200*time.Millisecond {
 		t.Errorf("slowdown seen %v after the NACKs, want within 1 s", d)
 	}
@@ -236,7 +236,7 @@ func TestBackPressureNack04(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	e.sim.SetFaults(smscsim.Faults{})
-	back, _ := ls.waitFor(t, from, 15*time.Second, "full rate again", func(s smsclink.LinkState) bool { return s.Slowdown == 1 })
+	back, _ := ls.waitFor(t, from, 15*time.Second, "full rate again", func(s shortcode.LinkState) bool { return s.Slowdown == 1 })
 	if back.Reason != "" || !back.Up {
 		t.Errorf("recovered: %+v, want up with no reason", back)
 	}
@@ -251,13 +251,13 @@ func TestBackPressureNack04(t *testing.T) {
 func TestBackPressureLinkDown(t *testing.T) {
 	e := start(t, smscsim.Config{}, nil)
 	ls := watchLinkState(t, e)
-	_, from := ls.waitFor(t, 0, wait, "up", func(s smsclink.LinkState) bool { return s.Up })
+	_, from := ls.waitFor(t, 0, wait, "up", func(s shortcode.LinkState) bool { return s.Up })
 	e.sim.DropSessions()
-	down, from := ls.waitFor(t, from, 3*time.Second, "down", func(s smsclink.LinkState) bool { return !s.Up })
+	down, from := ls.waitFor(t, from, 3*time.Second, "down", func(s shortcode.LinkState) bool { return !s.Up })
 	if down.Reason != "link_down" {
 		t.Errorf("down: %+v, want reason link_down", down)
 	}
-	ls.waitFor(t, from, wait, "up after reconnection", func(s smsclink.LinkState) bool { return s.Up && s.Reason == "" })
+	ls.waitFor(t, from, wait, "up after reconnection", func(s shortcode.LinkState) bool { return s.Up && s.Reason == "" })
 }
 
 // A rate put in the SHORT_CODES bucket overrides -rates without a restart:

@@ -11,50 +11,12 @@ import (
 	"time"
 
 	"pushsms.io/lib/bus"
+	"pushsms.io/lib/shortcode"
 )
 
-// Keys of bus.BucketShortCodes this file reads; ".rate" is lib/rate's.
-const (
-	controlSuffix = ".control"
-	weightsSuffix = ".weights"
-)
-
-// ShortCodeControl is the value of "<sc>.control" in bus.BucketShortCodes,
-// written by ingest (PauseShortCode, ResumeShortCode, CancelShortCode).
-type ShortCodeControl struct {
-	// State is "running" or "paused"; paused releases nothing.
-	State string `json:"state"`
-	// CancelledBefore: messages accepted before it and not yet released
-	// are cancelled. Zero: never.
-	CancelledBefore time.Time `json:"cancelled_before,omitzero"`
-}
-
-// Short code states of ShortCodeControl.State.
-const (
-	ShortCodeRunning = "running"
-	ShortCodePaused  = "paused"
-)
-
-// ParseShortCodeControl reads a "<sc>.control" value. A state it does not
-// know holds the short code, as an unknown campaign state holds the
-// campaign: holding can be undone, sending cannot.
-func ParseShortCodeControl(v []byte) (ShortCodeControl, error) {
-	var c ShortCodeControl
-	if err := json.Unmarshal(v, &c); err != nil {
-		return ShortCodeControl{State: ShortCodePaused}, fmt.Errorf("short code control: %w", err)
-	}
-	switch strings.ToLower(strings.TrimSpace(c.State)) {
-	case ShortCodeRunning, "":
-		c.State = ShortCodeRunning
-	case ShortCodePaused:
-		c.State = ShortCodePaused
-	default:
-		st := c.State
-		c.State = ShortCodePaused
-		return c, fmt.Errorf("short code control: unknown state %q", truncate(st, 32))
-	}
-	return c, nil
-}
+// weightsSuffix ends the SHORT_CODES key of a short code's tenant weights;
+// ".rate" is lib/rate's, ".control" lib/shortcode's.
+const weightsSuffix = ".weights"
 
 // MaxWeight bounds a weight: a tenant's on a short code, a campaign's.
 const MaxWeight = 100
@@ -74,52 +36,19 @@ func ParseWeights(v []byte) (map[string]int, error) {
 	return w, nil
 }
 
-// LinkState is smsc-link's view of a short code's link, the value of
-// bus.BucketLinkState (key: short code).
-type LinkState struct {
-	// Up is false while no bind can submit: nothing is released.
-	Up bool `json:"up"`
-	// Slowdown below 1 scales the rate down (temporary NACKs, ACK
-	// timeouts); absent or 1 and above: the contracted rate.
-	Slowdown *float64 `json:"slowdown,omitempty"`
-	Reason   string   `json:"reason,omitempty"`
-	// Achieved is the segments submitted per second lately.
-	Achieved float64 `json:"achieved,omitempty"`
-	// AckMillis is the longest time from smsc-link's guard grant to the
-	// ACK lately, in milliseconds: the guard lets R segments go per 1 s
-	// plus this (lib/rate.Guard).
-	AckMillis float64   `json:"ack_ms,omitempty"`
-	At        time.Time `json:"at,omitzero"`
-}
-
-// ParseLinkState reads a LINK_STATE value.
-func ParseLinkState(v []byte) (LinkState, error) {
-	var s LinkState
-	if err := json.Unmarshal(v, &s); err != nil {
-		return LinkState{}, fmt.Errorf("link state: %w", err)
-	}
-	if s.Slowdown != nil && (math.IsNaN(*s.Slowdown) || *s.Slowdown < 0) {
-		return LinkState{}, fmt.Errorf("link state: slowdown %v: want 0 to 1", *s.Slowdown)
-	}
-	if math.IsNaN(s.AckMillis) || s.AckMillis < 0 {
-		return LinkState{}, fmt.Errorf("link state: ack_ms %v: want 0 or more", s.AckMillis)
-	}
-	return s, nil
-}
-
 // effectiveRate is the rate the throttle releases at, from the contracted
 // rate r and the link's state: nothing while the link is down (messages
 // wait in the throttle, not piled up in smsc-link), max(1, floor(r ×
 // slowdown)) while smsc-link reports a slowdown, r otherwise.
-func effectiveRate(r int, link LinkState, known bool) int {
+func effectiveRate(r int, link shortcode.LinkState, known bool) int {
 	if r <= 0 || !known {
 		return r
 	}
 	if !link.Up {
 		return 0
 	}
-	if link.Slowdown != nil && *link.Slowdown < 1 {
-		return max(1, int(math.Floor(float64(r)**link.Slowdown)))
+	if link.Slowdown < 1 {
+		return max(1, int(math.Floor(float64(r)*link.Slowdown)))
 	}
 	return r
 }
@@ -136,19 +65,19 @@ type controls struct {
 	cancelled func(shortCode string, before time.Time)
 
 	mu      sync.RWMutex
-	control map[string]ShortCodeControl
+	control map[string]shortcode.Control
 	weights map[string]map[string]int
-	link    map[string]LinkState
+	link    map[string]shortcode.LinkState
 }
 
 func newControls(log *slog.Logger, changed func(string), cancelled func(string, time.Time)) *controls {
 	return &controls{log: log, changed: changed, cancelled: cancelled,
-		control: map[string]ShortCodeControl{}, weights: map[string]map[string]int{}, link: map[string]LinkState{}}
+		control: map[string]shortcode.Control{}, weights: map[string]map[string]int{}, link: map[string]shortcode.LinkState{}}
 }
 
 // setShortCode applies one SHORT_CODES entry (bus.WatchBucket callback).
 func (c *controls) setShortCode(key string, value []byte) {
-	if sc, ok := strings.CutSuffix(key, controlSuffix); ok {
+	if sc, ok := strings.CutSuffix(key, shortcode.ControlSuffix); ok {
 		c.setControl(sc, value)
 		return
 	}
@@ -158,22 +87,22 @@ func (c *controls) setShortCode(key string, value []byte) {
 }
 
 func (c *controls) setControl(sc string, value []byte) {
-	ctl := ShortCodeControl{State: ShortCodeRunning}
+	ctl := shortcode.Control{State: shortcode.Running}
 	if value != nil {
 		var err error
-		if ctl, err = ParseShortCodeControl(value); err != nil {
+		if ctl, err = shortcode.ParseControl(value); err != nil {
 			c.log.Warn("bad short code control; short code held", "short_code", sc, "err", err)
 		}
 	}
 	c.mu.Lock()
 	prev := c.control[sc]
-	if ctl.State == ShortCodeRunning && ctl.CancelledBefore.IsZero() {
+	if ctl.State == shortcode.Running && ctl.CancelledBefore.IsZero() {
 		delete(c.control, sc)
 	} else {
 		c.control[sc] = ctl
 	}
 	c.mu.Unlock()
-	if prev.State != ctl.State && !(prev.State == "" && ctl.State == ShortCodeRunning) {
+	if prev.State != ctl.State && !(prev.State == "" && ctl.State == shortcode.Running) {
 		c.log.Info("short code state", "short_code", sc, "state", ctl.State)
 	}
 	if !ctl.CancelledBefore.IsZero() && !ctl.CancelledBefore.Equal(prev.CancelledBefore) {
@@ -205,11 +134,11 @@ func (c *controls) setWeights(sc string, value []byte) {
 
 // setLink applies one LINK_STATE entry (bus.WatchBucket callback).
 func (c *controls) setLink(sc string, value []byte) {
-	var st LinkState
+	var st shortcode.LinkState
 	known := value != nil
 	if known {
 		var err error
-		if st, err = ParseLinkState(value); err != nil {
+		if st, err = shortcode.ParseLinkState(value); err != nil {
 			// Ignored: the contracted rate is the safe side, smsc-link's
 			// guard still holds it.
 			c.log.Warn("bad link state ignored", "short_code", sc, "err", err)
@@ -224,21 +153,10 @@ func (c *controls) setLink(sc string, value []byte) {
 		delete(c.link, sc)
 	}
 	c.mu.Unlock()
-	if had != known || prev.Up != st.Up || !sameSlowdown(prev.Slowdown, st.Slowdown) {
-		c.log.Info("link state", "short_code", sc, "up", st.Up || !known, "slowdown", slowdownOf(st), "reason", st.Reason)
+	if had != known || prev.Up != st.Up || prev.Slowdown != st.Slowdown {
+		c.log.Info("link state", "short_code", sc, "up", st.Up || !known, "slowdown", st.Slowdown, "reason", st.Reason)
 	}
 	c.changed(sc)
-}
-
-func sameSlowdown(a, b *float64) bool {
-	return (a == nil) == (b == nil) && (a == nil || *a == *b)
-}
-
-func slowdownOf(s LinkState) float64 {
-	if s.Slowdown == nil {
-		return 1
-	}
-	return *s.Slowdown
 }
 
 // maxRoundTrip bounds the round trip the pacing takes from the link
@@ -258,7 +176,7 @@ func (c *controls) roundTrip(shortCode string) time.Duration {
 func (c *controls) paused(shortCode string) bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	return c.control[shortCode].State == ShortCodePaused
+	return c.control[shortCode].State == shortcode.Paused
 }
 
 // cancelledAt tells whether a message of shortCode accepted at accepted
@@ -303,7 +221,7 @@ type controlledRates struct {
 func (r controlledRates) Rate(shortCode string) int {
 	rt := r.contracted.Rate(shortCode)
 	r.c.mu.RLock()
-	paused := r.c.control[shortCode].State == ShortCodePaused
+	paused := r.c.control[shortCode].State == shortcode.Paused
 	link, known := r.c.link[shortCode]
 	r.c.mu.RUnlock()
 	if paused {

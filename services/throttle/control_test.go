@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"pushsms.io/lib/bus"
+	"pushsms.io/lib/shortcode"
 	eventsv1 "pushsms.io/proto/gen/pushsms/events/v1"
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
 )
@@ -20,71 +21,45 @@ import (
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func TestEffectiveRate(t *testing.T) {
-	f := func(v float64) *float64 { return &v }
 	tests := []struct {
-		name  string
-		rate  int
-		link  LinkState
-		known bool
-		want  int
+		name string
+		rate int
+		link string // the LINK_STATE value; "" when there is none
+		want int
 	}{
-		{name: "no_link_state", rate: 50, known: false, want: 50},
-		{name: "up", rate: 50, link: LinkState{Up: true}, known: true, want: 50},
-		{name: "down", rate: 50, link: LinkState{Up: false}, known: true, want: 0},
-		{name: "half", rate: 50, link: LinkState{Up: true, Slowdown: f(0.5)}, known: true, want: 25},
-		{name: "floored", rate: 150, link: LinkState{Up: true, Slowdown: f(0.33)}, known: true, want: 49},
-		{name: "at_least_one", rate: 10, link: LinkState{Up: true, Slowdown: f(0.01)}, known: true, want: 1},
-		{name: "zero_slowdown_still_one", rate: 10, link: LinkState{Up: true, Slowdown: f(0)}, known: true, want: 1},
-		{name: "recovered", rate: 20, link: LinkState{Up: true, Slowdown: f(1)}, known: true, want: 20},
-		{name: "above_one_is_contract", rate: 20, link: LinkState{Up: true, Slowdown: f(2)}, known: true, want: 20},
-		{name: "held_stays_held", rate: 0, link: LinkState{Up: true}, known: true, want: 0},
+		{name: "no_link_state", rate: 50, want: 50},
+		{name: "up", rate: 50, link: `{"up":true}`, want: 50},
+		{name: "down", rate: 50, link: `{"up":false}`, want: 0},
+		{name: "half", rate: 50, link: `{"up":true,"slowdown":0.5}`, want: 25},
+		{name: "floored", rate: 150, link: `{"up":true,"slowdown":0.33}`, want: 49},
+		{name: "at_least_one", rate: 10, link: `{"up":true,"slowdown":0.01}`, want: 1},
+		{name: "zero_slowdown_still_one", rate: 10, link: `{"up":true,"slowdown":0}`, want: 1},
+		{name: "recovered", rate: 20, link: `{"up":true,"slowdown":1}`, want: 20},
+		{name: "above_one_is_contract", rate: 20, link: `{"up":true,"slowdown":2}`, want: 20},
+		{name: "held_stays_held", rate: 0, link: `{"up":true}`, want: 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := effectiveRate(tt.rate, tt.link, tt.known); got != tt.want {
+			var link shortcode.LinkState
+			if tt.link != "" {
+				var err error
+				if link, err = shortcode.ParseLinkState([]byte(tt.link)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := effectiveRate(tt.rate, link, tt.link != ""); got != tt.want {
 				t.Errorf("got %d, want %d", got, tt.want)
 			}
 		})
 	}
 }
 
-func TestParseShortCodeControl(t *testing.T) {
-	cb := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
-	tests := []struct {
-		in      string
-		want    ShortCodeControl
-		wantErr bool
-	}{
-		{in: `{"state":"running"}`, want: ShortCodeControl{State: ShortCodeRunning}},
-		{in: `{"state":"paused"}`, want: ShortCodeControl{State: ShortCodePaused}},
-		{in: `{}`, want: ShortCodeControl{State: ShortCodeRunning}},
-		{in: `{"state":"running","cancelled_before":"2026-03-02T10:00:00Z"}`, want: ShortCodeControl{State: ShortCodeRunning, CancelledBefore: cb}},
-		// What it cannot read holds the short code.
-		{in: `{"state":"stopped"}`, want: ShortCodeControl{State: ShortCodePaused}, wantErr: true},
-		{in: `paused`, want: ShortCodeControl{State: ShortCodePaused}, wantErr: true},
-	}
-	for _, tt := range tests {
-		got, err := ParseShortCodeControl([]byte(tt.in))
-		if (err != nil) != tt.wantErr || got != tt.want {
-			t.Errorf("%s: got %+v, %v; want %+v, error %v", tt.in, got, err, tt.want, tt.wantErr)
-		}
-	}
-}
-
-func TestParseWeightsAndLink(t *testing.T) {
+func TestParseWeights(t *testing.T) {
 	if w, err := ParseWeights([]byte(`{"t1":3,"t2":1}`)); err != nil || w["t1"] != 3 || w["t2"] != 1 {
 		t.Errorf("got %v, %v", w, err)
 	}
 	for _, bad := range []string{`{"t1":0}`, `{"t1":101}`, `[1]`, `{"t1":"3"}`} {
 		if _, err := ParseWeights([]byte(bad)); err == nil {
-			t.Errorf("%s: accepted", bad)
-		}
-	}
-	if s, err := ParseLinkState([]byte(`{"up":true,"slowdown":0.5,"reason":"nack 04","achieved":12.5}`)); err != nil || !s.Up || *s.Slowdown != 0.5 || s.Achieved != 12.5 {
-		t.Errorf("got %+v, %v", s, err)
-	}
-	for _, bad := range []string{`{"up":true,"slowdown":-1}`, `up`} {
-		if _, err := ParseLinkState([]byte(bad)); err == nil {
 			t.Errorf("%s: accepted", bad)
 		}
 	}
@@ -241,24 +216,6 @@ func TestControlWeights(t *testing.T) {
 	}
 }
 
-// FuzzParseShortCodeControl: the SHORT_CODES values are written by other
-// services and by operators by hand. Whatever is read is running or
-// paused; what cannot be read holds the short code.
-func FuzzParseShortCodeControl(f *testing.F) {
-	for _, s := range []string{`{"state":"running"}`, `{"state":"paused"}`, `{"state":"running","cancelled_before":"2026-03-02T10:00:00Z"}`, `{}`, `x`, `{"state":1}`} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, v []byte) {
-		c, err := ParseShortCodeControl(v)
-		if c.State != ShortCodeRunning && c.State != ShortCodePaused {
-			t.Fatalf("%q: state %q", v, c.State)
-		}
-		if err != nil && c.State != ShortCodePaused {
-			t.Fatalf("%q: unreadable (%v) but not held", v, err)
-		}
-	})
-}
-
 // FuzzParseWeights: accepted weights are within 1 to MaxWeight.
 func FuzzParseWeights(f *testing.F) {
 	for _, s := range []string{`{"t1":3,"t2":1}`, `{"t1":0}`, `{}`, `[]`, `{"t1":1e9}`} {
@@ -284,7 +241,7 @@ func FuzzParseLinkState(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, v []byte) {
-		s, err := ParseLinkState(v)
+		s, err := shortcode.ParseLinkState(v)
 		if err != nil {
 			return
 		}
