@@ -308,7 +308,12 @@ func (s *Stack) startServices(ctx, runCtx context.Context) error {
 	for i := range s.cfg.ThrottleReplicas {
 		tcfg := throttle.DefaultConfig()
 		tcfg.Bus, tcfg.GRPCAddr, tcfg.DefaultRate = busCfg, s.addr(0), s.cfg.Rate
-		tcfg.Rates = maps.Clone(s.cfg.Rates)
+		// Every short code of the stack, so that each is owned from the
+		// start rather than when its first event is listed.
+		tcfg.Rates = throttle.RateTable{}
+		for _, sc := range s.cfg.ShortCodes {
+			tcfg.Rates[sc] = s.cfg.RateOf(sc)
+		}
 		if tcfg.Telemetry, err = s.telemetryFor(ctx, throttle.Name); err != nil {
 			return err
 		}

@@ -46,10 +46,13 @@ const (
 	leaseMargin = 500 * time.Millisecond
 	handoverGap = time.Second
 	// discoverEvery is how often the short codes with events in
-	// SMS_CLEARED are listed again. A new short code is seen at once, from
-	// the subject of its first event (owner.seen); the listing finds the
-	// backlogs at start and what a dropped subscription missed.
-	discoverEvery = 5 * time.Second
+	// SMS_CLEARED are listed (one request answered from the stream's
+	// subject index): a short code neither configured (-rates) nor in the
+	// SHORT_CODES bucket is owned at most this long after its first
+	// event. Listening to every cleared event instead would deliver the
+	// whole traffic to every replica once more, for the rare new short
+	// code.
+	discoverEvery = time.Second
 	// replicaTTL is how long a replica's heartbeat counts it as alive for
 	// the share of short codes each takes: as long as its leases, so that
 	// a dead replica stops counting when its short codes become free (a
@@ -278,19 +281,6 @@ func (ow *owner) setShortCode(key string, value []byte) {
 		ow.poke()
 	}
 	ow.mu.Unlock()
-}
-
-// seen notes the short code of a cleared event's subject (a plain
-// subscription to sms.cleared.>: the payload is not read).
-func (ow *owner) seen(subject string) {
-	sc := subject[strings.LastIndexByte(subject, '.')+1:]
-	ow.mu.Lock()
-	defer ow.mu.Unlock()
-	if ow.codes[sc] || !validConsumerToken(sc) {
-		return
-	}
-	ow.codes[sc] = true
-	ow.poke()
 }
 
 // run keeps the heartbeat and the leases until ctx ends; then the caller

@@ -69,7 +69,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go"
 
 	"pushsms.io/lib/bus"
 	"pushsms.io/lib/policy"
@@ -335,11 +334,6 @@ func (s *Service) Serve(ctx context.Context) error {
 	for sc := range s.cfg.Rates {
 		ow.setShortCode(sc, []byte{})
 	}
-	sub, err := s.Bus.Conn.Subscribe(bus.SubjectCleared, func(m *nats.Msg) { ow.seen(m.Subject) })
-	if err != nil {
-		return fmt.Errorf("throttle: subscribe to new short codes: %w", err)
-	}
-	s.OnClose(func() { _ = sub.Unsubscribe() })
 	// Registered after the lanes' stop, so run before it: the consumers
 	// stop (events not started go back, started ones too: the next owner
 	// finishes them under the same ids), then the leases are given back.
