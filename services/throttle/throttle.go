@@ -69,7 +69,6 @@ import (
 	"fmt"
 	"time"
 
-
 	"pushsms.io/lib/bus"
 	"pushsms.io/lib/policy"
 	"pushsms.io/lib/rate"
