@@ -53,9 +53,12 @@ type Guard struct {
 	// results came (so ascending: they are read from now).
 	done History
 	open int // granted, result not known yet
-	// freed is closed (and replaced) when a result comes: waiters held
-	// by open grants look again at once.
+	// freed is closed (and replaced) when a result comes while a waiter
+	// is held by open grants (held says so): it looks again at once. A
+	// waiter held by time gains nothing from a result (the new result is
+	// the latest; the one it waits for is older), so it is not woken.
 	freed chan struct{}
+	held  bool
 
 	// now and sleep are time.Now and a context-aware sleep that also ends
 	// when wake is closed; tests replace them with a virtual clock.
@@ -114,13 +117,15 @@ func (gr Grant) Done() {
 	defer g.mu.Unlock()
 	g.open--
 	g.done.Add(g.now())
-	close(g.freed)
-	g.freed = make(chan struct{})
+	if g.held {
+		close(g.freed)
+		g.freed, g.held = make(chan struct{}), false
+	}
 }
 
 // try grants a submit now and returns its time and 0, or returns how long
-// to wait before trying again and a channel closed if a result comes
-// first.
+// to wait before trying again and, when open grants hold it, a channel
+// closed when a result comes first.
 func (g *Guard) try() (time.Time, time.Duration, <-chan struct{}) {
 	r := min(g.rate(), MaxRate)
 	if r < 1 {
@@ -132,11 +137,12 @@ func (g *Guard) try() (time.Time, time.Duration, <-chan struct{}) {
 	// recent result must be out of the window.
 	k := r - g.open
 	if k < 1 {
+		g.held = true
 		return time.Time{}, holdPoll, g.freed
 	}
 	now := g.now()
 	if wait := g.done.Free(k, g.window).Sub(now); wait > 0 {
-		return time.Time{}, min(wait, holdPoll), g.freed
+		return time.Time{}, min(wait, holdPoll), nil
 	}
 	g.open++
 	return now, 0, nil
