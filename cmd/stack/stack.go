@@ -236,7 +236,7 @@ func (s *Stack) startSim(ctx context.Context) error {
 // telemetryFor gives each service its own tracer provider, named after the
 // service as in production, all feeding the same processor or exporter.
 func (s *Stack) telemetryFor(ctx context.Context, service string) (telemetry.Config, error) {
-	tc := telemetry.Config{LogLevel: "info", LogFormat: "text", Logger: s.log, OTLPEndpoint: s.cfg.OTLPEndpoint}
+	tc := telemetry.Config{LogLevel: "info", LogFormat: "text", Logger: s.log, OTLPEndpoint: s.cfg.OTLPEndpoint, TraceRatio: 1}
 	if s.cfg.SpanProcessor == nil {
 		return tc, nil
 	}

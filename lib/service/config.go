@@ -36,6 +36,9 @@ func (c Config) Validate() error {
 	if err := c.Bus.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.Telemetry.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.GRPCAddr == "" {
 		errs = append(errs, errors.New("grpc-addr is empty"))
 	}

@@ -36,6 +36,15 @@ type Config struct {
 	// OTLPEndpoint, when set, exports traces over OTLP/gRPC (e.g.
 	// http://jaeger-collector:4317). Read from OTEL_EXPORTER_OTLP_ENDPOINT.
 	OTLPEndpoint string
+	// TraceRatio is the share of new traces recorded and exported, 0 to 1.
+	// The decision is taken once, where a message enters (ingest), and
+	// every later span of the message follows its parent's: a message is
+	// traced through the five services or not at all. At thousands of
+	// SMS/s a full trace of every segment costs the platform a few per cent
+	// of its CPU and Jaeger far more; 1 suits a test or a small platform.
+	// Without an exporter nothing is recorded (span contexts, hence the
+	// trace ids in the logs, are kept).
+	TraceRatio float64
 	// MetricsAddr serves the service's metrics in Prometheus format at
 	// /metrics (e.g. ":9464"); empty: not served.
 	MetricsAddr string
@@ -50,19 +59,37 @@ type Config struct {
 // use by convention; each pod has its own address.
 const DefaultMetricsAddr = ":9464"
 
-// DefaultConfig logs JSON at info level, exports no traces and serves
-// metrics on DefaultMetricsAddr.
+// DefaultConfig logs JSON at info level, exports no traces (every trace
+// when an endpoint is set) and serves metrics on DefaultMetricsAddr.
 func DefaultConfig() Config {
-	return Config{LogLevel: "info", LogFormat: "json", MetricsAddr: DefaultMetricsAddr}
+	return Config{LogLevel: "info", LogFormat: "json", MetricsAddr: DefaultMetricsAddr, TraceRatio: 1}
 }
 
-// RegisterFlags adds -log-level, -log-format, -otel-exporter-otlp-endpoint
-// and -metrics-addr.
+// RegisterFlags adds -log-level, -log-format, -otel-exporter-otlp-endpoint,
+// -trace-ratio and -metrics-addr.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: json or text")
 	fs.StringVar(&c.OTLPEndpoint, "otel-exporter-otlp-endpoint", c.OTLPEndpoint, "OTLP/gRPC endpoint for traces (e.g. http://localhost:4317); empty: no export")
+	fs.Float64Var(&c.TraceRatio, "trace-ratio", c.TraceRatio, "share of messages traced (0 to 1; the decision is taken where a message enters and followed by every service)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "listen address of the Prometheus metrics (GET /metrics); empty: not served")
+}
+
+// Validate checks the trace ratio.
+func (c Config) Validate() error {
+	if !(c.TraceRatio >= 0 && c.TraceRatio <= 1) {
+		return fmt.Errorf("trace-ratio %v: want 0 to 1", c.TraceRatio)
+	}
+	return nil
+}
+
+// sampler records a share cfg.TraceRatio of new traces and follows the
+// parent's decision otherwise; nothing when no exporter would read them.
+func (c Config) sampler() sdktrace.Sampler {
+	if c.OTLPEndpoint == "" {
+		return sdktrace.NeverSample()
+	}
+	return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(c.TraceRatio))
 }
 
 // Telemetry is what a service logs, traces and counts with.
@@ -126,7 +153,10 @@ func Setup(ctx context.Context, service string, cfg Config) (*Telemetry, error) 
 
 	t.TracerProvider = cfg.TracerProvider
 	if t.TracerProvider == nil {
-		opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+		if err := cfg.Validate(); err != nil {
+			return nil, err
+		}
+		opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithSampler(cfg.sampler())}
 		if cfg.OTLPEndpoint != "" {
 			exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(cfg.OTLPEndpoint))
 			if err != nil {

@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
+	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 )
 
 func TestLoggerCarriesTraceIDs(t *testing.T) {
@@ -39,5 +41,57 @@ func TestSetupRejectsBadLevel(t *testing.T) {
 	}
 	if err := tel.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestTraceRatio(t *testing.T) {
+	ctx := context.Background()
+	sampledParent := trace.ContextWithRemoteSpanContext(ctx, trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{1}, TraceFlags: trace.FlagsSampled, Remote: true,
+	}))
+	tests := []struct {
+		name     string
+		cfg      Config
+		parent   context.Context
+		recorded bool
+	}{
+		{"no exporter: nothing recorded", Config{TraceRatio: 1}, ctx, false},
+		{"no exporter, sampled parent: nothing recorded", Config{TraceRatio: 1}, sampledParent, false},
+		{"every trace", Config{TraceRatio: 1, OTLPEndpoint: "http://127.0.0.1:1"}, ctx, true},
+		{"no new trace", Config{TraceRatio: 0, OTLPEndpoint: "http://127.0.0.1:1"}, ctx, false},
+		{"a traced message stays traced", Config{TraceRatio: 0, OTLPEndpoint: "http://127.0.0.1:1"}, sampledParent, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			log, err := NewLogger(&buf, "info", "json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.cfg.Logger = log
+			tel, err := Setup(ctx, "x", tt.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				// The endpoint is unreachable: do not wait for the export.
+				sctx, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+				defer cancel()
+				_ = tel.Shutdown(sctx)
+			}()
+			sctx, span := tel.Tracer("test").Start(tt.parent, "op")
+			defer span.End()
+			if got := span.IsRecording(); got != tt.recorded {
+				t.Errorf("recording = %v, want %v", got, tt.recorded)
+			}
+			// Logs lead to the trace whether or not it is recorded.
+			log.InfoContext(sctx, "x")
+			if want := span.SpanContext().TraceID().String(); !span.SpanContext().IsValid() || !bytes.Contains(buf.Bytes(), []byte(want)) {
+				t.Errorf("log line %s: want trace_id %s", buf.String(), want)
+			}
+		})
+	}
+	if err := (Config{TraceRatio: 1.5}).Validate(); err == nil {
+		t.Error("trace ratio 1.5: got nil error")
 	}
 }
