@@ -12,7 +12,8 @@ SERVICES := ingest compliance throttle smsc-link billing
 BUF := GOWORK=off $(GO) tool -modfile=$(CURDIR)/tools/buf/go.mod buf
 TEST_FLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: all run build test test-short lint vet fmt-check generate generate-check fuzz bench tidy clean interop numplan-data
+.PHONY: all run build test test-short lint vet fmt-check generate generate-check fuzz bench tidy clean interop numplan-data \
+	k8s-lint k8s-schemas
 
 all: build
 
@@ -37,8 +38,8 @@ test:
 		(cd $$m && $(GO) test $(TEST_FLAGS) ./...); \
 	done
 
-## lint: buf lint, gofmt, go vet everywhere, and each module building on its own (GOWORK=off)
-lint: vet fmt-check
+## lint: buf lint, gofmt, go vet everywhere, each module building on its own (GOWORK=off), deploy/k8s validated
+lint: vet fmt-check k8s-lint
 	cd proto && $(BUF) lint
 	@set -e; for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) build ./...); done
 
@@ -48,6 +49,16 @@ vet:
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^proto/gen/')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+## k8s-lint: render deploy/k8s's overlays and validate them strictly against deploy/k8s/schemas, offline;
+## every manifest of deploy/k8s/testdata/broken must be rejected (deploy/k8s/lint.sh)
+k8s-lint:
+	cd tools/k8s && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test ./...
+	deploy/k8s/lint.sh
+
+## k8s-schemas: regenerate deploy/k8s/schemas from the Kubernetes, KEDA and CloudNativePG sources (Go module proxy)
+k8s-schemas:
+	deploy/k8s/schemas.sh
 
 ## generate: regenerate proto/gen with buf and local plugins (no network)
 generate:
