@@ -73,11 +73,11 @@ FUZZTIME ?= 20s
 FUZZ_PKGS = lib:./ucp lib:./gsm lib:./numplan lib:./smscsim lib:./calendar lib:./optout \
 	lib:./rate lib:./shortcode \
 	services/compliance:. services/compliance:./ported services/ingest:. services/smsc-link:. \
-	services/throttle:.
+	services/throttle:. services/billing:.
 fuzz:
 	@set -e; for mp in $(FUZZ_PKGS); do mod=$${mp%%:*}; pkg=$${mp#*:}; \
 		for f in $$(cd $$mod && $(GO) test -list 'Fuzz.*' $$pkg | grep ^Fuzz); do \
-			echo "== $$mod $$pkg $$f"; (cd $$mod && $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg); \
+			echo "== $$mod $$pkg $$f"; (cd $$mod && $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s $$pkg); \
 		done; \
 	done
 
@@ -85,6 +85,8 @@ fuzz:
 bench:
 	cd lib && $(GO) test -run '^$$' -bench . -benchmem ./ucp/ ./gsm/ ./numplan/ ./optout/
 	cd services/compliance && $(GO) test -run '^$$' -bench . -benchmem . && $(GO) test -run '^$$' -bench 'Operator|Load' -benchmem ./ported/
+	cd services/billing && $(GO) test -run '^$$' -bench 'Ingest|RecordBatch' -benchtime 100000x . && \
+		$(GO) test -run '^$$' -bench 'DailyCountsMonth|BuildInvoice10M' -timeout 20m .
 
 ## numplan-data: refresh lib/numplan/data from ARCEP's MAJNUM extract (MAJNUM=file, see lib/numplan/data/README.md)
 MAJNUM ?= ../shared/data/arcep-majnum/majournums.raw.csv

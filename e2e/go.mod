@@ -20,7 +20,9 @@ replace (
 require (
 	github.com/jackc/pgx/v5 v5.13.0
 	go.opentelemetry.io/otel/sdk v1.47.0
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20261110000943-09e21b237f2c
 	google.golang.org/grpc v1.85.0
+	google.golang.org/protobuf v1.36.12
 	pushsms.io/cmd v0.0.0
 	pushsms.io/services/ingest v0.0.0
 )
@@ -80,8 +82,6 @@ require (
 	golang.org/x/text v0.43.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20260928230214-8a89bd6388cc // indirect
-	google.golang.org/genproto/googleapis/rpc v0.0.0-20261110000943-09e21b237f2c // indirect
-	google.golang.org/protobuf v1.36.12 // indirect
 	pushsms.io/services/billing v0.0.0 // indirect
 	pushsms.io/services/compliance v0.0.0 // indirect
 	pushsms.io/services/smsc-link v0.0.0 // indirect

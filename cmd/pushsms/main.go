@@ -46,12 +46,30 @@ Commands:
                     load a portability file into compliance's ported-numbers
                     table (aggregator)
   ported status     print the ported-numbers table's version, size and source
+  invoice -month YYYY-MM [-format table|csv|json]
+                    print the operator's invoice of a month (aggregator)
+  statement -tenant T -month YYYY-MM
+                    print a partner's statement of a month
+  plan put|list     a partner's price plan versions
+  reconcile -month YYYY-MM FILE.csv
+                    import the operator's statement and print the
+                    differences with the ledger (-show: print it again)
+  forecast put -period YYYY-H1 FILE.csv | forecast report -period YYYY-H1
+                    the twice-yearly forecasts, and actuals against them
+  tariff put FILE.json | tariff list [-default]
+  catalog add|qualified|list
+                    short-code and qualification history (the fees' basis)
+  credit topup|show -tenant T
+                    a prepaid partner's credit, in segments
 
 The API address and key come from -addr and -key, or PUSHSMS_ADDR and
 PUSHSMS_API_KEY. Run "pushsms <command> -h" for a command's flags.
 The ported commands talk to compliance's internal port (-addr or
 PUSHSMS_COMPLIANCE_ADDR, default localhost:9091), which has no API key:
-run them from inside the cluster.
+run them from inside the cluster. The invoice, statement, plan, reconcile,
+forecast, tariff, catalog and credit commands talk to billing's internal
+port (-addr or PUSHSMS_BILLING_ADDR, default localhost:9094), no API key
+either.
 `
 
 // cli runs one command, printing its result to out and messages to err.
@@ -65,24 +83,38 @@ type cli struct {
 // remaining arguments.
 func (c *cli) commands() map[string]func(ctx context.Context, args []string) error {
 	return map[string]func(ctx context.Context, args []string) error{
-		"send":             c.runSend,
-		"status":           c.runStatus,
-		"preview":          c.runPreview,
-		"campaign submit":  c.runCampaignSubmit,
-		"campaign get":     c.runCampaignGet,
-		"campaign cancel":  c.runCampaignCancel,
-		"campaign pause":   c.runCampaignPause,
-		"campaign resume":  c.runCampaignResume,
-		"shortcode get":    c.runShortCodeGet,
-		"shortcode pause":  c.runShortCodePause,
-		"shortcode resume": c.runShortCodeResume,
-		"shortcode cancel": c.runShortCodeCancel,
-		"events":           c.runEvents,
-		"suppress import":  c.runSuppressImport,
-		"suppress status":  c.runSuppressStatus,
-		"partner create":   c.runPartnerCreate,
-		"ported import":    c.runPortedImport,
-		"ported status":    c.runPortedStatus,
+		"send":              c.runSend,
+		"status":            c.runStatus,
+		"preview":           c.runPreview,
+		"campaign submit":   c.runCampaignSubmit,
+		"campaign get":      c.runCampaignGet,
+		"campaign cancel":   c.runCampaignCancel,
+		"campaign pause":    c.runCampaignPause,
+		"campaign resume":   c.runCampaignResume,
+		"shortcode get":     c.runShortCodeGet,
+		"shortcode pause":   c.runShortCodePause,
+		"shortcode resume":  c.runShortCodeResume,
+		"shortcode cancel":  c.runShortCodeCancel,
+		"events":            c.runEvents,
+		"suppress import":   c.runSuppressImport,
+		"suppress status":   c.runSuppressStatus,
+		"partner create":    c.runPartnerCreate,
+		"ported import":     c.runPortedImport,
+		"ported status":     c.runPortedStatus,
+		"invoice":           c.runInvoice,
+		"statement":         c.runStatement,
+		"plan put":          c.runPlanPut,
+		"plan list":         c.runPlanList,
+		"reconcile":         c.runReconcile,
+		"forecast put":      c.runForecastPut,
+		"forecast report":   c.runForecastReport,
+		"tariff put":        c.runTariffPut,
+		"tariff list":       c.runTariffList,
+		"catalog add":       c.runCatalogAdd,
+		"catalog qualified": c.runCatalogQualified,
+		"catalog list":      c.runCatalogList,
+		"credit topup":      c.runCreditTopUp,
+		"credit show":       c.runCreditShow,
 	}
 }
 

@@ -2,15 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"flag"
 	"fmt"
 	"path/filepath"
 	"time"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 
 	adminv1 "pushsms.io/proto/gen/pushsms/admin/v1"
 	"pushsms.io/services/compliance/ported"
@@ -21,34 +16,9 @@ import (
 const portedBatch = 5000
 
 // adminFlags are the flags of the aggregator's commands on compliance's
-// internal gRPC port, which has no API key: it must not be reachable from
-// outside the cluster.
-type adminFlags struct {
-	addr string
-	tls  bool
-}
-
-func (c *cli) adminFlags(fs *flag.FlagSet) *adminFlags {
-	f := &adminFlags{}
-	addr := c.getenv("PUSHSMS_COMPLIANCE_ADDR")
-	if addr == "" {
-		addr = "localhost:9091"
-	}
-	fs.StringVar(&f.addr, "addr", addr, "compliance's internal gRPC address (env PUSHSMS_COMPLIANCE_ADDR)")
-	fs.BoolVar(&f.tls, "tls", false, "connect with TLS (system roots)")
-	return f
-}
-
-func (f *adminFlags) dial() (adminv1.PortedNumbersServiceClient, func(), error) {
-	creds := insecure.NewCredentials()
-	if f.tls {
-		creds = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
-	}
-	conn, err := grpc.NewClient(f.addr, grpc.WithTransportCredentials(creds))
-	if err != nil {
-		return nil, nil, fmt.Errorf("connect to %s: %w", f.addr, err)
-	}
-	return adminv1.NewPortedNumbersServiceClient(conn), func() { conn.Close() }, nil
+// internal gRPC port.
+func (c *cli) adminFlags(fs *flag.FlagSet) *internalFlags {
+	return c.internalFlags(fs, "compliance", "PUSHSMS_COMPLIANCE_ADDR", "localhost:9091")
 }
 
 const portedImportUsage = `Usage: pushsms ported import [-incremental] [-addr host:port] FILE.csv
@@ -101,7 +71,7 @@ func (c *cli) runPortedImport(ctx context.Context, args []string) error {
 		return err
 	}
 	defer in.Close()
-	client, done, err := admin.dial()
+	client, done, err := dialInternal(admin, adminv1.NewPortedNumbersServiceClient)
 	if err != nil {
 		return err
 	}
@@ -131,7 +101,7 @@ func (c *cli) runPortedStatus(ctx context.Context, args []string) error {
 	if fs.NArg() != 0 {
 		return fmt.Errorf("ported status: no argument expected")
 	}
-	client, done, err := admin.dial()
+	client, done, err := dialInternal(admin, adminv1.NewPortedNumbersServiceClient)
 	if err != nil {
 		return err
 	}

@@ -120,6 +120,8 @@ type Stack struct {
 	apiAddr     string
 	// complianceAddr serves the aggregator's admin API (ported numbers).
 	complianceAddr string
+	// billingAddr serves billing's internal APIs (prepaid credit).
+	billingAddr string
 
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -286,6 +288,7 @@ func (s *Stack) startServices(ctx, runCtx context.Context) error {
 			return fmt.Errorf("billing: %w", err)
 		}
 		start(billing.Name, bsvc)
+		s.billingAddr = bsvc.Addr()
 	}
 
 	lc := smsclink.DefaultConfig()
@@ -344,6 +347,9 @@ func (s *Stack) startServices(ctx, runCtx context.Context) error {
 	ic := ingest.DefaultConfig()
 	ic.Bus, ic.DB = busCfg, pgdb.Config{URL: s.dbURL, MaxConns: 10}
 	ic.GRPCAddr = s.addr(s.cfg.APIPort)
+	// Billing was started above: ingest reserves prepaid tenants' credit
+	// there from its first message on.
+	ic.CreditAddr = s.billingAddr
 	if ic.Telemetry, err = s.telemetryFor(ctx, ingest.Name); err != nil {
 		return err
 	}
@@ -413,6 +419,10 @@ func (s *Stack) APIKey() string { return s.apiKey }
 // ComplianceAddr is compliance's internal gRPC address: the aggregator's
 // admin API (ported-numbers import).
 func (s *Stack) ComplianceAddr() string { return s.complianceAddr }
+
+// BillingAddr is billing's internal gRPC address: prepaid credit
+// (CreditService).
+func (s *Stack) BillingAddr() string { return s.billingAddr }
 
 // SimHTTPAddr serves the simulator's statistics and MO injection.
 func (s *Stack) SimHTTPAddr() string { return s.simHTTPAddr }

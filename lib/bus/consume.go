@@ -10,7 +10,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
@@ -98,39 +97,12 @@ func (c *Consumer) Pending(ctx context.Context) (uint64, error) {
 // events to h until Stop. Each event gets a consumer span, child of the
 // publisher's span carried in the headers.
 func (b *Bus) Consume(ctx context.Context, spec ConsumerSpec, h Handler) (*Consumer, error) {
-	if spec.Workers < 1 {
-		spec.Workers = 1
-	}
-	if spec.AckWait == 0 {
-		spec.AckWait = 30 * time.Second
-	}
 	if spec.MaxAckPending == 0 {
 		spec.MaxAckPending = 1000
 	}
-	cfg := jetstream.ConsumerConfig{
-		Durable:        spec.Durable,
-		FilterSubjects: spec.FilterSubjects,
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        spec.AckWait,
-		MaxAckPending:  spec.MaxAckPending,
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-		MaxDeliver:     -1,
-	}
-	if spec.StartSequence > 0 {
-		cur, err := b.JS.Consumer(ctx, spec.Stream, spec.Durable)
-		switch {
-		case err == nil:
-			ci := cur.CachedInfo()
-			cfg.DeliverPolicy, cfg.OptStartSeq = ci.Config.DeliverPolicy, ci.Config.OptStartSeq
-		case errors.Is(err, jetstream.ErrConsumerNotFound):
-			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, spec.StartSequence
-		default:
-			return nil, fmt.Errorf("consumer %s on %s: %w", spec.Durable, spec.Stream, err)
-		}
-	}
-	cons, err := b.JS.CreateOrUpdateConsumer(ctx, spec.Stream, cfg)
+	spec, cons, err := b.durable(ctx, spec)
 	if err != nil {
-		return nil, fmt.Errorf("consumer %s on %s: %w", spec.Durable, spec.Stream, err)
+		return nil, err
 	}
 	c := &Consumer{info: cons}
 	sem := make(chan struct{}, spec.Workers)
@@ -187,16 +159,9 @@ func (b *Bus) handle(ctx context.Context, spec ConsumerSpec, jm *deferrableMsg, 
 		if err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 			b.log.WarnContext(ctx, "ack failed; the event will be redelivered", "consumer", spec.Durable, "err", err)
 		}
-	case fault.IsPermanent(err):
-		span.RecordError(err)
-		span.SetStatus(codes.Error, "terminated")
-		b.log.ErrorContext(ctx, "event terminated", "consumer", spec.Durable, "subject", m.Subject, "err", err)
-		_ = jm.TermWithReason(truncate(err.Error(), 200))
 	default:
 		span.RecordError(err)
-		span.SetStatus(codes.Error, "redelivered")
-		b.log.WarnContext(ctx, "event redelivered", "consumer", spec.Durable, "subject", m.Subject, "delivered", m.Delivered, "err", err)
-		_ = jm.NakWithDelay(backoff(int(min(m.Delivered, 10))))
+		b.settle(ctx, spec, m, err)
 	}
 }
 
@@ -205,4 +170,41 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n]
+}
+
+// durable creates or updates the durable consumer of spec, once its
+// defaults are set (Workers 1, AckWait 30 s; MaxAckPending is the caller's).
+func (b *Bus) durable(ctx context.Context, spec ConsumerSpec) (ConsumerSpec, jetstream.Consumer, error) {
+	if spec.Workers < 1 {
+		spec.Workers = 1
+	}
+	if spec.AckWait == 0 {
+		spec.AckWait = 30 * time.Second
+	}
+	cfg := jetstream.ConsumerConfig{
+		Durable:        spec.Durable,
+		FilterSubjects: spec.FilterSubjects,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        spec.AckWait,
+		MaxAckPending:  spec.MaxAckPending,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		MaxDeliver:     -1,
+	}
+	if spec.StartSequence > 0 {
+		cur, err := b.JS.Consumer(ctx, spec.Stream, spec.Durable)
+		switch {
+		case err == nil:
+			ci := cur.CachedInfo()
+			cfg.DeliverPolicy, cfg.OptStartSeq = ci.Config.DeliverPolicy, ci.Config.OptStartSeq
+		case errors.Is(err, jetstream.ErrConsumerNotFound):
+			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, spec.StartSequence
+		default:
+			return spec, nil, fmt.Errorf("consumer %s on %s: %w", spec.Durable, spec.Stream, err)
+		}
+	}
+	cons, err := b.JS.CreateOrUpdateConsumer(ctx, spec.Stream, cfg)
+	if err != nil {
+		return spec, nil, fmt.Errorf("consumer %s on %s: %w", spec.Durable, spec.Stream, err)
+	}
+	return spec, cons, nil
 }

@@ -44,6 +44,24 @@ func (e *InvalidError) Error() string {
 // Is makes errors.Is(err, ErrPermanent) true for bad input.
 func (e *InvalidError) Is(target error) bool { return target == ErrPermanent }
 
+// PreconditionError is a request the system's state refuses (e.g. a prepaid
+// credit too low): retrying it as is cannot succeed until that state
+// changes, so it is permanent. Type, Subject and Description say which
+// precondition failed; Reason and Metadata are for programs (an upper-case
+// reason, figures by name).
+type PreconditionError struct {
+	Type, Subject, Description string
+	Reason                     string
+	Metadata                   map[string]string
+	// Message is the error's text.
+	Message string
+}
+
+func (e *PreconditionError) Error() string { return e.Message }
+
+// Is makes errors.Is(err, ErrPermanent) true.
+func (e *PreconditionError) Is(target error) bool { return target == ErrPermanent }
+
 // Invalid reports that field is wrong because of err.
 func Invalid(field string, err error) error {
 	return &InvalidError{Violations: []Violation{{Field: field, Description: err.Error()}}}

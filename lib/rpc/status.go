@@ -11,6 +11,9 @@ import (
 	"pushsms.io/lib/fault"
 )
 
+// Domain names the platform in ErrorInfo details.
+const Domain = "pushsms.io"
+
 // Status is the only mapping from an error to a gRPC status. Bad input
 // carries a BadRequest with a violation per field; an error of no known
 // kind becomes Internal with no detail, since its text may hold anything.
@@ -29,6 +32,20 @@ func Status(err error) *status.Status {
 			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: v.Field, Description: v.Description})
 		}
 		if d, derr := st.WithDetails(br); derr == nil {
+			return d
+		}
+		return st
+	}
+	var pe *fault.PreconditionError
+	if errors.As(err, &pe) {
+		st := status.New(codes.FailedPrecondition, pe.Error())
+		d, derr := st.WithDetails(
+			&errdetails.PreconditionFailure{Violations: []*errdetails.PreconditionFailure_Violation{{
+				Type: pe.Type, Subject: pe.Subject, Description: pe.Description,
+			}}},
+			&errdetails.ErrorInfo{Reason: pe.Reason, Domain: Domain, Metadata: pe.Metadata},
+		)
+		if derr == nil {
 			return d
 		}
 		return st

@@ -140,12 +140,21 @@ func (c *Core) Stopping() context.Context { return c.stopping }
 // Consume starts a durable consumer that Close stops before the bus is
 // drained.
 func (c *Core) Consume(ctx context.Context, spec bus.ConsumerSpec, h bus.Handler) (*bus.Consumer, error) {
+	return c.consume(func() (*bus.Consumer, error) { return c.Bus.Consume(ctx, spec, h) })
+}
+
+// ConsumeBatch is Consume for a handler of batches (bus.ConsumeBatch).
+func (c *Core) ConsumeBatch(ctx context.Context, spec bus.ConsumerSpec, size int, maxWait time.Duration, h bus.BatchHandler) (*bus.Consumer, error) {
+	return c.consume(func() (*bus.Consumer, error) { return c.Bus.ConsumeBatch(ctx, spec, size, maxWait, h) })
+}
+
+func (c *Core) consume(start func() (*bus.Consumer, error)) (*bus.Consumer, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return nil, fmt.Errorf("%s: consume after close", c.Name)
 	}
-	cons, err := c.Bus.Consume(ctx, spec, h)
+	cons, err := start()
 	if err != nil {
 		return nil, err
 	}

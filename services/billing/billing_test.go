@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,19 +28,44 @@ const wait = 15 * time.Second
 type env struct {
 	addr string
 	db   *pgtest.DB
+	srv  *bustest.Server
 	pub  *bus.Bus
+	// stop stops the service started last.
+	stop func()
 }
 
 // start runs the service on a fresh database and bus, stopped when t ends.
-func start(t *testing.T) env {
+func start(t *testing.T) *env {
 	t.Helper()
-	db := pgtest.New(t, pgtest.Migrated(billing.Schema, billing.Migrations()))
+	e := newEnv(t)
+	e.run(t, nil)
+	return e
+}
+
+// newEnv is a fresh database and bus, without a service yet.
+func newEnv(t *testing.T) *env {
+	t.Helper()
 	srv := bustest.Start(t)
+	return &env{
+		db:   pgtest.New(t, pgtest.Migrated(billing.Schema, billing.Migrations())),
+		srv:  srv,
+		pub:  bustest.Connect(t, srv),
+		stop: func() {},
+	}
+}
+
+// run starts a service on e's database and bus, with cfg edited by edit
+// (when not nil); e.stop stops it, and so does the end of t.
+func (e *env) run(t *testing.T, edit func(*billing.Config)) {
+	t.Helper()
 	cfg := billing.DefaultConfig()
-	cfg.Bus.URL = srv.URL()
-	cfg.DB.URL = db.URL
+	cfg.Bus.URL = e.srv.URL()
+	cfg.DB.URL = e.db.URL
 	cfg.GRPCAddr, cfg.Telemetry.MetricsAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Telemetry = telemetry.Config{LogLevel: "error", LogFormat: "text"}
+	if edit != nil {
+		edit(&cfg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := billing.New(ctx, cfg)
 	if err != nil {
@@ -48,14 +74,18 @@ func start(t *testing.T) env {
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		s.Close()
-	})
-	return env{addr: s.Addr(), db: db, pub: bustest.Connect(t, srv)}
+	var once sync.Once
+	e.addr = s.Addr()
+	e.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+			s.Close()
+		})
+	}
+	t.Cleanup(e.stop)
 }
 
 var at = time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC)
@@ -80,7 +110,7 @@ func stateToken(st partnerv1.SegmentState) string {
 
 // publish publishes r as smsc-link does, with msgID as its Nats-Msg-Id
 // ("" for the documented <message_id>/<segment>/<state>).
-func (e env) publish(t *testing.T, r *eventsv1.SegmentReport, msgID string) {
+func (e *env) publish(t *testing.T, r *eventsv1.SegmentReport, msgID string) {
 	t.Helper()
 	if msgID == "" {
 		msgID = fmt.Sprintf("%s/%d/%s", r.GetMessageId(), r.GetSegmentIndex(), stateToken(r.GetState()))
@@ -93,12 +123,12 @@ func (e env) publish(t *testing.T, r *eventsv1.SegmentReport, msgID string) {
 
 // idle waits until the billing consumer has been handed n events in all
 // (redeliveries included) and holds none unacknowledged.
-func (e env) idle(t *testing.T, n uint64) {
+func (e *env) idle(t *testing.T, n uint64) {
 	t.Helper()
 	bustest.WaitIdle(t, e.pub, bus.StreamReports, billing.Name, n, wait)
 }
 
-func (e env) entries(t *testing.T, messageID string) []billing.Entry {
+func (e *env) entries(t *testing.T, messageID string) []billing.Entry {
 	t.Helper()
 	got, err := billing.Entries(context.Background(), e.db.Pool, messageID)
 	if err != nil {
@@ -372,16 +402,35 @@ func entriesOf(t *testing.T, db *pgtest.DB, id string) []billing.Entry {
 }
 
 func TestConfigValidate(t *testing.T) {
-	cfg := billing.DefaultConfig()
-	if err := cfg.Validate(); err == nil {
-		t.Error("no database URL: got no error")
+	valid := func() billing.Config {
+		cfg := billing.DefaultConfig()
+		cfg.DB.URL = "postgres://localhost/x"
+		return cfg
 	}
-	cfg.DB.URL = "postgres://localhost/x"
-	if err := cfg.Validate(); err != nil {
-		t.Errorf("got %v, want nil", err)
+	tests := []struct {
+		name string
+		edit func(*billing.Config)
+		ok   bool
+	}{
+		{"defaults with a database", func(*billing.Config) {}, true},
+		{"no database URL", func(c *billing.Config) { c.DB.URL = "" }, false},
+		{"0 workers", func(c *billing.Config) { c.Workers = 0 }, false},
+		{"65 workers", func(c *billing.Config) { c.Workers = 65 }, false},
+		{"batch of 1", func(c *billing.Config) { c.Batch = 1 }, true},
+		{"batch of 0", func(c *billing.Config) { c.Batch = 0 }, false},
+		{"batch above the most", func(c *billing.Config) { c.Batch = billing.MaxBatch + 1 }, false},
+		{"no batch wait", func(c *billing.Config) { c.BatchWait = 0 }, false},
+		{"batch wait of a minute", func(c *billing.Config) { c.BatchWait = time.Minute }, false},
+		{"ack wait under a second", func(c *billing.Config) { c.AckWait = 500 * time.Millisecond }, false},
 	}
-	cfg.Workers = 0
-	if err := cfg.Validate(); err == nil {
-		t.Error("0 workers: got no error")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := valid()
+			tt.edit(&cfg)
+			err := cfg.Validate()
+			if got := err == nil; got != tt.ok {
+				t.Errorf("got %v, want valid %v", err, tt.ok)
+			}
+		})
 	}
 }

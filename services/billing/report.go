@@ -11,22 +11,32 @@ import (
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
 )
 
-// handle records one final segment report. The event is acked only when
-// its row is committed: an error from the database redelivers it, and the
-// primary key makes the redelivery harmless.
-//
-// Batching turns this into: entryOf per event, one Record per batch, then
-// the acks; entryOf and Record are already shaped for it.
-func (s *Service) handle(ctx context.Context, m *bus.Msg) error {
-	e, err := entryOf(m)
-	if err != nil {
-		return err
+// handleBatch records a batch of final segment reports in one transaction
+// (RecordBatch); the bus acks the events only after it returns, so after
+// the commit. A database error redelivers the whole batch, and the primary
+// key makes the redelivery harmless. A report that can never be recorded
+// is terminated alone (BatchErrors): it does not hold back the others.
+func (s *Service) handleBatch(ctx context.Context, msgs []*bus.Msg) error {
+	bad := bus.BatchErrors{}
+	entries := make([]Entry, 0, len(msgs))
+	for i, m := range msgs {
+		e, err := entryOf(m)
+		if err != nil {
+			bad[i] = err
+			continue
+		}
+		entries = append(entries, e)
 	}
-	n, err := Record(ctx, s.Pool, e)
+	fresh, err := RecordBatch(ctx, s.Pool, entries)
 	if err != nil {
-		return fmt.Errorf("message %s segment %d: %w", e.MessageID, e.SegmentIndex, errors.Join(err, fault.ErrUnavailable))
+		// Every event comes back, the bad ones too: they are terminated
+		// when the database answers again.
+		return errors.Join(err, fault.ErrUnavailable)
 	}
-	s.Log.DebugContext(ctx, "segment recorded", "message_id", e.MessageID, "segment", e.SegmentIndex, "state", string(e.State), "new", n == 1)
+	s.Log.DebugContext(ctx, "batch recorded", "events", len(msgs), "new", len(fresh), "refused", len(bad))
+	if len(bad) > 0 {
+		return bad
+	}
 	return nil
 }
 

@@ -2,6 +2,7 @@ package billing
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"testing"
 	"time"
@@ -77,21 +78,34 @@ func TestEntryOf(t *testing.T) {
 	}
 }
 
-// A database error must reach the bus as a retryable error: the event is
-// then redelivered, never acked nor terminated.
-func TestHandleDatabaseErrorIsRetried(t *testing.T) {
+// A database error must reach the bus as a retryable error for the whole
+// batch: its events are then redelivered, never acked nor terminated. A
+// batch of bad events only is refused event by event, permanently, without
+// the database.
+func TestHandleBatchErrors(t *testing.T) {
 	pool, err := pgxpool.New(context.Background(), "postgres://127.0.0.1:1/none")
 	if err != nil {
 		t.Fatal(err)
 	}
 	pool.Close()
 	s := &Service{Core: &service.Core{Pool: pool, Log: slog.New(slog.DiscardHandler)}}
-	r := &eventsv1.SegmentReport{MessageId: "m", TenantId: "acme", ShortCode: "36123", SegmentIndex: 1, State: partnerv1.SegmentState_SEGMENT_STATE_DELIVERED}
-	err = s.handle(context.Background(), msgOf(t, r))
+	good := &eventsv1.SegmentReport{MessageId: "m", TenantId: "acme", ShortCode: "36123", SegmentIndex: 1, State: partnerv1.SegmentState_SEGMENT_STATE_DELIVERED}
+	bad := &eventsv1.SegmentReport{MessageId: "m", TenantId: "acme", ShortCode: "36123", SegmentIndex: 0, State: partnerv1.SegmentState_SEGMENT_STATE_DELIVERED}
+
+	err = s.handleBatch(context.Background(), []*bus.Msg{msgOf(t, good), msgOf(t, bad)})
 	if err == nil {
-		t.Fatal("got nil: the event would be acked")
+		t.Fatal("database down: got nil, the events would be acked")
 	}
-	if fault.IsPermanent(err) {
-		t.Errorf("got permanent %v: the event would be terminated", err)
+	var each bus.BatchErrors
+	if fault.IsPermanent(err) || errors.As(err, &each) {
+		t.Errorf("database down: got %v, want one retryable error for the batch", err)
+	}
+
+	err = s.handleBatch(context.Background(), []*bus.Msg{msgOf(t, bad), msgOf(t, bad)})
+	if !errors.As(err, &each) {
+		t.Fatalf("bad events only: got %v, want BatchErrors", err)
+	}
+	if len(each) != 2 || !fault.IsPermanent(each[0]) || !fault.IsPermanent(each[1]) {
+		t.Errorf("bad events only: got %v, want both permanent", each)
 	}
 }

@@ -246,6 +246,7 @@ func (u *upload) chunk(ctx context.Context, rs []*partnerv1.Recipient) error {
 	now := s.now().UTC().Truncate(time.Microsecond)
 	rows := make([][]any, 0, len(rs))
 	events := make([]bus.Event, 0, len(rs))
+	positions := make([]int64, 0, len(rs))
 	refused := int64(0)
 	notBefore := c.StartAt
 	accepted := enumText(partnerv1.MessageState_MESSAGE_STATE_ACCEPTED)
@@ -274,6 +275,7 @@ func (u *upload) chunk(ctx context.Context, rs []*partnerv1.Recipient) error {
 			return fmt.Errorf("message id: %w", err)
 		}
 		rcpt := newRecipient(r.GetMsisdn())
+		positions = append(positions, pos)
 		rows = append(rows, []any{
 			[16]byte(id), c.TenantID, campaignID, "", c.ShortCode, c.Brand, c.Category, c.Sender,
 			rcpt.masked, rcpt.hash, enumText(partnerv1.Encoding(an.Encoding)), int32(an.Segments),
@@ -306,6 +308,13 @@ func (u *upload) chunk(ctx context.Context, rs []*partnerv1.Recipient) error {
 			},
 		})
 	}
+	// Recipients beyond a prepaid tenant's credit are refused one by one.
+	rows, events, hold, noCredit, err := u.reserveChunk(ctx, rows, events, positions)
+	if err != nil {
+		return err
+	}
+	refused += noCredit
+	defer hold.undo(ctx)
 	err = pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
 		if len(rows) > 0 {
 			_, err := tx.CopyFrom(ctx, pgx.Identifier{"ingest", "messages"}, []string{
@@ -334,6 +343,7 @@ func (u *upload) chunk(ctx context.Context, rs []*partnerv1.Recipient) error {
 	if err != nil {
 		return err
 	}
+	hold.keep()
 	u.campaign.Accepted += int64(len(rows))
 	u.campaign.Refused += refused
 	return nil

@@ -53,14 +53,20 @@ type Config struct {
 	// Workers is how many events of each status-view consumer a replica
 	// applies at once.
 	Workers int
+	// CreditAddr is billing's gRPC address, for prepaid credit; empty:
+	// no tenant is checked (docs/billing-prepaid.md).
+	CreditAddr string
+	// CreditTTL is how long the list of prepaid tenants is trusted.
+	CreditTTL time.Duration
 }
 
 // DefaultConfig listens on :9090 with 8 status-view workers.
 func DefaultConfig() Config {
 	return Config{
-		Config:  service.DefaultConfig(":9090"),
-		DB:      pgdb.Config{MaxConns: 20},
-		Workers: 8,
+		Config:    service.DefaultConfig(":9090"),
+		DB:        pgdb.Config{MaxConns: 20},
+		Workers:   8,
+		CreditTTL: DefaultCreditTTL,
 	}
 }
 
@@ -70,6 +76,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Config.RegisterFlags(fs)
 	c.DB.RegisterFlags(fs)
 	fs.IntVar(&c.Workers, "workers", c.Workers, "status-view events applied at once by this replica, per consumer")
+	fs.StringVar(&c.CreditAddr, "credit-addr", c.CreditAddr, "billing's gRPC address: prepaid tenants' messages reserve credit there (empty: no prepaid check)")
+	fs.DurationVar(&c.CreditTTL, "credit-cache-ttl", c.CreditTTL, "how long the list of prepaid tenants is trusted")
 }
 
 // Validate checks the configuration.
@@ -83,6 +91,9 @@ func (c Config) Validate() error {
 	}
 	if err := service.ValidateWorkers(c.Workers, 256); err != nil {
 		errs = append(errs, fmt.Errorf("ingest: %w", err))
+	}
+	if c.CreditAddr != "" && (c.CreditTTL <= 0 || c.CreditTTL > 5*time.Minute) {
+		errs = append(errs, fmt.Errorf("ingest: %w", errNoCreditTTL))
 	}
 	return errors.Join(errs...)
 }
@@ -100,6 +111,8 @@ type Service struct {
 	campaigns jetstream.KeyValue
 	optouts   *optout.Store
 	now       func() time.Time
+	// credit is nil when no prepaid check is configured.
+	credit *creditCheck
 }
 
 // New checks cfg, sets up telemetry, connects to the bus (ensuring streams
@@ -133,6 +146,15 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("bucket %s: %w", bus.BucketOptOuts, err)
 	}
 	s.optouts = optout.NewStore(optouts)
+	if cfg.CreditAddr != "" {
+		credit, conn, err := newCreditCheck(cfg.CreditAddr, cfg.CreditTTL, core.Log)
+		if err != nil {
+			core.Close()
+			return nil, err
+		}
+		s.credit = credit
+		core.OnClose(func() { conn.Close() })
+	}
 	// The authenticator's interceptors are the server's: both services
 	// get the same API keys and tenant scoping.
 	partnerv1.RegisterMessagingServiceServer(core.RPC.Server, &api{s: s})

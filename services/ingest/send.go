@@ -217,6 +217,14 @@ func (a *api) SendMessage(ctx context.Context, req *partnerv1.SendMessageRequest
 		StopMentionAppended: req.GetAppendStopMention(),
 	}
 
+	// A prepaid tenant's credit is reserved before anything is stored;
+	// given back unless the message goes out.
+	hold, err := s.reserveMessage(ctx, tenant, row.ID, analysis.Segments, row.ExpiresAt)
+	if err != nil {
+		return nil, err
+	}
+	defer hold.undo(ctx)
+
 	tx, err := s.Pool.Begin(ctx)
 	if err != nil {
 		return nil, dbErr("begin", err)
@@ -243,6 +251,7 @@ func (a *api) SendMessage(ctx context.Context, req *partnerv1.SendMessageRequest
 	if err != nil {
 		return nil, fmt.Errorf("accept message %s: %w", row.ID, errors.Join(err, fault.ErrUnavailable))
 	}
+	hold.keep() // the message is out: its reports settle the credit
 	if err := tx.Commit(ctx); err != nil {
 		// The event is out: the status view will rebuild the row from
 		// MessageCleared, but the partner is told to retry.

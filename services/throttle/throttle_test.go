@@ -274,11 +274,15 @@ func checkRate(t *testing.T, ev []stored, rate int) {
 	if got := maxInWindow(releasedTimes(t, ev), time.Second); got > rate {
 		t.Errorf("a 1s window holds %d releases, want at most %d", got, rate)
 	}
+	// The floor catches a pacing bug (a period twice too long is 50 %), not
+	// the throughput, which ratebench measures (docs/throughput.md): over a
+	// second or two, a machine busy with other builds delays enough timers
+	// to cost several per cent (90.5 % seen on CI beside three builds).
 	ts := storedTimes(ev)
 	span := ts[len(ts)-1].Sub(ts[0]).Seconds()
 	achieved := float64(len(ts)-1) / span
-	if achieved < 0.95*float64(rate) {
-		t.Errorf("achieved %.2f submits/s over %.2fs, want at least 95%% of %d", achieved, span, rate)
+	if achieved < 0.85*float64(rate) {
+		t.Errorf("achieved %.2f submits/s over %.2fs, want at least 85%% of %d", achieved, span, rate)
 	}
 	t.Logf("%d submits in %.3fs: %.2f/s (%.1f%% of %d)", len(ts), span, achieved, 100*achieved/float64(rate), rate)
 }

@@ -299,6 +299,8 @@ const (
 	// A 34ABC reply with no session opened by the subscriber's MO, or after
 	// the session ended.
 	Reason_REASON_NO_MO_SESSION Reason = 23
+	// The partner's prepaid credit (in segments) does not cover the message.
+	Reason_REASON_CREDIT_EXHAUSTED Reason = 24
 )
 
 // Enum value maps for Reason.
@@ -328,6 +330,7 @@ var (
 		21: "REASON_SECTOR_BANNED",
 		22: "REASON_BRAND_NOT_IDENTIFIED",
 		23: "REASON_NO_MO_SESSION",
+		24: "REASON_CREDIT_EXHAUSTED",
 	}
 	Reason_value = map[string]int32{
 		"REASON_UNSPECIFIED":           0,
@@ -354,6 +357,7 @@ var (
 		"REASON_SECTOR_BANNED":         21,
 		"REASON_BRAND_NOT_IDENTIFIED":  22,
 		"REASON_NO_MO_SESSION":         23,
+		"REASON_CREDIT_EXHAUSTED":      24,
 	}
 )
 
@@ -710,7 +714,7 @@ const file_pushsms_partner_v1_types_proto_rawDesc = "" +
 	"\x17SEGMENT_STATE_DELIVERED\x10\x04\x12\x18\n" +
 	"\x14SEGMENT_STATE_FAILED\x10\x05\x12\x19\n" +
 	"\x15SEGMENT_STATE_EXPIRED\x10\x06\x12\x19\n" +
-	"\x15SEGMENT_STATE_UNKNOWN\x10\a*\x81\x05\n" +
+	"\x15SEGMENT_STATE_UNKNOWN\x10\a*\x9e\x05\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15REASON_INVALID_NUMBER\x10\x01\x12\x15\n" +
@@ -736,7 +740,8 @@ const file_pushsms_partner_v1_types_proto_rawDesc = "" +
 	"\x1cREASON_FREE_CLAIM_UNATTESTED\x10\x14\x12\x18\n" +
 	"\x14REASON_SECTOR_BANNED\x10\x15\x12\x1f\n" +
 	"\x1bREASON_BRAND_NOT_IDENTIFIED\x10\x16\x12\x18\n" +
-	"\x14REASON_NO_MO_SESSION\x10\x17*\x8f\x01\n" +
+	"\x14REASON_NO_MO_SESSION\x10\x17\x12\x1b\n" +
+	"\x17REASON_CREDIT_EXHAUSTED\x10\x18*\x8f\x01\n" +
 	"\x0fDecisionOutcome\x12 \n" +
 	"\x1cDECISION_OUTCOME_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19DECISION_OUTCOME_ACCEPTED\x10\x01\x12\x1d\n" +
