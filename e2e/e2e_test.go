@@ -50,7 +50,7 @@ func dataDir(t *testing.T) string {
 func config(t *testing.T, dir string) stack.Config {
 	cfg := stack.DefaultConfig()
 	cfg.Dir = dir
-	cfg.APIPort, cfg.NATSPort, cfg.PGPort, cfg.SMSCPort, cfg.SimHTTPPort, cfg.NATSMonitor = 0, 0, 0, 0, 0, 0
+	cfg.APIPort, cfg.NATSPort, cfg.PGPort, cfg.SMSCPort, cfg.SimHTTPPort, cfg.NATSMonitor, cfg.CompliancePort, cfg.BillingPort = 0, 0, 0, 0, 0, 0, 0, 0
 	cfg.Rate = 50
 	cfg.DRDelay = 50 * time.Millisecond
 	return cfg

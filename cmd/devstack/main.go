@@ -32,7 +32,8 @@ pushsms is running.
   partner gRPC API  %s
   API key           %s
   SMSC simulator    %s (UCP), stats at http://%s/stats
-  compliance admin  %s (ported numbers; no API key: keep it internal)
+  compliance admin  %s (pushsms ported; no API key: keep it internal)
+  billing admin     %s (pushsms invoice, statement, credit…; no API key)
   NATS              %s (policy push/show)
   data              %s
 
@@ -42,7 +43,7 @@ Send a first SMS:
   go run ./cmd/pushsms status <message id>
 
 Ctrl-C stops everything; state survives a restart.
-`, s.APIAddr(), s.APIKey(), s.Sim().Addr(), s.SimHTTPAddr(), s.ComplianceAddr(), s.NATSURL(), cfg.Dir, s.APIAddr(), s.APIKey(), cfg.ShortCodes[0])
+`, s.APIAddr(), s.APIKey(), s.Sim().Addr(), s.SimHTTPAddr(), s.ComplianceAddr(), s.BillingAddr(), s.NATSURL(), cfg.Dir, s.APIAddr(), s.APIKey(), cfg.ShortCodes[0])
 		select {
 		case <-ctx.Done():
 			slog.Info("stopping")

@@ -135,7 +135,7 @@ func startBench(ctx context.Context, cfg Config, rates throttle.RateTable, repli
 	}
 	sc := stack.DefaultConfig()
 	sc.Dir = b.dir
-	sc.APIPort, sc.NATSPort, sc.PGPort, sc.SMSCPort, sc.SimHTTPPort, sc.NATSMonitor = 0, 0, 0, 0, 0, 0
+	sc.APIPort, sc.NATSPort, sc.PGPort, sc.SMSCPort, sc.SimHTTPPort, sc.NATSMonitor, sc.CompliancePort, sc.BillingPort = 0, 0, 0, 0, 0, 0, 0, 0
 	sc.ShortCodes = slices.Sorted(func(yield func(string) bool) {
 		for c := range rates {
 			if !yield(c) {

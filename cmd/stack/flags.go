@@ -12,6 +12,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Dir, "dir", c.Dir, "data directory (NATS, PostgreSQL, simulator state, local API key)")
 	fs.StringVar(&c.Host, "host", c.Host, "address every component listens on")
 	fs.IntVar(&c.APIPort, "api-port", c.APIPort, "partner gRPC API port")
+	fs.IntVar(&c.CompliancePort, "compliance-port", c.CompliancePort, "compliance's internal gRPC port (pushsms ported; no API key)")
+	fs.IntVar(&c.BillingPort, "billing-port", c.BillingPort, "billing's internal gRPC port (pushsms invoice, statement, credit…; no API key)")
 	fs.IntVar(&c.NATSPort, "nats-port", c.NATSPort, "embedded NATS port")
 	fs.IntVar(&c.NATSMonitor, "nats-monitor-port", c.NATSMonitor, "embedded NATS monitoring port (0: off)")
 	fs.IntVar(&c.PGPort, "pg-port", c.PGPort, "private PostgreSQL port")

@@ -43,13 +43,17 @@ type Config struct {
 	// Dir holds NATS's files, PostgreSQL's cluster and the local API key.
 	Dir  string
 	Host string
-	// Ports; 0 picks a free one (tests).
-	APIPort     int
-	NATSPort    int
-	PGPort      int
-	SMSCPort    int
-	SimHTTPPort int
-	NATSMonitor int
+	// Ports; 0 picks a free one (tests). CompliancePort and BillingPort
+	// are the internal (admin) gRPC ports, where pushsms ported, invoice,
+	// credit… connect by default.
+	APIPort        int
+	CompliancePort int
+	BillingPort    int
+	NATSPort       int
+	PGPort         int
+	SMSCPort       int
+	SimHTTPPort    int
+	NATSMonitor    int
 	// DatabaseURL, when set, is used instead of the private cluster.
 	DatabaseURL string
 	// ShortCodes the local partner may send from; each is an account of the
@@ -87,6 +91,8 @@ func DefaultConfig() Config {
 		Dir:              "var",
 		Host:             "127.0.0.1",
 		APIPort:          9090,
+		CompliancePort:   9091,
+		BillingPort:      9094,
 		NATSPort:         4222,
 		PGPort:           5433,
 		SMSCPort:         2775,
@@ -277,7 +283,7 @@ func (s *Stack) startServices(ctx, runCtx context.Context) error {
 	if !s.cfg.PacingOnly {
 		bc := billing.DefaultConfig()
 		bc.Bus, bc.DB = busCfg, pgdb.Config{URL: s.dbURL, MaxConns: 5}
-		bc.GRPCAddr = s.addr(0)
+		bc.GRPCAddr = s.addr(s.cfg.BillingPort)
 		tc, err := s.telemetryFor(ctx, billing.Name)
 		if err != nil {
 			return err
@@ -332,7 +338,7 @@ func (s *Stack) startServices(ctx, runCtx context.Context) error {
 		return nil
 	}
 	cc := compliance.DefaultConfig()
-	cc.Bus, cc.GRPCAddr = busCfg, s.addr(0)
+	cc.Bus, cc.GRPCAddr = busCfg, s.addr(s.cfg.CompliancePort)
 	cc.DB = pgdb.Config{URL: s.dbURL, MaxConns: 5}
 	if cc.Telemetry, err = s.telemetryFor(ctx, compliance.Name); err != nil {
 		return err
