@@ -3,6 +3,8 @@
 package bustest
 
 import (
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
 	"context"
 	"fmt"
 	"net"
@@ -52,7 +54,10 @@ func (s *Server) Restart(t testing.TB) {
 // Connect returns a Bus on s for t, with streams ensured, closed when t ends.
 func Connect(t testing.TB, s *Server) *bus.Bus {
 	t.Helper()
-	tel, err := telemetry.Setup(context.Background(), "test", telemetry.Config{LogLevel: "error", LogFormat: "text"})
+	// The test publishes as an upstream service that traces every message
+	// (sampled, so that the service under test records its spans), without
+	// exporting them anywhere.
+	tel, err := telemetry.Setup(context.Background(), "test", telemetry.Config{LogLevel: "error", LogFormat: "text", TracerProvider: sdktrace.NewTracerProvider()})
 	if err != nil {
 		t.Fatal(err)
 	}
