@@ -13,7 +13,7 @@ BUF := GOWORK=off $(GO) tool -modfile=$(CURDIR)/tools/buf/go.mod buf
 TEST_FLAGS ?= -race -count=1 -timeout 15m
 
 .PHONY: all run build test test-short lint vet fmt-check generate generate-check fuzz bench tidy clean interop numplan-data \
-	k8s-lint k8s-schemas images images-test test-ipsec
+	k8s-lint k8s-schemas images images-test test-ipsec observability-check
 
 all: build
 
@@ -69,6 +69,10 @@ images:
 ## images-test: tools/image's tests (image layout, static check, run inside the image, Dockerfile and deploy/k8s agree)
 images-test:
 	cd tools/image && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test -count=1 ./...
+
+## observability-check: promtool: alert rules parse, their unit tests pass, dashboard queries parse (scripts/check-observability.sh)
+observability-check:
+	scripts/check-observability.sh
 
 ## test-ipsec: smsc-link ↔ smsc-sim through a strongSwan IKEv2/ESP tunnel between two network namespaces; the capture shows only IKE/ESP; fails closed (root; SKIPs otherwise; docs/ipsec.md)
 test-ipsec:

@@ -70,6 +70,7 @@ func (b *Bus) ConsumeBatch(ctx context.Context, spec ConsumerSpec, size int, max
 		return nil, err
 	}
 	c := &Consumer{info: cons}
+	h, c.untrack = b.metrics.trackBatch(spec, cons, h)
 	g := &gatherer{
 		in:     make(chan jetstream.Msg, size),
 		stop:   make(chan struct{}),

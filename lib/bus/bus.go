@@ -66,6 +66,8 @@ type Bus struct {
 	tracer trace.Tracer
 	prop   propagation.TextMapPropagator
 	log    *slog.Logger
+	// metrics counts the consumers' events and reads their lag (metrics.go).
+	metrics *consumerMetrics
 }
 
 // Connect connects as service (the client name the server shows), waits for
@@ -100,6 +102,9 @@ func Connect(ctx context.Context, cfg Config, service string, tel *telemetry.Tel
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	b := &Bus{Conn: nc, JS: js, tracer: tel.Tracer("pushsms.io/lib/bus"), prop: tel.Propagator, log: log}
+	if b.metrics, err = newConsumerMetrics(tel.Registerer); err != nil {
+		log.Warn("consumer metrics off", "err", err)
+	}
 	// The server may still be starting (RetryOnFailedConnect): retry until ctx ends.
 	for attempt := 0; ; attempt++ {
 		err = Ensure(ctx, js, cfg.Replicas)

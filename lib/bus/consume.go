@@ -75,6 +75,8 @@ type Consumer struct {
 	cc   jetstream.ConsumeContext
 	wg   sync.WaitGroup
 	info jetstream.Consumer
+	// untrack stops reading the consumer's lag (metrics.go).
+	untrack func()
 }
 
 // Stop stops fetching and waits for the events in hand.
@@ -82,6 +84,9 @@ func (c *Consumer) Stop() {
 	c.cc.Stop()
 	<-c.cc.Closed()
 	c.wg.Wait()
+	if c.untrack != nil {
+		c.untrack()
+	}
 }
 
 // Pending returns the number of events not yet delivered to the consumer.
@@ -105,6 +110,7 @@ func (b *Bus) Consume(ctx context.Context, spec ConsumerSpec, h Handler) (*Consu
 		return nil, err
 	}
 	c := &Consumer{info: cons}
+	h, c.untrack = b.metrics.track(spec, cons, h)
 	sem := make(chan struct{}, spec.Workers)
 	// Handlers run with a context that outlives a Stop only until the event
 	// in hand is done; it carries no deadline of its own.

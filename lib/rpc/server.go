@@ -11,7 +11,6 @@ import (
 	"net"
 	"time"
 
-	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
@@ -39,10 +38,7 @@ func Listen(addr string, tel *telemetry.Telemetry, unary []grpc.UnaryServerInter
 	}
 	s := &Server{Health: health.NewServer(), lis: lis, log: tel.Logger}
 	opts = append(opts,
-		grpc.StatsHandler(otelgrpc.NewServerHandler(
-			otelgrpc.WithTracerProvider(tel.TracerProvider),
-			otelgrpc.WithPropagators(tel.Propagator),
-		)),
+		grpc.StatsHandler(statsHandler(tel)),
 		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{s.unaryStatus}, unary...)...),
 		grpc.ChainStreamInterceptor(append([]grpc.StreamServerInterceptor{s.streamStatus}, stream...)...),
 	)

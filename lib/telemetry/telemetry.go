@@ -101,8 +101,11 @@ type Telemetry struct {
 	// Metrics serves.
 	MeterProvider metric.MeterProvider
 	// Metrics serves the registry in Prometheus text format.
-	Metrics  http.Handler
-	shutdown []func(context.Context) error
+	Metrics http.Handler
+	// Registerer is the same registry, for the hot-path instruments that
+	// use client_golang directly (lib/bus's consumer metrics).
+	Registerer prometheus.Registerer
+	shutdown   []func(context.Context) error
 }
 
 // Tracer returns the tracer a component of the service uses.
@@ -149,6 +152,7 @@ func Setup(ctx context.Context, service string, cfg Config) (*Telemetry, error) 
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp), sdkmetric.WithResource(res))
 	t.MeterProvider = mp
 	t.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	t.Registerer = reg
 	t.shutdown = append(t.shutdown, mp.Shutdown)
 
 	t.TracerProvider = cfg.TracerProvider

@@ -109,6 +109,7 @@ func (s *Service) handleDR(ctx context.Context, acc Account, n *ucp.Notification
 	if err := s.report(ctx, ref, state, subject, final, code, detail, s.parseSCTS(key.SCTS)); err != nil {
 		return fail(err, "report not stored")
 	}
+	s.metrics.deliveryReport(ctx, ref.ShortCode, subject, s.parseSCTS(key.SCTS), s.now())
 	return nil
 }
 

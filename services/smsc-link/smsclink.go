@@ -357,6 +357,7 @@ type Service struct {
 	tlsConf  *tls.Config      // nil: plain TCP
 	listener net.Listener     // -listen-addr; nil when off
 	expRsn   map[int]bool
+	metrics  *linkMetrics // metrics.go
 
 	healthMu sync.Mutex // orders the status updates of concurrent links
 
@@ -423,7 +424,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	for _, a := range cfg.Accounts {
 		s.links[a.ShortCode] = newLink(s, a, cfg.Sessions, s.rates.Rate)
 	}
-	if err := s.registerMetrics(); err != nil {
+	if s.metrics, err = s.newMetrics(); err != nil {
 		s.rates.Stop()
 		core.Close()
 		return nil, fmt.Errorf("smsc-link: %w", err)
