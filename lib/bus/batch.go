@@ -199,25 +199,10 @@ func (b *Bus) handleBatch(ctx context.Context, spec ConsumerSpec, batch []jetstr
 	msgs := make([]*Msg, len(batch))
 	spans := make([]trace.Span, len(batch))
 	for i, jm := range batch {
-		m := &Msg{Subject: jm.Subject(), Data: jm.Data(), Header: jm.Headers(), raw: &deferrableMsg{Msg: jm}}
-		pctx := context.Background()
-		if m.Header != nil {
-			m.Type = m.Header.Get(HeaderType)
-			pctx = b.prop.Extract(pctx, headerCarrier(m.Header))
-		}
-		if md, err := jm.Metadata(); err == nil {
-			m.Delivered, m.Sequence, m.Time = md.NumDelivered, md.Sequence.Stream, md.Timestamp
-		}
-		_, spans[i] = b.tracer.Start(pctx, "process "+subjectPattern(m.Subject),
-			trace.WithSpanKind(trace.SpanKindConsumer),
-			trace.WithLinks(batchLink),
-			trace.WithAttributes(
-				attribute.String("messaging.system", "nats"),
-				attribute.String("messaging.destination.name", m.Subject),
-				attribute.String("messaging.consumer.group.name", spec.Durable),
-				attribute.Int64("messaging.message.delivery_count", int64(m.Delivered)),
-				attribute.String("pushsms.event.type", m.Type),
-			))
+		m := newMsg(&deferrableMsg{Msg: jm})
+		// Each event's span joins its publisher's trace, not the batch's:
+		// the message's trace goes on through billing.
+		_, spans[i] = b.startProcess(context.Background(), spec, m, trace.WithLinks(batchLink))
 		msgs[i] = m
 	}
 	defer func() {

@@ -131,25 +131,8 @@ func (b *Bus) Consume(ctx context.Context, spec ConsumerSpec, h Handler) (*Consu
 }
 
 func (b *Bus) handle(ctx context.Context, spec ConsumerSpec, jm *deferrableMsg, h Handler) {
-	m := &Msg{Subject: jm.Subject(), Data: jm.Data(), Header: jm.Headers(), raw: jm}
-	if m.Header != nil {
-		m.Type = m.Header.Get(HeaderType)
-	}
-	if md, err := jm.Metadata(); err == nil {
-		m.Delivered, m.Sequence, m.Time = md.NumDelivered, md.Sequence.Stream, md.Timestamp
-	}
-	if m.Header != nil {
-		ctx = b.prop.Extract(ctx, headerCarrier(m.Header))
-	}
-	ctx, span := b.tracer.Start(ctx, "process "+subjectPattern(m.Subject),
-		trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(
-			attribute.String("messaging.system", "nats"),
-			attribute.String("messaging.destination.name", m.Subject),
-			attribute.String("messaging.consumer.group.name", spec.Durable),
-			attribute.Int64("messaging.message.delivery_count", int64(m.Delivered)),
-			attribute.String("pushsms.event.type", m.Type),
-		))
+	m := newMsg(jm)
+	ctx, span := b.startProcess(ctx, spec, m)
 	defer span.End()
 
 	err := h(ctx, m)
@@ -213,4 +196,34 @@ func (b *Bus) durable(ctx context.Context, spec ConsumerSpec) (ConsumerSpec, jet
 		return spec, nil, fmt.Errorf("consumer %s on %s: %w", spec.Durable, spec.Stream, err)
 	}
 	return spec, cons, nil
+}
+
+// newMsg is the event of a delivery.
+func newMsg(jm *deferrableMsg) *Msg {
+	m := &Msg{Subject: jm.Subject(), Data: jm.Data(), Header: jm.Headers(), raw: jm}
+	if m.Header != nil {
+		m.Type = m.Header.Get(HeaderType)
+	}
+	if md, err := jm.Metadata(); err == nil {
+		m.Delivered, m.Sequence, m.Time = md.NumDelivered, md.Sequence.Stream, md.Timestamp
+	}
+	return m
+}
+
+// startProcess starts the consumer span of m, child of the publisher's span
+// carried in its headers (ctx's otherwise).
+func (b *Bus) startProcess(ctx context.Context, spec ConsumerSpec, m *Msg, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	if m.Header != nil {
+		ctx = b.prop.Extract(ctx, headerCarrier(m.Header))
+	}
+	opts = append(opts,
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.destination.name", m.Subject),
+			attribute.String("messaging.consumer.group.name", spec.Durable),
+			attribute.Int64("messaging.message.delivery_count", int64(m.Delivered)),
+			attribute.String("pushsms.event.type", m.Type),
+		))
+	return b.tracer.Start(ctx, "process "+subjectPattern(m.Subject), opts...)
 }
