@@ -13,7 +13,7 @@ BUF := GOWORK=off $(GO) tool -modfile=$(CURDIR)/tools/buf/go.mod buf
 TEST_FLAGS ?= -race -count=1 -timeout 15m
 
 .PHONY: all run build test test-short lint vet fmt-check generate generate-check fuzz bench tidy clean interop numplan-data \
-	k8s-lint k8s-schemas images images-test test-ipsec observability-check
+	k8s-lint k8s-schemas images images-test test-ipsec observability-check e2e-jaeger
 
 all: build
 
@@ -73,6 +73,10 @@ images-test:
 ## observability-check: promtool: alert rules parse, their unit tests pass, dashboard queries parse (scripts/check-observability.sh)
 observability-check:
 	scripts/check-observability.sh
+
+## e2e-jaeger: the one-machine platform traces to a real Jaeger (all-in-one built from its Go module by tools/jaeger, cached in ~/.cache/pushsms/jaeger); one campaign message's trace holds spans of the five services, rooted at ingest, no MSISDN (needs PostgreSQL binaries; not in CI: the first build takes minutes)
+e2e-jaeger:
+	GO=$(GO) scripts/e2e-jaeger.sh
 
 ## test-ipsec: smsc-link ↔ smsc-sim through a strongSwan IKEv2/ESP tunnel between two network namespaces; the capture shows only IKE/ESP; fails closed (root; SKIPs otherwise; docs/ipsec.md)
 test-ipsec:
