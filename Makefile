@@ -13,7 +13,7 @@ BUF := GOWORK=off $(GO) tool -modfile=$(CURDIR)/tools/buf/go.mod buf
 TEST_FLAGS ?= -race -count=1 -timeout 15m
 
 .PHONY: all run build test test-short lint vet fmt-check generate generate-check fuzz bench tidy clean interop numplan-data \
-	k8s-lint k8s-schemas images images-test test-ipsec observability-check e2e-jaeger
+	k8s-lint k8s-schemas images images-test test-ipsec observability-check e2e-jaeger k8s-verify
 
 all: build
 
@@ -61,6 +61,11 @@ k8s-lint:
 ## k8s-schemas: regenerate deploy/k8s/schemas from the Kubernetes, KEDA and CloudNativePG sources (Go module proxy)
 k8s-schemas:
 	deploy/k8s/schemas.sh
+
+## k8s-verify: server-side dry-run of every deploy/k8s overlay against a real kube-apiserver + etcd built from the
+## Go module proxy and cached in ~/.cache/pushsms/k8s-verify (first run ~10 min); testdata/refused must be refused (not in CI)
+k8s-verify:
+	scripts/k8s-verify.sh
 
 ## images: the five services' images (and smsc-sim's) without a Docker daemon, into bin/images, each run in its image as 65532 (docs/images.md)
 images:
