@@ -35,6 +35,9 @@ Commands:
   shortcode cancel <sc>
                     cancel the short code's messages accepted until now and
                     not yet sent
+  shortcode rate <sc> <n>
+                    set a short code's contracted SMS/s for every replica
+                    (aggregator; talks to NATS)
   events            stream delivery reports and inbound messages
   suppress import [-brand B] [-note N] FILE
                     suppress the numbers of FILE (one a line) for a brand,
@@ -95,6 +98,7 @@ func (c *cli) commands() map[string]func(ctx context.Context, args []string) err
 		"shortcode pause":   c.runShortCodePause,
 		"shortcode resume":  c.runShortCodeResume,
 		"shortcode cancel":  c.runShortCodeCancel,
+		"shortcode rate":    c.runShortCodeRate,
 		"events":            c.runEvents,
 		"suppress import":   c.runSuppressImport,
 		"suppress status":   c.runSuppressStatus,
