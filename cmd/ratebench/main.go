@@ -33,6 +33,9 @@ type Config struct {
 	// ManyRate, when above 0, is the rate of each of the many scenario's
 	// 200 short codes instead of the offer's mix (6 000 SMS/s in all).
 	ManyRate int
+	// ManyMix is the many scenario's mix of rates: "6000" (10 ×80, 20 ×60,
+	// 50 ×40, 100 ×20) or "5000" (10 ×120, 20 ×40, 50 ×20, 100 ×20).
+	ManyMix string
 	// Marketing is the marketing backlog of the priority scenario.
 	Marketing int
 	// Priority is how many customer-relationship messages it measures.
@@ -54,6 +57,7 @@ func main() {
 	flag.StringVar(&cfg.Scenario, "scenario", cfg.Scenario, "rates, many, priority, weights or failover")
 	flag.DurationVar(&cfg.Duration, "duration", cfg.Duration, "backlog per short code, in time at its rate (rates, many, weights, failover)")
 	flag.IntVar(&cfg.Rate, "rate", cfg.Rate, "rate of the short code of the priority, weights and failover scenarios, SMS/s")
+	flag.StringVar(&cfg.ManyMix, "many-mix", "6000", "rates of the many scenario's 200 short codes: 6000 (10 ×80, 20 ×60, 50 ×40, 100 ×20 SMS/s) or 5000 (10 ×120, 20 ×40, 50 ×20, 100 ×20)")
 	flag.IntVar(&cfg.ManyRate, "many-rate", cfg.ManyRate, "rate of each of the 200 short codes of the many scenario (0: the offer's mix, 6 000 SMS/s in all)")
 	flag.IntVar(&cfg.Marketing, "marketing", cfg.Marketing, "marketing messages queued before the customer-relationship ones (priority)")
 	flag.IntVar(&cfg.Priority, "priority", cfg.Priority, "customer-relationship messages measured (priority)")

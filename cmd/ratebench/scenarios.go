@@ -126,8 +126,16 @@ func runRates(ctx context.Context, cfg Config, rep *Report) error {
 // runMany: 200 short codes with mixed rates, 5 000 SMS/s or more together.
 func runMany(ctx context.Context, cfg Config, rep *Report) error {
 	rates := throttle.RateTable{}
-	// The offer's rates, most short codes on the smaller ones: 6 000 SMS/s.
+	// The offer's rates, most short codes on the smaller ones: 6 000 SMS/s,
+	// or 5 000 (the floor) with fewer at 20 and 50.
 	mix := []int{10, 20, 50, 100, 10, 20, 50, 10, 20, 10}
+	switch cfg.ManyMix {
+	case "", "6000":
+	case "5000":
+		mix = []int{10, 20, 50, 100, 10, 20, 10, 10, 10, 10}
+	default:
+		return fmt.Errorf("-many-mix %q: want 6000 or 5000", cfg.ManyMix)
+	}
 	if cfg.ManyRate > 0 {
 		mix = []int{cfg.ManyRate}
 	}
