@@ -59,7 +59,7 @@ func TestCampaignMessageTraceInJaeger(t *testing.T) {
 
 	cfg := stack.DefaultConfig()
 	cfg.Dir = dataDir(t)
-	cfg.APIPort, cfg.NATSPort, cfg.PGPort, cfg.SMSCPort, cfg.SimHTTPPort, cfg.NATSMonitor = 0, 0, 0, 0, 0, 0
+	cfg.APIPort, cfg.NATSPort, cfg.PGPort, cfg.SMSCPort, cfg.SimHTTPPort, cfg.NATSMonitor, cfg.CompliancePort, cfg.BillingPort = 0, 0, 0, 0, 0, 0, 0, 0
 	cfg.Rate = 50
 	cfg.DRDelay = 50 * time.Millisecond
 	// The stack samples every trace (trace ratio 1) once an exporter is set.

@@ -91,6 +91,7 @@ func (b *Bus) ConsumeBatch(ctx context.Context, spec ConsumerSpec, size int, max
 		}
 	}, jetstream.PullMaxMessages(size))
 	if err != nil {
+		c.untrack() // no lag to read of a consumer that never ran
 		return nil, fmt.Errorf("consume %s on %s: %w", spec.Durable, spec.Stream, err)
 	}
 	g.inner = cc

@@ -124,6 +124,7 @@ func (b *Bus) Consume(ctx context.Context, spec ConsumerSpec, h Handler) (*Consu
 		}()
 	}, jetstream.PullMaxMessages(max(2*spec.Workers, 16)))
 	if err != nil {
+		c.untrack() // no lag to read of a consumer that never ran
 		return nil, fmt.Errorf("consume %s on %s: %w", spec.Durable, spec.Stream, err)
 	}
 	c.cc = cc

@@ -42,8 +42,8 @@ type Config struct {
 	// traced through the five services or not at all. At thousands of
 	// SMS/s a full trace of every segment costs the platform a few per cent
 	// of its CPU and Jaeger far more; 1 suits a test or a small platform.
-	// Without an exporter nothing is recorded (span contexts, hence the
-	// trace ids in the logs, are kept).
+	// Without an exporter no trace starts here (span contexts, hence the
+	// trace ids in the logs, are kept); a sampled parent is still followed.
 	TraceRatio float64
 	// MetricsAddr serves the service's metrics in Prometheus format at
 	// /metrics (e.g. ":9464"); empty: not served.
@@ -84,10 +84,12 @@ func (c Config) Validate() error {
 }
 
 // sampler records a share cfg.TraceRatio of new traces and follows the
-// parent's decision otherwise; nothing when no exporter would read them.
+// parent's decision otherwise. Without an exporter it starts no trace of
+// its own, but still follows a sampled parent: a hop that exports nothing
+// must not cut the trace for the services after it.
 func (c Config) sampler() sdktrace.Sampler {
 	if c.OTLPEndpoint == "" {
-		return sdktrace.NeverSample()
+		return sdktrace.ParentBased(sdktrace.NeverSample())
 	}
 	return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(c.TraceRatio))
 }

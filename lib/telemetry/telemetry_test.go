@@ -56,7 +56,8 @@ func TestTraceRatio(t *testing.T) {
 		recorded bool
 	}{
 		{"no exporter: nothing recorded", Config{TraceRatio: 1}, ctx, false},
-		{"no exporter, sampled parent: nothing recorded", Config{TraceRatio: 1}, sampledParent, false},
+		// The services after this one export: the trace goes on.
+		{"no exporter, sampled parent: followed", Config{TraceRatio: 1}, sampledParent, true},
 		{"every trace", Config{TraceRatio: 1, OTLPEndpoint: "http://127.0.0.1:1"}, ctx, true},
 		{"no new trace", Config{TraceRatio: 0, OTLPEndpoint: "http://127.0.0.1:1"}, ctx, false},
 		{"a traced message stays traced", Config{TraceRatio: 0, OTLPEndpoint: "http://127.0.0.1:1"}, sampledParent, true},

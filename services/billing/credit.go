@@ -551,7 +551,10 @@ func saveSettlement(ctx context.Context, tx creditTx, res map[string]*creditRese
 	if len(ids) == 0 {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, `UPDATE billing.credit_reservations r SET captured = u.c, released = u.r
+	// A reservation whose every segment is settled is closed, so that the
+	// stale sweep (ReleaseStaleCredit) never has to look at it again.
+	if _, err := tx.Exec(ctx, `UPDATE billing.credit_reservations r SET captured = u.c, released = u.r,
+		closed_at = CASE WHEN r.closed_at IS NULL AND u.c + u.r >= r.segments THEN now() ELSE r.closed_at END
 		FROM unnest($1::text[], $2::int4[], $3::int4[]) AS u(m, c, r) WHERE r.message_id = u.m`, ids, capt, rel); err != nil {
 		return fmt.Errorf("settle %d reservations: %w", len(ids), err)
 	}
@@ -650,7 +653,8 @@ func ReleaseStaleCredit(ctx context.Context, db Beginner, now time.Time) (int64,
 	var released int64
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT message_id FROM billing.credit_reservations
-			WHERE closed_at IS NULL AND expires_at < $1 ORDER BY message_id LIMIT $2`, now.Add(-staleGrace), MaxCreditItems)
+			WHERE closed_at IS NULL AND captured + released < segments AND expires_at < $1
+			ORDER BY expires_at LIMIT $2`, now.Add(-staleGrace), MaxCreditItems)
 		if err != nil {
 			return fmt.Errorf("stale reservations: %w", err)
 		}

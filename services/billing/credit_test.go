@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -621,4 +622,44 @@ func BenchmarkReserveCredit(b *testing.B) {
 			b.Fatal("refused")
 		}
 	}
+}
+
+// The stale sweep takes only what is still in flight: messages whose every
+// segment was settled are closed, so that however many of them expired
+// before it, a stale reservation is released at its first sweep.
+func TestCreditReleaseStaleSkipsSettled(t *testing.T) {
+	db := creditDB(t)
+	ctx := context.Background()
+	if _, _, err := TopUpCredit(ctx, db.Pool, "acme", 5000, "o", ""); err != nil {
+		t.Fatal(err)
+	}
+	// More settled messages than one sweep takes, all before the stale one
+	// in the sweep's order.
+	var items []CreditItem
+	var entries []Entry
+	for i := range MaxCreditItems + 10 {
+		id := fmt.Sprintf("a%04d", i)
+		items = append(items, CreditItem{id, 1})
+		entries = append(entries, entry(id, 1, Delivered))
+	}
+	for chunk := range slices.Chunk(items, MaxCreditItems) {
+		reserve(t, db.Pool, "acme", chunk...)
+	}
+	settle(t, db.Pool, entries...)
+	reserve(t, db.Pool, "acme", CreditItem{"z-stale", 3})
+	var open int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM billing.credit_reservations WHERE closed_at IS NULL`).Scan(&open); err != nil {
+		t.Fatal(err)
+	}
+	if open != 1 {
+		t.Errorf("%d reservations open, want only the unsettled one", open)
+	}
+	n, err := ReleaseStaleCredit(ctx, db.Pool, creditExpiry.Add(staleGrace+time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 {
+		t.Errorf("first sweep released %d segments, want the stale message's 3", n)
+	}
+	wantAccount(t, db.Pool, "acme", 5000, int64(len(entries)), 0)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"pushsms.io/lib/bus"
 	"pushsms.io/lib/fault"
@@ -66,6 +67,9 @@ func entryOf(m *bus.Msg) (Entry, error) {
 		return Entry{}, fault.Permanent(fmt.Errorf("report on %s of message %s: segment_index %d", m.Subject, r.GetMessageId(), r.GetSegmentIndex()))
 	case r.GetTenantId() == "":
 		return Entry{}, fault.Permanent(fmt.Errorf("report on %s of message %s: no tenant_id", m.Subject, r.GetMessageId()))
+	case strings.ContainsRune(r.GetMessageId()+r.GetTenantId()+r.GetShortCode()+r.GetCampaignId(), 0):
+		// PostgreSQL's text refuses NUL: the whole batch would fail, for ever.
+		return Entry{}, fault.Permanent(fmt.Errorf("report on %s: a NUL byte in an id", m.Subject))
 	}
 	at := m.Time
 	if r.GetAt() != nil {

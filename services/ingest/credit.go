@@ -163,9 +163,17 @@ func (c *creditCheck) reserve(ctx context.Context, tenant string, msgs []creditM
 	}
 	ctx, cancel := context.WithTimeout(ctx, creditTimeout)
 	defer cancel()
+	// Every id asked for: what billing may have reserved although the
+	// answer never came back (a timeout while it committed). The ids are
+	// fresh, owned by no other message, so releasing them all is safe.
+	asked := &creditHold{c: c, tenant: tenant}
+	for _, m := range msgs {
+		asked.ids = append(asked.ids, m.id)
+	}
 	resp, err := c.client.ReserveCredit(ctx, req)
 	if err != nil {
 		// Nothing is accepted without its credit: the partner retries.
+		asked.undo(ctx)
 		return nil, nil, fmt.Errorf("prepaid credit: reserve %d messages: %v: %w", len(msgs), err, fault.ErrUnavailable)
 	}
 	if !resp.GetPrepaid() {
@@ -173,6 +181,7 @@ func (c *creditCheck) reserve(ctx context.Context, tenant string, msgs []creditM
 	}
 	ds := resp.GetDecisions()
 	if len(ds) != len(msgs) {
+		asked.undo(ctx)
 		return nil, nil, fmt.Errorf("prepaid credit: %d decisions for %d messages", len(ds), len(msgs))
 	}
 	h := &creditHold{c: c, tenant: tenant}
