@@ -20,10 +20,17 @@ import (
 // INTERNAL, UNAVAILABLE, DATA_LOSS), not for a caller's mistake
 // (INVALID_ARGUMENT, UNAUTHENTICATED, …), which rpc_response_status_code
 // still tells.
-func statsHandler(tel *telemetry.Telemetry) stats.Handler {
-	return otelgrpc.NewServerHandler(
+//
+// A public server starts a trace of its own for every call, linked to the
+// caller's (Options.Public).
+func statsHandler(tel *telemetry.Telemetry, public bool) stats.Handler {
+	opts := []otelgrpc.Option{
 		otelgrpc.WithTracerProvider(tel.TracerProvider),
 		otelgrpc.WithPropagators(tel.Propagator),
 		otelgrpc.WithMeterProvider(tel.MeterProvider),
-	)
+	}
+	if public {
+		opts = append(opts, otelgrpc.WithPublicEndpoint())
+	}
+	return otelgrpc.NewServerHandler(opts...)
 }

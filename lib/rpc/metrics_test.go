@@ -34,7 +34,7 @@ func TestStatsHandlerMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer(grpc.StatsHandler(statsHandler(tel)),
+	srv := grpc.NewServer(grpc.StatsHandler(statsHandler(tel, false)),
 		// Every other method fails as a broken handler would.
 		grpc.UnknownServiceHandler(func(any, grpc.ServerStream) error { return status.Error(codes.Internal, "broken") }))
 	hs := health.NewServer()

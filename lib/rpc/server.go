@@ -28,19 +28,30 @@ type Server struct {
 	log    *slog.Logger
 }
 
+// Options are a server's interceptors and exposure.
+type Options struct {
+	// Unary and Stream run after error mapping is set up (e.g.
+	// authentication), so their errors are mapped too.
+	Unary  []grpc.UnaryServerInterceptor
+	Stream []grpc.StreamServerInterceptor
+	// Public: the callers are outside the platform (partners). Their trace
+	// context is linked, not followed: a call starts a trace of ours,
+	// sampled at our ratio, so that a caller can neither have every
+	// message traced nor choose our trace ids.
+	Public bool
+}
+
 // Listen binds addr ("127.0.0.1:0" picks a port) and builds the server.
-// Extra interceptors (e.g. authentication) run after error mapping is set
-// up, so their errors are mapped too.
-func Listen(addr string, tel *telemetry.Telemetry, unary []grpc.UnaryServerInterceptor, stream []grpc.StreamServerInterceptor, opts ...grpc.ServerOption) (*Server, error) {
+func Listen(addr string, tel *telemetry.Telemetry, o Options, opts ...grpc.ServerOption) (*Server, error) {
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	s := &Server{Health: health.NewServer(), lis: lis, log: tel.Logger}
 	opts = append(opts,
-		grpc.StatsHandler(statsHandler(tel)),
-		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{s.unaryStatus}, unary...)...),
-		grpc.ChainStreamInterceptor(append([]grpc.StreamServerInterceptor{s.streamStatus}, stream...)...),
+		grpc.StatsHandler(statsHandler(tel, o.Public)),
+		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{s.unaryStatus}, o.Unary...)...),
+		grpc.ChainStreamInterceptor(append([]grpc.StreamServerInterceptor{s.streamStatus}, o.Stream...)...),
 	)
 	s.Server = grpc.NewServer(opts...)
 	healthpb.RegisterHealthServer(s.Server, s.Health)

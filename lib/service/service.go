@@ -40,6 +40,8 @@ type Options struct {
 	// Interceptors run after the error mapping (e.g. authentication).
 	Unary  []grpc.UnaryServerInterceptor
 	Stream []grpc.StreamServerInterceptor
+	// PublicAPI: the gRPC callers are outside the platform (rpc.Options).
+	PublicAPI bool
 }
 
 // Core is a service's running infrastructure.
@@ -92,7 +94,7 @@ func Open(ctx context.Context, o Options) (*Core, error) {
 			return nil, err
 		}
 	}
-	if c.RPC, err = rpc.Listen(o.GRPCAddr, tel, o.Unary, o.Stream); err != nil {
+	if c.RPC, err = rpc.Listen(o.GRPCAddr, tel, rpc.Options{Unary: o.Unary, Stream: o.Stream, Public: o.PublicAPI}); err != nil {
 		c.Close()
 		return nil, err
 	}

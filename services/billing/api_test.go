@@ -44,7 +44,7 @@ func startAPI(t *testing.T) *apiEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
-	srv, err := rpc.Listen("127.0.0.1:0", tel, nil, nil)
+	srv, err := rpc.Listen("127.0.0.1:0", tel, rpc.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

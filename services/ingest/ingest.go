@@ -130,6 +130,8 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		DB: &cfg.DB, Schema: Schema, Migrations: Migrations(),
 		Unary:  []grpc.UnaryServerInterceptor{auth.unary},
 		Stream: []grpc.StreamServerInterceptor{auth.stream},
+		// Partners call it: their trace context must not decide ours.
+		PublicAPI: true,
 	})
 	if err != nil {
 		return nil, err

@@ -64,7 +64,7 @@ func start(t testing.TB) env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := rpc.Listen("127.0.0.1:0", tel, nil, nil)
+	srv, err := rpc.Listen("127.0.0.1:0", tel, rpc.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
