@@ -1,14 +1,19 @@
 package telemetrytest
 
 import (
-	"bufio"
 	"fmt"
 	"io"
+	"maps"
+	"math"
 	"net/http"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // Sample is one line of a Prometheus text exposition.
@@ -47,80 +52,55 @@ func ScrapeURL(t testing.TB, url string) *Scrape {
 	return s
 }
 
-// Parse reads the Prometheus text format (the subset the OpenTelemetry
-// exporter writes: no timestamps needed).
+// Parse reads the Prometheus text format with Prometheus' own parser, and
+// flattens it into samples as the text shows them: a histogram's series as
+// <name>_bucket (label le), <name>_sum and <name>_count.
 func Parse(text string) (*Scrape, error) {
-	s := &Scrape{Text: text}
-	sc := bufio.NewScanner(strings.NewReader(text))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		smp, err := parseLine(line)
-		if err != nil {
-			return nil, fmt.Errorf("line %q: %w", line, err)
-		}
-		s.Samples = append(s.Samples, smp)
-	}
-	return s, sc.Err()
-}
-
-func parseLine(line string) (Sample, error) {
-	smp := Sample{Labels: map[string]string{}}
-	i := strings.IndexAny(line, "{ ")
-	if i < 0 {
-		return smp, fmt.Errorf("no value")
-	}
-	smp.Name = line[:i]
-	rest := line[i:]
-	if rest[0] == '{' {
-		rest = rest[1:]
-		for {
-			rest = strings.TrimLeft(rest, ", ")
-			if strings.HasPrefix(rest, "}") {
-				rest = rest[1:]
-				break
-			}
-			eq := strings.Index(rest, `="`)
-			if eq < 0 {
-				return smp, fmt.Errorf("bad labels")
-			}
-			name := rest[:eq]
-			rest = rest[eq+2:]
-			var val strings.Builder
-			j := 0
-			for ; j < len(rest) && rest[j] != '"'; j++ {
-				if rest[j] == '\\' && j+1 < len(rest) {
-					j++
-					switch rest[j] {
-					case 'n':
-						val.WriteByte('\n')
-					default:
-						val.WriteByte(rest[j])
-					}
-					continue
-				}
-				val.WriteByte(rest[j])
-			}
-			if j >= len(rest) {
-				return smp, fmt.Errorf("unterminated label value")
-			}
-			smp.Labels[name] = val.String()
-			rest = rest[j+1:]
-		}
-	}
-	fields := strings.Fields(rest)
-	if len(fields) < 1 {
-		return smp, fmt.Errorf("no value")
-	}
-	v, err := strconv.ParseFloat(fields[0], 64)
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(strings.NewReader(text))
 	if err != nil {
-		return smp, err
+		return nil, fmt.Errorf("parse metrics: %w", err)
 	}
-	smp.Value = v
-	return smp, nil
+	s := &Scrape{Text: text}
+	for name, f := range families {
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			add := func(suffix string, v float64, extra ...string) {
+				ls := maps.Clone(labels)
+				for i := 0; i+1 < len(extra); i += 2 {
+					ls[extra[i]] = extra[i+1]
+				}
+				s.Samples = append(s.Samples, Sample{Name: name + suffix, Labels: ls, Value: v})
+			}
+			switch f.GetType() {
+			case dto.MetricType_COUNTER:
+				add("", m.GetCounter().GetValue())
+			case dto.MetricType_GAUGE:
+				add("", m.GetGauge().GetValue())
+			case dto.MetricType_UNTYPED:
+				add("", m.GetUntyped().GetValue())
+			case dto.MetricType_HISTOGRAM:
+				h := m.GetHistogram()
+				inf := false
+				for _, b := range h.GetBucket() {
+					inf = inf || math.IsInf(b.GetUpperBound(), 1)
+					add("_bucket", float64(b.GetCumulativeCount()), "le", strconv.FormatFloat(b.GetUpperBound(), 'g', -1, 64))
+				}
+				if !inf {
+					add("_bucket", float64(h.GetSampleCount()), "le", "+Inf")
+				}
+				add("_sum", h.GetSampleSum())
+				add("_count", float64(h.GetSampleCount()))
+			case dto.MetricType_SUMMARY:
+				add("_sum", m.GetSummary().GetSampleSum())
+				add("_count", float64(m.GetSummary().GetSampleCount()))
+			}
+		}
+	}
+	return s, nil
 }
 
 // Find returns the samples named name whose labels include every
