@@ -106,10 +106,11 @@ func (s *Service) handleDR(ctx context.Context, acc Account, n *ucp.Notification
 	if text, err := n.Text(); err == nil && n.DSt != ucp.StatusDelivered {
 		detail = truncate(text, 160)
 	}
-	if err := s.report(ctx, ref, state, subject, final, code, detail, s.parseSCTS(key.SCTS)); err != nil {
+	submittedAt := s.parseSCTS(key.SCTS)
+	if err := s.report(ctx, ref, state, subject, final, code, detail, submittedAt); err != nil {
 		return fail(err, "report not stored")
 	}
-	s.metrics.deliveryReport(ctx, ref.ShortCode, subject, s.parseSCTS(key.SCTS), s.now())
+	s.metrics.deliveryReport(ctx, ref.ShortCode, subject, submittedAt, s.now())
 	return nil
 }
 

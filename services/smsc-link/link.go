@@ -64,7 +64,8 @@ func newLink(s *Service, a Account, sessions int, rates func(string) int) *link 
 // the 51's result (nil: accepted; its error otherwise) as soon as it is
 // known: the guard counts the 51 until one second after that
 // (lib/rate.Guard), and the time from grant to result is the round trip
-// the link state reports. An error means nothing was written.
+// the link state reports, and what the submits metric counts (first
+// submits and resends alike). An error means nothing was written.
 func (l *link) acquire(ctx context.Context, after uint64, wait time.Duration) (c *ucp.Client, seq uint64, done func(error), err error) {
 	select {
 	case l.slots <- struct{}{}:
@@ -97,6 +98,7 @@ func (l *link) acquire(ctx context.Context, after uint64, wait time.Duration) (c
 		release()
 		now := l.s.now()
 		l.state.result(now, now.Sub(gr.At), err)
+		l.s.metrics.submitResult(l.acc.ShortCode, err)
 	}, nil
 }
 

@@ -22,7 +22,7 @@ const (
 	submitNackPermanent        // reported FAILED, final; label code
 	submitNackTemporary        // 01, 04, 37, 50, 55, 9x: redelivered; label code
 	submitTimeout              // no result in time (or session lost after the write): UNKNOWN
-	submitNotSent              // never written (session down or closing): redelivered
+	submitNotSent              // the session failed while writing it: redelivered
 	numSubmitOutcomes
 )
 
@@ -130,7 +130,7 @@ func (s *Service) newMetrics() (*linkMetrics, error) {
 	up := gauge("pushsms_short_code_link_up", "",
 		"1 while a UCP session of the short code is logged in.")
 	submits := counter("pushsms_short_code_submits",
-		"Submits (OT 51) by what the SMSC answered: accepted, nack_permanent (FAILED), nack_temporary (redelivered), timeout (UNKNOWN), not_sent (session down: redelivered); code is the UCP error code of a NACK.")
+		"Submits (OT 51) by what the SMSC answered: accepted, nack_permanent (FAILED), nack_temporary (redelivered), timeout (UNKNOWN), not_sent (the session failed while writing it: redelivered; a submit waiting for a session is not counted); code is the UCP error code of a NACK.")
 	drs := counter("pushsms_short_code_delivery_reports",
 		"Delivery reports (OT 53) matched and stored, by state: delivered, buffered (not final), failed, expired. Delivery ratio: delivered / (delivered + failed + expired).")
 	unmatched := counter("pushsms_smsc_link_dr_unmatched", "DRs NACKed because no submit record matched them (yet): the SMSC sends them again.")

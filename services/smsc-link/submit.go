@@ -126,7 +126,6 @@ func (s *Service) submit(ctx context.Context, m *bus.Msg, ev *eventsv1.SegmentSu
 
 	res, err := client.Submit(ctx, sub)
 	done(err)
-	s.metrics.submitResult(ref.ShortCode, err)
 	var nack *ucp.NackError
 	switch {
 	case err == nil:
