@@ -157,15 +157,25 @@ func (b *Bus) Publish(ctx context.Context, subject string, msg proto.Message, ms
 	m.Data = data
 	m.Header.Set(HeaderType, typ)
 	b.prop.Inject(ctx, headerCarrier(m.Header))
+	if err := b.store(ctx, m, jetstream.WithMsgID(msgID)); err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "publish failed")
+		return fmt.Errorf("publish %s: %w", subject, err)
+	}
+	return nil
+}
+
+// store publishes m, retrying transient failures until ctx ends (the
+// publish options carry a Nats-Msg-Id, which makes a retry safe). The
+// error wraps fault.ErrUnavailable.
+func (b *Bus) store(ctx context.Context, m *nats.Msg, opts ...jetstream.PublishOpt) error {
 	for attempt := 0; ; attempt++ {
-		_, err = b.JS.PublishMsg(ctx, m, jetstream.WithMsgID(msgID))
+		_, err := b.JS.PublishMsg(ctx, m, opts...)
 		if err == nil {
 			return nil
 		}
 		if ctx.Err() != nil || !transient(err) || attempt >= 8 {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, "publish failed")
-			return fmt.Errorf("publish %s: %w", subject, errors.Join(err, fault.ErrUnavailable))
+			return errors.Join(err, fault.ErrUnavailable)
 		}
 		select {
 		case <-ctx.Done():

@@ -68,6 +68,18 @@ type ConsumerSpec struct {
 	// created now starts at (default: the stream's first event). Where an
 	// existing durable starts was fixed when it was created and stays.
 	StartSequence uint64
+	// MemoryState keeps the state of a durable created now (delivered,
+	// acked, pending) in the servers' memory instead of a file rewritten
+	// up to 10 times a second: with hundreds of busy durables those
+	// rewrites were most of the server's work. The state then survives the
+	// restart of one server of a cluster (the others hold it), not the
+	// restart of all: the consumer is gone and its user creates it again
+	// from a checkpoint of its own (StartSequence, Consumer.Position). An
+	// existing durable keeps the storage it was created with: the server
+	// cannot change it in place, and creating it again would lose what it
+	// holds (Bus.DeleteConsumer once it holds nothing, then create it again
+	// after its Position).
+	MemoryState bool
 }
 
 // Consumer is a running durable consumer.
@@ -87,6 +99,54 @@ func (c *Consumer) Stop() {
 	if c.untrack != nil {
 		c.untrack()
 	}
+}
+
+// Position is where a durable consumer stands in its stream.
+type Position struct {
+	// AckFloor is the stream sequence up to which every event of the
+	// consumer is acknowledged (or terminated).
+	AckFloor uint64
+	// Delivered is the last stream sequence delivered.
+	Delivered uint64
+	// AckPending counts the events delivered and not yet acknowledged.
+	AckPending int
+	// Memory tells whether its state is in the servers' memory.
+	Memory bool
+}
+
+// Position reads where c stands. The error wraps
+// jetstream.ErrConsumerNotFound when the consumer is gone.
+func (c *Consumer) Position(ctx context.Context) (Position, error) {
+	ci, err := c.info.Info(ctx)
+	if err != nil {
+		return Position{}, err
+	}
+	return positionOf(ci), nil
+}
+
+func positionOf(ci *jetstream.ConsumerInfo) Position {
+	return Position{AckFloor: ci.AckFloor.Stream, Delivered: ci.Delivered.Stream,
+		AckPending: ci.NumAckPending, Memory: ci.Config.MemoryStorage}
+}
+
+// ConsumerPosition reads where the durable of stream stands, without
+// consuming.
+func (b *Bus) ConsumerPosition(ctx context.Context, stream, durable string) (Position, error) {
+	cons, err := b.JS.Consumer(ctx, stream, durable)
+	if err != nil {
+		return Position{}, fmt.Errorf("consumer %s on %s: %w", durable, stream, err)
+	}
+	return positionOf(cons.CachedInfo()), nil
+}
+
+// DeleteConsumer deletes the durable of stream; one that is not there is
+// not an error.
+func (b *Bus) DeleteConsumer(ctx context.Context, stream, durable string) error {
+	err := b.JS.DeleteConsumer(ctx, stream, durable)
+	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("delete consumer %s on %s: %w", durable, stream, err)
+	}
+	return nil
 }
 
 // Pending returns the number of events not yet delivered to the consumer.
@@ -177,20 +237,23 @@ func (b *Bus) durable(ctx context.Context, spec ConsumerSpec) (ConsumerSpec, jet
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        spec.AckWait,
 		MaxAckPending:  spec.MaxAckPending,
+		MemoryStorage:  spec.MemoryState,
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 		MaxDeliver:     -1,
 	}
-	if spec.StartSequence > 0 {
-		cur, err := b.JS.Consumer(ctx, spec.Stream, spec.Durable)
-		switch {
-		case err == nil:
-			ci := cur.CachedInfo()
-			cfg.DeliverPolicy, cfg.OptStartSeq = ci.Config.DeliverPolicy, ci.Config.OptStartSeq
-		case errors.Is(err, jetstream.ErrConsumerNotFound):
+	// What the server cannot change in place stays as the durable was
+	// created: where it starts, and where its state is kept.
+	cur, err := b.JS.Consumer(ctx, spec.Stream, spec.Durable)
+	switch {
+	case err == nil:
+		ci := cur.CachedInfo().Config
+		cfg.DeliverPolicy, cfg.OptStartSeq, cfg.MemoryStorage = ci.DeliverPolicy, ci.OptStartSeq, ci.MemoryStorage
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		if spec.StartSequence > 0 {
 			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, spec.StartSequence
-		default:
-			return spec, nil, fmt.Errorf("consumer %s on %s: %w", spec.Durable, spec.Stream, err)
 		}
+	default:
+		return spec, nil, fmt.Errorf("consumer %s on %s: %w", spec.Durable, spec.Stream, err)
 	}
 	cons, err := b.JS.CreateOrUpdateConsumer(ctx, spec.Stream, cfg)
 	if err != nil {

@@ -96,11 +96,22 @@ func Streams(replicas int) []jetstream.StreamConfig {
 	}
 	return []jetstream.StreamConfig{
 		mk(StreamAccepted, SubjectAccepted, "messages accepted by ingest, to check", 7*24*time.Hour),
-		mk(StreamCleared, SubjectCleared, "messages passed by compliance, to pace", 7*24*time.Hour),
+		cleared(mk(StreamCleared, SubjectCleared, "messages passed by compliance, to pace", 7*24*time.Hour)),
 		mk(StreamSubmit, SubjectSubmit, "segments released by throttle, to submit", 7*24*time.Hour),
 		mk(StreamReports, SubjectReport, "segment and message state changes", 30*24*time.Hour),
 		mk(StreamMO, SubjectMO, "subscriber messages to our short codes", 30*24*time.Hour),
 	}
+}
+
+// cleared adds to SMS_CLEARED the messages throttle holds until a time
+// (SubjectHold): the server publishes each again on its sms.cleared
+// subject when it is due, so that a message scheduled days ahead is not an
+// event held (delivered, not acked) by a consumer all that time. Message
+// schedules need nats-server 2.12 or later.
+func cleared(cfg jetstream.StreamConfig) jetstream.StreamConfig {
+	cfg.Subjects = append(cfg.Subjects, SubjectHold)
+	cfg.AllowMsgSchedules = true
+	return cfg
 }
 
 // Buckets returns every key-value bucket of the platform.
@@ -212,5 +223,6 @@ func Ensure(ctx context.Context, js jetstream.JetStream, replicas int) error {
 func sameStream(have, want jetstream.StreamConfig) bool {
 	return slices.Equal(have.Subjects, want.Subjects) && have.Description == want.Description &&
 		have.Retention == want.Retention && have.Storage == want.Storage && have.Replicas == want.Replicas &&
-		have.MaxAge == want.MaxAge && have.Duplicates == want.Duplicates && have.Discard == want.Discard
+		have.MaxAge == want.MaxAge && have.Duplicates == want.Duplicates && have.Discard == want.Discard &&
+		have.AllowMsgSchedules == want.AllowMsgSchedules
 }

@@ -17,6 +17,11 @@ const (
 	SubjectReport = "sms.report.>"
 	// sms.mo.<short_code>: MobileOriginated, from smsc-link.
 	SubjectMO = "sms.mo.>"
+	// sms.hold.<short_code>.<key>: a MessageCleared held by throttle until
+	// a time (its not_before, its window's opening), stored in
+	// SMS_CLEARED as a JetStream message schedule that the server
+	// publishes again on its sms.cleared subject at that time.
+	SubjectHold = "sms.hold.>"
 )
 
 // Report states that end a segment's life: billing listens to these.
@@ -35,6 +40,10 @@ func AcceptedSubject(tenant, shortCode string) string {
 func ClearedSubject(tenant, shortCode string) string {
 	return join("sms.cleared", tenant, shortCode)
 }
+
+// HoldSubject is where throttle schedules a held message of shortCode;
+// key names the message (a subject token: no dots or wildcards).
+func HoldSubject(shortCode, key string) string { return join("sms.hold", shortCode, key) }
 
 // SubmitSubject is where throttle releases segments of a short code.
 func SubmitSubject(shortCode string) string { return join("sms.submit", shortCode) }

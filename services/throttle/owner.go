@@ -90,6 +90,12 @@ func clearedFilter(shortCode string) string { return "sms.cleared.*." + shortCod
 type lease struct {
 	Owner string    `json:"owner"`
 	Until time.Time `json:"until"`
+	// Floor is the stream sequence up to which the short code's consumer
+	// had acknowledged every event when the owner last looked: where a
+	// consumer lost with the servers' memory starts again (ConsumerSpec
+	// MemoryState). What it releases again between the floor and where it
+	// was is stored once (the submits' ids, within the duplicate window).
+	Floor uint64 `json:"floor,omitempty"`
 }
 
 func parseLease(v []byte) (lease, error) {
@@ -149,6 +155,9 @@ type ownership struct {
 	// are not split across owners.
 	leaving     chan struct{}
 	leavingOnce sync.Once
+
+	// floor: the consumer's ack floor, last read (lease.Floor).
+	floor atomic.Uint64
 
 	// Owned by the owner's loop.
 	rev   uint64
@@ -362,7 +371,7 @@ const renewConcurrency = 32
 
 func (ow *owner) renewOne(ctx context.Context, o *ownership, now time.Time) {
 	until := now.Add(leaseTTL)
-	v, _ := json.Marshal(lease{Owner: ow.id, Until: until})
+	v, _ := json.Marshal(lease{Owner: ow.id, Until: until, Floor: o.floor.Load()})
 	rev, err := ow.kv.Update(ctx, o.shortCode, v, o.rev)
 	if err == nil {
 		o.rev, o.until = rev, until
@@ -513,6 +522,7 @@ func (ow *owner) claim(ctx context.Context, sc string, now time.Time) bool {
 		if !prev.free(now) {
 			return false
 		}
+		v, _ = json.Marshal(lease{Owner: ow.id, Until: until, Floor: prev.Floor})
 		rev, err = ow.kv.Update(ctx, sc, v, e.Revision())
 	}
 	if err != nil {
@@ -520,6 +530,7 @@ func (ow *owner) claim(ctx context.Context, sc string, now time.Time) bool {
 	}
 	o := newOwnership(sc)
 	o.rev, o.until = rev, until
+	o.floor.Store(prev.Floor)
 	o.fence.Store(until.Add(-leaseMargin).UnixNano())
 	start := prev.firstRelease()
 	ow.mu.Lock()
@@ -555,25 +566,73 @@ func (ow *owner) serve(ctx context.Context, o *ownership, start time.Time) {
 			return
 		}
 	}
-	var cons *bus.Consumer
-	for attempt := 0; cons == nil; attempt++ {
-		var err error
-		if cons, err = ow.consume(ctx, o); err != nil {
-			ow.log.Warn("starting short code consumer failed", "short_code", o.shortCode, "err", err)
-			select {
-			case <-o.lost:
-				return
-			case <-o.leaving:
-				return
-			case <-time.After(min(100*time.Millisecond<<min(attempt, 5), 2*time.Second)):
-			}
+	for {
+		cons := ow.start(ctx, o)
+		if cons == nil {
+			return
+		}
+		if !ow.watchFloor(ctx, o, cons) {
+			cons.Stop()
+			return
+		}
+		// The consumer is gone with the servers' memory: stop what is
+		// left of it and create it again from the floor.
+		ow.log.Warn("short code consumer lost; created again from its ack floor", "short_code", o.shortCode, "floor", o.floor.Load())
+		cons.Stop()
+	}
+}
+
+// start creates o's consumer, retrying until it is up or o is lost or left
+// (nil).
+func (ow *owner) start(ctx context.Context, o *ownership) *bus.Consumer {
+	for attempt := 0; ; attempt++ {
+		cons, err := ow.consume(ctx, o)
+		if err == nil {
+			return cons
+		}
+		ow.log.Warn("starting short code consumer failed", "short_code", o.shortCode, "err", err)
+		select {
+		case <-o.lost:
+			return nil
+		case <-o.leaving:
+			return nil
+		case <-time.After(min(100*time.Millisecond<<min(attempt, 5), 2*time.Second)):
 		}
 	}
-	select {
-	case <-o.lost:
-	case <-o.leaving:
+}
+
+// floorEvery is how often an owner reads its consumers' ack floors (one
+// request each): what a consumer lost with the servers' memory releases
+// again is at most this much older than the loss, and stored once.
+const floorEvery = 2 * time.Second
+
+// watchFloor keeps o.floor up to date until o is lost or left (false) or
+// its consumer is gone (true).
+func (ow *owner) watchFloor(ctx context.Context, o *ownership, cons *bus.Consumer) bool {
+	tick := time.NewTicker(floorEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-o.lost:
+			return false
+		case <-o.leaving:
+			return false
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, floorEvery)
+		pos, err := cons.Position(rctx)
+		cancel()
+		switch {
+		case err == nil:
+			if pos.AckFloor > o.floor.Load() {
+				o.floor.Store(pos.AckFloor)
+			}
+		case errors.Is(err, jetstream.ErrConsumerNotFound):
+			return true
+		}
 	}
-	cons.Stop()
 }
 
 // lose stops owning o. When giveBack (stopping, rebalancing), the consumer
@@ -605,7 +664,7 @@ func (ow *owner) lose(o *ownership, giveBack bool) {
 func (ow *owner) giveBack(o *ownership) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	v, _ := json.Marshal(lease{Until: time.Now().Add(leaseMargin)})
+	v, _ := json.Marshal(lease{Until: time.Now().Add(leaseMargin), Floor: o.floor.Load()})
 	if _, err := ow.kv.Update(ctx, o.shortCode, v, o.rev); err != nil {
 		ow.log.Warn("giving a lease back failed; it expires", "short_code", o.shortCode, "err", err)
 	}

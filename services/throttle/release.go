@@ -2,6 +2,8 @@ package throttle
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -75,7 +77,7 @@ func (s *Service) handle(ctx context.Context, m *bus.Msg, o *ownership) error {
 		}
 		wait := nb.Sub(now)
 		if wait > s.cfg.Lookahead {
-			return m.Defer(wait)
+			return s.hold(ctx, m, msg, nb)
 		}
 		if !s.sleep(wait, o) {
 			return m.Defer(nb.Sub(s.now()))
@@ -222,6 +224,33 @@ func (s *Service) park(m *bus.Msg, now, exp time.Time, wait time.Duration) error
 		wait = min(wait, exp.Sub(now)+time.Millisecond)
 	}
 	return m.Defer(wait)
+}
+
+// hold gives a message back until until. A short hold is a delayed NAK:
+// the event stays the consumer's. A longer one (ScheduleAfter) goes to the
+// server's message scheduler, which publishes the event again when it is
+// due, and the event is acked: a campaign scheduled days ahead then holds
+// no consumer state, no MaxAckPending slot, and does not keep the
+// consumer's ack floor (where a consumer lost with the servers' memory
+// starts again) days back.
+func (s *Service) hold(ctx context.Context, m *bus.Msg, msg *eventsv1.MessageAccepted, until time.Time) error {
+	wait := until.Sub(s.now())
+	if wait <= s.cfg.ScheduleAfter {
+		return m.Defer(wait)
+	}
+	id := msg.GetMessageId()
+	return s.Bus.Schedule(ctx, m, bus.HoldSubject(msg.GetShortCode(), holdKey(id)), until,
+		id+"/hold/"+strconv.FormatInt(until.Unix(), 10))
+}
+
+// holdKey names a message in its hold subject: its id when it is a safe
+// subject token (message ids are UUIDs), else a hash of it.
+func holdKey(id string) string {
+	if replicaIDPattern.MatchString(id) {
+		return id
+	}
+	sum := sha256.Sum256([]byte(id))
+	return "h" + hex.EncodeToString(sum[:16])
 }
 
 // pauseRecheck spreads paused events' returns over ±10 %, so that a

@@ -69,6 +69,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"pushsms.io/lib/bus"
 	"pushsms.io/lib/policy"
 	"pushsms.io/lib/rate"
@@ -131,6 +133,11 @@ type Config struct {
 	// sending window waits before it is looked at again: a policy change
 	// that opens the window earlier applies at worst this late.
 	WindowRecheck time.Duration
+	// ScheduleAfter: a message held longer than this (its not_before, its
+	// window's opening) is handed to the server's message scheduler and
+	// its event acked (bus.Schedule), instead of staying an event the
+	// short code's consumer holds. Shorter holds are delayed NAKs.
+	ScheduleAfter time.Duration
 
 	// ReplicaID names this replica in the leases bucket; empty: host name
 	// and a random suffix (a restarted process is a new owner).
@@ -150,6 +157,7 @@ func DefaultConfig() Config {
 		AckWait:       30 * time.Second,
 		PauseRecheck:  30 * time.Second,
 		WindowRecheck: time.Hour,
+		ScheduleAfter: time.Minute,
 		Policy:        policy.Default(),
 	}
 }
@@ -171,6 +179,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&policy.FileFlag{P: &c.Policy}, "policy", "compliance policy JSON `file` used until the POLICY bucket holds one (default: the embedded policy; see docs/rules.md)")
 	fs.StringVar(&c.ReplicaID, "replica-id", c.ReplicaID, "name of this replica in the leases bucket (letters, digits, - and _); empty: host name and a random suffix")
 	fs.DurationVar(&c.WindowRecheck, "window-recheck", c.WindowRecheck, "longest wait of a marketing message held for a closed sending window before it is looked at again")
+	fs.DurationVar(&c.ScheduleAfter, "schedule-after", c.ScheduleAfter, "a message held longer than this (not_before, closed window) goes to the server's message scheduler instead of staying with the consumer")
 }
 
 // Validate checks the configuration.
@@ -210,6 +219,9 @@ func (c Config) Validate() error {
 	}
 	if c.PauseRecheck < 100*time.Millisecond {
 		add("pause-recheck %v: want at least 100ms", c.PauseRecheck)
+	}
+	if c.ScheduleAfter < time.Second {
+		add("schedule-after %v: want at least 1s (the schedules' resolution)", c.ScheduleAfter)
 	}
 	if c.WindowRecheck < 100*time.Millisecond {
 		add("window-recheck %v: want at least 100ms", c.WindowRecheck)
@@ -368,15 +380,54 @@ func (s *Service) Owned() []string { return s.owner.owned() }
 // code: a lane holds at most its lookahead of work, plus the events being
 // parked.
 func (s *Service) consume(ctx context.Context, o *ownership) (*bus.Consumer, error) {
+	start := s.owner.startSequence()
+	if f := o.floor.Load(); f > 0 {
+		// A consumer that is not there (new, or lost with the servers'
+		// memory) starts after the floor its last owner recorded.
+		start = max(start, f+1)
+	}
+	after, err := s.stateToMemory(ctx, o.shortCode)
+	if err != nil {
+		return nil, err
+	}
+	start = max(start, after)
 	return s.Bus.Consume(ctx, bus.ConsumerSpec{
 		Stream:         bus.StreamCleared,
 		Durable:        ConsumerName(o.shortCode),
 		FilterSubjects: []string{clearedFilter(o.shortCode)},
 		AckWait:        s.cfg.AckWait,
 		MaxAckPending:  s.cfg.MaxAckPending,
+		MemoryState:    true,
 		Workers:        s.cfg.Workers,
-		StartSequence:  s.owner.startSequence(),
+		StartSequence:  start,
 	}, func(ctx context.Context, m *bus.Msg) error { return s.handle(ctx, m, o) })
+}
+
+// stateToMemory moves the state of a short code's durable created on file
+// (by versions before memory state) to the servers' memory: the server
+// cannot change it in place, so the durable is deleted and created again
+// after its ack floor, which loses nothing only while it holds no event
+// (delivered, not acked: parked ones included). A durable that holds some
+// stays on file, and is looked at again at the short code's next owner.
+// It returns the sequence the new durable starts at (0: no change).
+func (s *Service) stateToMemory(ctx context.Context, shortCode string) (uint64, error) {
+	pos, err := s.Bus.ConsumerPosition(ctx, bus.StreamCleared, ConsumerName(shortCode))
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		return 0, nil
+	case err != nil:
+		return 0, err
+	case pos.Memory:
+		return 0, nil
+	case pos.AckPending > 0:
+		s.Log.Info("short code consumer keeps its state on file while it holds events", "short_code", shortCode, "ack_pending", pos.AckPending)
+		return 0, nil
+	}
+	if err := s.Bus.DeleteConsumer(ctx, bus.StreamCleared, ConsumerName(shortCode)); err != nil {
+		return 0, err
+	}
+	s.Log.Info("short code consumer moved to memory state", "short_code", shortCode, "start_sequence", pos.AckFloor+1)
+	return pos.AckFloor + 1, nil
 }
 
 // Run runs the service until ctx is done.

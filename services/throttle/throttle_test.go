@@ -635,16 +635,39 @@ func TestNotBefore(t *testing.T) {
 		name      string
 		after     time.Duration
 		lookahead time.Duration
+		scheduled bool
 	}{
 		{name: "held_in_memory", after: 400 * time.Millisecond, lookahead: time.Second},
 		{name: "deferred_on_the_server", after: 1500 * time.Millisecond, lookahead: 300 * time.Millisecond},
+		// Held past ScheduleAfter: the server's scheduler has it, the
+		// consumer holds nothing meanwhile.
+		{name: "scheduled_on_the_server", after: 3500 * time.Millisecond, lookahead: 300 * time.Millisecond, scheduled: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t)
-			h.start(func(c *Config) { c.Lookahead = tt.lookahead })
+			h.start(func(c *Config) {
+				c.Lookahead = tt.lookahead
+				c.ScheduleAfter = 2 * time.Second
+			})
 			start := time.Now().Add(tt.after)
 			h.publish(cleared("sched", "36000", 2, notBefore(start)), cleared("now", "36000", 1))
+			if tt.scheduled {
+				h.waitCount(3*time.Second, bus.StreamSubmit, "sms.submit.36000", 1)
+				bustest.Eventually(t, 2*time.Second, func() error {
+					pos, err := h.bus.ConsumerPosition(context.Background(), bus.StreamCleared, ConsumerName("36000"))
+					if err == nil && (pos.AckPending != 0 || pos.AckFloor != 2) {
+						err = fmt.Errorf("consumer at %+v, want both events acked", pos)
+					}
+					return err
+				})
+				if n := h.count(bus.StreamCleared); n != 3 {
+					t.Errorf("SMS_CLEARED holds %d messages, want the 2 events and the schedule", n)
+				}
+				if time.Now().After(start) {
+					t.Fatal("too slow to see the hold before not_before")
+				}
+			}
 			h.waitCount(tt.after+3*time.Second, bus.StreamSubmit, "sms.submit.36000", 3)
 			for _, e := range h.submits("36000") {
 				released := decode(t, e, &eventsv1.SegmentSubmit{}).GetReleasedAt().AsTime()
@@ -704,4 +727,117 @@ func TestMalformedEventIsTerminated(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// The short codes' consumers keep their state in the server's memory: a
+// restart of the (only) NATS server loses them. The owner creates each
+// again from the ack floor it recorded in its lease: the backlog goes on,
+// every segment is stored once (what is released again after the floor
+// has the same ids), none is skipped, and no second holds more than the
+// rate.
+func TestConsumerLostWithServerRestart(t *testing.T) {
+	h := newHarness(t)
+	h.start(func(c *Config) { c.Rates = RateTable{"36000": 50} })
+	msgs, ids := backlog("r", "36000", 150)
+	h.publish(msgs...)
+	// Past a floor reading (every 2 s) with part of the backlog out.
+	h.waitCount(10*time.Second, bus.StreamSubmit, "sms.submit.36000", 110)
+	h.srv.Restart(t)
+	bustest.Eventually(t, 10*time.Second, func() error {
+		_, err := h.bus.JS.Stream(context.Background(), bus.StreamSubmit)
+		return err // reconnected
+	})
+	h.waitCount(30*time.Second, bus.StreamSubmit, "sms.submit.36000", len(ids))
+	ev := h.submits("36000")
+	checkExactlyOnce(t, ev, ids)
+	if got := maxInWindow(releasedTimes(t, ev), time.Second); got > 50 {
+		t.Errorf("a 1s window holds %d releases, want at most 50", got)
+	}
+	// It is a new consumer, started after the recorded floor.
+	cons, err := h.bus.JS.Consumer(context.Background(), bus.StreamCleared, ConsumerName("36000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := cons.CachedInfo().Config; cfg.DeliverPolicy != jetstream.DeliverByStartSequencePolicy || cfg.OptStartSeq < 2 {
+		t.Errorf("consumer after the restart: deliver policy %v from %d, want created again after a floor", cfg.DeliverPolicy, cfg.OptStartSeq)
+	} else {
+		t.Logf("created again from sequence %d of %d", cfg.OptStartSeq, len(msgs))
+	}
+}
+
+// A short code's durable left on file by an earlier version moves to
+// memory once it holds nothing, without releasing again what it had
+// acked; one that still holds an event stays on file, and that event is
+// released all the same.
+func TestFileConsumerMovesToMemory(t *testing.T) {
+	tests := []struct {
+		name string
+		// hold: the earlier version leaves its last event delivered, not
+		// acked.
+		hold       bool
+		wantMemory bool
+	}{
+		{name: "idle", hold: false, wantMemory: true},
+		{name: "holding_an_event", hold: true, wantMemory: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			ctx := context.Background()
+			h.publish(cleared("old-1", "36000", 1), cleared("old-2", "36000", 1))
+			// The earlier version: a file durable that acked old-1 (and
+			// old-2 unless it holds it).
+			seen := make(chan string, 2)
+			old, err := h.bus.Consume(ctx, bus.ConsumerSpec{
+				Stream: bus.StreamCleared, Durable: ConsumerName("36000"),
+				FilterSubjects: []string{clearedFilter("36000")}, AckWait: 2 * time.Second,
+			}, func(ctx context.Context, m *bus.Msg) error {
+				var c eventsv1.MessageCleared
+				if err := m.Decode(&c); err != nil {
+					return err
+				}
+				seen <- c.GetMessage().GetMessageId()
+				if tt.hold && c.GetMessage().GetMessageId() == "old-2" {
+					return m.Defer(2 * time.Second)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			<-seen
+			<-seen
+			old.Stop()
+			bustest.Eventually(t, 5*time.Second, func() error {
+				pos, err := h.bus.ConsumerPosition(ctx, bus.StreamCleared, ConsumerName("36000"))
+				want := uint64(2)
+				if tt.hold {
+					want = 1
+				}
+				if err == nil && pos.AckFloor != want {
+					err = fmt.Errorf("earlier consumer at %+v", pos)
+				}
+				return err
+			})
+
+			h.start(nil)
+			h.publish(cleared("new", "36000", 1))
+			want := []string{"new/1"}
+			if tt.hold {
+				// Parked by the earlier version in the same durable:
+				// it comes back to the new owner.
+				want = append(want, "old-2/1")
+			}
+			h.waitCount(5*time.Second, bus.StreamSubmit, "sms.submit.36000", len(want))
+			time.Sleep(500 * time.Millisecond) // nothing else comes
+			checkExactlyOnce(t, h.submits("36000"), want)
+			pos, err := h.bus.ConsumerPosition(ctx, bus.StreamCleared, ConsumerName("36000"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pos.Memory != tt.wantMemory {
+				t.Errorf("consumer state in memory: %v, want %v", pos.Memory, tt.wantMemory)
+			}
+		})
+	}
 }

@@ -91,7 +91,7 @@ func (s *Service) heldByWindow(ctx context.Context, m *bus.Msg, c *eventsv1.Mess
 			"marketing messages are sent on working days from %s to %s French time; the window only opens at %s, after the message's validity ends",
 			clock(w.OpenAt()), clock(w.CloseAt()), next.In(w.Location()).Format("2006-01-02 15:04 MST")))
 	}
-	return true, m.Defer(min(next.Sub(t), s.cfg.WindowRecheck))
+	return true, s.hold(ctx, m, c.GetMessage(), t.Add(min(next.Sub(t), s.cfg.WindowRecheck)))
 }
 
 // clock formats a duration since midnight as HH:MM.
