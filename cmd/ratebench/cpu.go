@@ -27,3 +27,13 @@ func cpuCost(cpu, wall time.Duration, segments int64) string {
 	return fmt.Sprintf("%.0f µs of CPU per segment while draining (%d segments, %.2f cores busy on average)",
 		float64(cpu.Microseconds())/float64(segments), segments, cpu.Seconds()/wall.Seconds())
 }
+
+// peakRSS is the process's peak resident set size in bytes (getrusage's
+// maxrss, in KiB on Linux).
+func peakRSS() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Maxrss << 10
+}

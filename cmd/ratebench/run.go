@@ -52,7 +52,7 @@ type Report struct {
 func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	sc, ok := scenarios[cfg.Scenario]
 	if !ok {
-		return fmt.Errorf("unknown scenario %q (rates, many, priority, weights, failover)", cfg.Scenario)
+		return fmt.Errorf("unknown scenario %q (rates, many, priority, weights, failover, accept)", cfg.Scenario)
 	}
 	if cfg.Path != "full" && cfg.Path != "pacing" {
 		return fmt.Errorf("path %q: want full or pacing", cfg.Path)

@@ -280,14 +280,18 @@ func (b *Bus) startProcess(ctx context.Context, spec ConsumerSpec, m *Msg, opts 
 	if m.Header != nil {
 		ctx = b.prop.Extract(ctx, headerCarrier(m.Header))
 	}
-	opts = append(opts,
-		trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(
+	opts = append(opts, trace.WithSpanKind(trace.SpanKindConsumer))
+	ctx, span := b.tracer.Start(ctx, "process "+subjectPattern(m.Subject), opts...)
+	// Most events are not sampled: their attributes would be built for
+	// nothing, at every event (no sampler here decides on attributes).
+	if span.IsRecording() {
+		span.SetAttributes(
 			attribute.String("messaging.system", "nats"),
 			attribute.String("messaging.destination.name", m.Subject),
 			attribute.String("messaging.consumer.group.name", spec.Durable),
 			attribute.Int64("messaging.message.delivery_count", int64(m.Delivered)),
 			attribute.String("pushsms.event.type", m.Type),
-		))
-	return b.tracer.Start(ctx, "process "+subjectPattern(m.Subject), opts...)
+		)
+	}
+	return ctx, span
 }

@@ -310,3 +310,32 @@ func maxInWindow(ts []time.Time, w time.Duration) int {
 	}
 	return most
 }
+
+// Parked events come back on a grid of times, never later than asked: few
+// distinct due times for the server to wait for, whatever the backlog.
+func TestParkDelay(t *testing.T) {
+	now := time.Date(2026, 11, 28, 10, 0, 0, 300_000_000, time.UTC)
+	tests := []struct {
+		wait, grain, want time.Duration
+	}{
+		{wait: 400 * time.Millisecond, grain: time.Second, want: 400 * time.Millisecond}, // too short to round
+		{wait: 2500 * time.Millisecond, grain: time.Second, want: 1700 * time.Millisecond},
+		{wait: time.Hour, grain: time.Second, want: time.Hour - 300*time.Millisecond},
+		{wait: 2500 * time.Millisecond, grain: 250 * time.Millisecond, want: 2450 * time.Millisecond},
+		{wait: 2500 * time.Millisecond, grain: 0, want: 2500 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		if got := parkDelay(now, tt.wait, tt.grain); got != tt.want {
+			t.Errorf("parkDelay(%v, grain %v) = %v, want %v", tt.wait, tt.grain, got, tt.want)
+		}
+	}
+	// Events parked a release apart (100/s) share a due time a second.
+	due := map[time.Time]bool{}
+	for i := range 1000 {
+		at := now.Add(time.Duration(i) * 10 * time.Millisecond)
+		due[at.Add(parkDelay(at, 5*time.Second, time.Second))] = true
+	}
+	if len(due) > 11 {
+		t.Errorf("1 000 events parked over 10 s come back at %d distinct times, want one a second", len(due))
+	}
+}
