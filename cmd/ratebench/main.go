@@ -42,7 +42,7 @@ type Config struct {
 	Priority int
 	// Recipients is the campaign size of the accept scenario.
 	Recipients int
-	JSON     bool
+	JSON       bool
 	// Path is what runs: "full", the whole platform fed through the
 	// partner API; "pacing", throttle and smsc-link only, fed cleared
 	// events directly (backlog scenarios).
