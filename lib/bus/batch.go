@@ -69,7 +69,7 @@ func (b *Bus) ConsumeBatch(ctx context.Context, spec ConsumerSpec, size int, max
 	if err != nil {
 		return nil, err
 	}
-	c := &Consumer{info: cons}
+	c := &Consumer{info: cons, pool: newWorkers(spec.Workers)}
 	h, c.untrack = b.metrics.trackBatch(spec, cons, h)
 	g := &gatherer{
 		in:     make(chan jetstream.Msg, size),
@@ -97,17 +97,11 @@ func (b *Bus) ConsumeBatch(ctx context.Context, spec ConsumerSpec, size int, max
 	g.inner = cc
 	c.cc = g
 
-	sem := make(chan struct{}, spec.Workers)
 	// Handlers run with a context that outlives a Stop only until the batch
 	// in hand is done; it carries no deadline of its own.
 	base := context.WithoutCancel(ctx)
 	dispatch := func(batch []jetstream.Msg) {
-		sem <- struct{}{}
-		c.wg.Add(1)
-		go func() {
-			defer func() { <-sem; c.wg.Done() }()
-			b.handleBatch(base, spec, batch, h)
-		}()
+		c.pool.run(func() { b.handleBatch(base, spec, batch, h) })
 	}
 	go g.run(size, maxWait, dispatch)
 	return c, nil
