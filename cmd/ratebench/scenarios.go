@@ -153,7 +153,7 @@ func runMany(ctx context.Context, cfg Config, rep *Report) error {
 // runPriority: customer-relationship messages sent while marketing is
 // queued on the same short code; time from SendMessage to the SMSC.
 func runPriority(ctx context.Context, cfg Config, rep *Report) error {
-	const code = "36000"
+	const code = singleCode
 	// Marketing flows only in the sending window (all day in the
 	// bench's contracts, not on Sundays and holidays).
 	w, err := allDay([]string{code}).WindowFor(code).Calendar()
@@ -164,8 +164,7 @@ func runPriority(ctx context.Context, cfg Config, rep *Report) error {
 		return fmt.Errorf("the marketing window is closed (French time %s, opens %s): no marketing would be queued",
 			now.In(w.Location()).Format("Mon 15:04"), w.NextOpen(now).In(w.Location()).Format("Mon 15:04"))
 	}
-	rates := throttle.RateTable{code: cfg.Rate}
-	b, err := startBench(ctx, cfg, rates, 1)
+	b, rates, err := startSingle(ctx, cfg, 1)
 	if err != nil {
 		return err
 	}
@@ -306,9 +305,8 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 // runWeights: two campaigns weighted 3 and 1 on one short code; the
 // shares of the SMSC's submits while both have messages waiting.
 func runWeights(ctx context.Context, cfg Config, rep *Report) error {
-	const code = "36000"
-	rates := throttle.RateTable{code: cfg.Rate}
-	b, err := startBench(ctx, cfg, rates, 1)
+	const code = singleCode
+	b, rates, err := startSingle(ctx, cfg, 1)
 	if err != nil {
 		return err
 	}
@@ -391,9 +389,8 @@ func (b *bench) weightCarried(ctx context.Context, code string) error {
 // stopped; another must take over within 5 s, with no violation and no
 // message lost.
 func runFailover(ctx context.Context, cfg Config, rep *Report) error {
-	const code = "36000"
-	rates := throttle.RateTable{code: cfg.Rate}
-	b, err := startBench(ctx, cfg, rates, 3)
+	const code = singleCode
+	b, rates, err := startSingle(ctx, cfg, 3)
 	if err != nil {
 		return err
 	}
@@ -521,9 +518,8 @@ func sleep(ctx context.Context, d time.Duration) error {
 // same process. The process's peak RSS is everything's: NATS, the five
 // services, the simulator and the bench.
 func runAccept(ctx context.Context, cfg Config, rep *Report) error {
-	const code = "36000"
-	rates := throttle.RateTable{code: cfg.Rate}
-	b, err := startBench(ctx, cfg, rates, 1)
+	const code = singleCode
+	b, _, err := startSingle(ctx, cfg, 1)
 	if err != nil {
 		return err
 	}
@@ -546,4 +542,15 @@ func runAccept(ctx context.Context, cfg Config, rep *Report) error {
 		rep.Failures = append(rep.Failures, fmt.Sprintf("%d recipients accepted in %v, want ≤ 30 s", cfg.Recipients, took.Round(time.Millisecond)))
 	}
 	return nil
+}
+
+// singleCode is the short code of the one-short-code scenarios.
+const singleCode = "36000"
+
+// startSingle starts the platform with singleCode at -rate, served by
+// replicas throttles.
+func startSingle(ctx context.Context, cfg Config, replicas int) (*bench, throttle.RateTable, error) {
+	rates := throttle.RateTable{singleCode: cfg.Rate}
+	b, err := startBench(ctx, cfg, rates, replicas)
+	return b, rates, err
 }
