@@ -485,8 +485,12 @@ type outOp struct {
 	acc    *account
 	prefer *session // the session the submit came on, for DRs
 	msg    ucp.Message
-	sends  int
-	due    time.Time // a scheduled DR not yet released; zero once released
+	// frame is msg as the state file keeps it, encoded at the first save
+	// rather than at every one (each 200 ms under load, for every pending
+	// DR); emptied when msg changes. Guarded by Sim.mu.
+	frame string
+	sends int
+	due   time.Time // a scheduled DR not yet released; zero once released
 	// then is the final DR that follows this buffered one: it is scheduled
 	// only once the client ACKed this one, so that the client always sees
 	// DSt 1 before the final status (two timers, or two writes racing
@@ -768,6 +772,7 @@ func (s *Sim) release(op *outOp) {
 	op.due = time.Time{}
 	if n, ok := op.msg.(*ucp.Notification); ok && n.DSCTS == "" {
 		n.DSCTS = ucp.FormatSCTS(now, s.cfg.Location)
+		op.frame = ""
 	}
 	op.acc.stats.DRs++
 	op.acc.second(now, s.cfg.HistorySeconds).DRs++

@@ -73,7 +73,10 @@ func (s *Sim) save() error {
 	if err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(st, "", "  ")
+	// Compact: the file is rewritten every saveDelay under load, on the
+	// same cores as what the simulator serves; indenting it cost more than
+	// the rest of the save. load reads either form.
+	b, err := json.Marshal(st)
 	if err != nil {
 		return fmt.Errorf("smscsim: state: %w", err)
 	}
@@ -107,12 +110,15 @@ func (s *Sim) snapshot() (state, error) {
 	st := state{Version: stateVersion, SavedAt: now, Pending: make([]pendingOp, 0, len(s.pending))}
 	var buf []byte
 	for op := range s.pending {
-		var err error
-		buf, err = ucp.AppendFrame(buf[:0], 0, op.msg)
-		if err != nil {
-			return state{}, fmt.Errorf("smscsim: state: encode OT %s: %w", op.msg.OpType(), err)
+		if op.frame == "" {
+			var err error
+			buf, err = ucp.AppendFrame(buf[:0], 0, op.msg)
+			if err != nil {
+				return state{}, fmt.Errorf("smscsim: state: encode OT %s: %w", op.msg.OpType(), err)
+			}
+			op.frame = string(buf[1 : len(buf)-1])
 		}
-		st.Pending = append(st.Pending, pendingOp{Account: op.acc.ShortCode, Frame: string(buf[1 : len(buf)-1]), Due: op.due})
+		st.Pending = append(st.Pending, pendingOp{Account: op.acc.ShortCode, Frame: op.frame, Due: op.due})
 	}
 	for adc, t := range s.lastSCTS {
 		if !t.Before(now.Add(-sctsKeep)) {

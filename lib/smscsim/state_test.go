@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -203,4 +204,70 @@ func pendingInFile(t *testing.T, name string) int {
 		t.Fatalf("state file: %v", err)
 	}
 	return len(st.Pending)
+}
+
+// TestStateLoadsIndentedFile: a state file written indented, as versions
+// before the compact one did, is still loaded (its pending DR delivered,
+// its recipients' last SCTS kept), and the next save writes it compact.
+func TestStateLoadsIndentedFile(t *testing.T) {
+	n := ucp.Notification{AdC: code, OAdC: "33612345678", SCTS: "281126120000", DSt: ucp.StatusDelivered, DSCTS: "281126120005"}
+	n.SetText("Message 281126120000 has been delivered")
+	frame, err := ucp.AppendFrame(nil, 0, &n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := time.Now().UTC().Add(5 * time.Second).Truncate(time.Second)
+	old := `{
+  "version": 1,
+  "saved_at": "2026-11-28T03:00:00Z",
+  "pending": [
+    {
+      "account": "` + code + `",
+      "frame": "` + string(frame[1:len(frame)-1]) + `"
+    }
+  ],
+  "last_scts": [
+    {
+      "adc": "33612345678",
+      "scts": "` + last.Format(time.RFC3339) + `"
+    }
+  ]
+}
+`
+	f := filepath.Join(t.TempDir(), "smsc-sim.json")
+	if err := os.WriteFile(f, []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sim := smscsim.New(smscsim.Config{StateFile: f, Accounts: []smscsim.Account{{ShortCode: code, Password: password}}})
+	if err := sim.Start(t.Context()); err != nil {
+		t.Fatalf("Start on an indented state file: %v", err)
+	}
+	t.Cleanup(func() { sim.Close() })
+
+	col := newCollector()
+	c := dial(t, sim, ucp.Options{Handler: col.handle})
+	eventually(t, "the DR from the file", func() bool { d, _ := col.count(); return d == 1 })
+	col.mu.Lock()
+	drs := col.drs[n.Key()]
+	col.mu.Unlock()
+	if len(drs) != 1 || drs[0].DSt != ucp.StatusDelivered {
+		t.Fatalf("got DRs %v, want the delivered one of %v", col.drs, n.Key())
+	}
+	s := &ucp.Submit{AdC: "33612345678", OAdC: code}
+	s.SetText("after load")
+	res, err := c.Submit(t.Context(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ucp.ParseSCTS(res.Key.SCTS, time.UTC); err != nil || !got.After(last) {
+		t.Errorf("SCTS %s after the load, want after the file's %v", res.Key.SCTS, last)
+	}
+	eventually(t, "the DR ACK saved", func() bool { return pendingInFile(t, f) == 0 })
+	b, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "\n") {
+		t.Errorf("state file written indented:\n%s", b)
+	}
 }

@@ -126,6 +126,7 @@ func TestValidate(t *testing.T) {
 		{"default rate above MaxRate", func(c *Config) { c.DefaultRate = 1001 }},
 		{"rate 0 in -rates", func(c *Config) { c.Rates = map[string]int{"36000": 0} }},
 		{"negative rate slack", func(c *Config) { c.RateSlack = -time.Millisecond }},
+		{"negative ref cache", func(c *Config) { c.RefCache = -1 }},
 	}
 	for _, tt := range tests {
 		c := ok

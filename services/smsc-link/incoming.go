@@ -47,15 +47,21 @@ func (s *Service) incoming(acc Account) ucp.Handler {
 
 // handleDR turns a delivery notification (OT 53) into a SegmentReport.
 func (s *Service) handleDR(ctx context.Context, acc Account, n *ucp.Notification) error {
-	attrs := []attribute.KeyValue{
-		attribute.String("pushsms.short_code", acc.ShortCode),
-		attribute.Int("pushsms.ucp.dst", int(n.DSt)),
-		attribute.String("pushsms.ucp.rsn", fmt.Sprintf("%03d", n.Rsn)),
+	// Built only for a recorded span: most are sampled out (-trace-ratio).
+	setAttrs := func(span trace.Span) {
+		if span.IsRecording() {
+			span.SetAttributes(
+				attribute.String("pushsms.short_code", acc.ShortCode),
+				attribute.Int("pushsms.ucp.dst", int(n.DSt)),
+				attribute.String("pushsms.ucp.rsn", fmt.Sprintf("%03d", n.Rsn)),
+			)
+		}
 	}
 	key := n.Key()
 	if len(key.SCTS) != 12 || key.AdC == "" {
 		// Nothing to match on, now or later: a NACK would only bring it back.
-		_, span := s.tracer.Start(ctx, "smsc delivery report", trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
+		_, span := s.tracer.Start(ctx, "smsc delivery report", trace.WithSpanKind(trace.SpanKindServer))
+		setAttrs(span)
 		span.SetStatus(codes.Error, "no correlation key")
 		span.End()
 		s.Log.WarnContext(ctx, "smsc DR without recipient or SCTS; ACKed and dropped", "short_code", acc.ShortCode)
@@ -67,8 +73,9 @@ func (s *Service) handleDR(ctx context.Context, acc Account, n *ucp.Notification
 		// One trace per SMS: the DR's span continues the submit's trace.
 		ctx = s.Tel.Propagator.Extract(ctx, propagation.MapCarrier(ref.Trace))
 	}
-	ctx, span := s.tracer.Start(ctx, "smsc delivery report", trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
+	ctx, span := s.tracer.Start(ctx, "smsc delivery report", trace.WithSpanKind(trace.SpanKindServer))
 	defer span.End()
+	setAttrs(span)
 	fail := func(err error, status string) error {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, status)
@@ -87,11 +94,13 @@ func (s *Service) handleDR(ctx context.Context, acc Account, n *ucp.Notification
 		s.Log.WarnContext(ctx, "smsc DR matches no submit; NACKed", "short_code", acc.ShortCode, "scts", key.SCTS)
 		return fail(errNoRecord, "no submit record")
 	}
-	span.SetAttributes(
-		attribute.String("pushsms.message_id", ref.MessageID),
-		attribute.String("pushsms.tenant_id", ref.TenantID),
-		attribute.Int("pushsms.segment.index", int(ref.Index)),
-	)
+	if span.IsRecording() {
+		span.SetAttributes(
+			attribute.String("pushsms.message_id", ref.MessageID),
+			attribute.String("pushsms.tenant_id", ref.TenantID),
+			attribute.Int("pushsms.segment.index", int(ref.Index)),
+		)
+	}
 	state, subject, final, ok := s.drState(n, ref)
 	if !ok {
 		s.Log.WarnContext(ctx, "smsc DR with an unknown DSt; ACKed and dropped", "short_code", acc.ShortCode, "dst", int(n.DSt))
@@ -103,8 +112,11 @@ func (s *Service) handleDR(ctx context.Context, acc Account, n *ucp.Notification
 		span.SetAttributes(attribute.String("pushsms.ucp.error_code", code))
 	}
 	detail := ""
-	if text, err := n.Text(); err == nil && n.DSt != ucp.StatusDelivered {
-		detail = truncate(text, 160)
+	if n.DSt != ucp.StatusDelivered {
+		// Decoded only when it is kept: most DRs say delivered.
+		if text, err := n.Text(); err == nil {
+			detail = truncate(text, 160)
+		}
 	}
 	submittedAt := s.parseSCTS(key.SCTS)
 	if err := s.report(ctx, ref, state, subject, final, code, detail, submittedAt); err != nil {

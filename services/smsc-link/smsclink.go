@@ -146,6 +146,11 @@ type Config struct {
 	DefaultRate int
 	Rates       rate.Overrides
 	RateSlack   time.Duration
+	// RefCache is how many correlation refs this process keeps after
+	// storing (or reading) them, so that a DR reaching the replica that
+	// submitted its segment skips the bucket read; 0 turns it off. The
+	// bucket stays the truth for the other replicas and after a restart.
+	RefCache int
 }
 
 // DefaultConfig listens on :9093 with a window of 10, a 10 s ACK timeout
@@ -165,6 +170,7 @@ func DefaultConfig() Config {
 		UnknownResendAfter: 2 * time.Minute,
 		DefaultRate:        rate.DefaultRate,
 		RateSlack:          0,
+		RefCache:           DefaultRefCache,
 	}
 }
 
@@ -200,6 +206,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.DefaultRate, "default-rate", c.DefaultRate, "SMS-MT per second of a short code without a rate in the SHORT_CODES bucket or -rates (the guard's limit)")
 	fs.Var(&c.Rates, "rates", `per short code rates under the bucket's, e.g. "36000=20,36001=50"`)
 	fs.DurationVar(&c.RateSlack, "rate-slack", c.RateSlack, "the rate guard counts its limit over 1s plus this (0 is exact: a 51 counts until 1s after its ACK), for an SMSC that counts with a margin of its own")
+	fs.IntVar(&c.RefCache, "smsc-ref-cache", c.RefCache, "correlation keys kept in memory after their submit, so that its DRs skip the bucket read (0: off; the bucket stays the truth)")
 	fs.Var(&c.ListenAccounts, "listen-accounts", "logins the SMSC must use (OT 60) on -listen-addr, <login>:<password> comma-separated (empty: no login; a secret)")
 }
 
@@ -285,6 +292,9 @@ func (c Config) Validate() error {
 	if c.RateSlack < 0 || c.RateSlack > 100*time.Millisecond {
 		add("rate-slack %v: want 0 to 100ms", c.RateSlack)
 	}
+	if c.RefCache < 0 || c.RefCache > 10_000_000 {
+		add("smsc-ref-cache %d: want 0 to 10000000", c.RefCache)
+	}
 	if c.Workers < 0 || c.Workers > 10_000 {
 		add("workers %d: want 0 to 10000", c.Workers)
 	}
@@ -341,6 +351,9 @@ type Stats struct {
 	// PossibleDuplicates counts UNKNOWN segments sent once more (resend.go):
 	// the SMSC may have taken the first 51 too.
 	PossibleDuplicates int64
+	// RefCacheHits counts DRs matched from the in-process cache of
+	// correlation refs; RefCacheMisses those that read the bucket.
+	RefCacheHits, RefCacheMisses int64
 }
 
 // Service is a running smsc-link.
@@ -363,6 +376,8 @@ type Service struct {
 
 	waitMu  sync.Mutex
 	waiters map[string][]chan struct{} // DRs waiting for a correlation key
+	storing map[string]int             // correlation keys being written here
+	refs    *refCache                  // correlation refs stored or read here
 	doubts  inDoubt                    // 51s waiting for a late result
 
 	stats struct {
@@ -370,6 +385,7 @@ type Service struct {
 		moParts, moReassembled                               atomic.Int64
 		listenLogins, listenRefused                          atomic.Int64
 		resends                                              atomic.Int64
+		refHits, refMisses                                   atomic.Int64
 	}
 
 	sessSeq  atomic.Uint64 // numbers the sessions as they come up
@@ -409,6 +425,8 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		links:   make(map[string]*link, len(cfg.Accounts)),
 		expRsn:  make(map[int]bool, len(cfg.ExpiredRsn)),
 		waiters: make(map[string][]chan struct{}),
+		storing: make(map[string]int),
+		refs:    newRefCache(cfg.RefCache, keyTTL()),
 
 		resolveC: make(chan struct{}, 1),
 	}
@@ -477,6 +495,8 @@ func (s *Service) Stats() Stats {
 		ListenerRefused: s.stats.listenRefused.Load(),
 
 		PossibleDuplicates: s.stats.resends.Load(),
+		RefCacheHits:       s.stats.refHits.Load(),
+		RefCacheMisses:     s.stats.refMisses.Load(),
 	}
 	for code, l := range s.links {
 		st.LiveSessions[code], st.SessionSubmits[code] = l.counts()

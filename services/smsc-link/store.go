@@ -181,9 +181,16 @@ func (s *Service) storeRef(ctx context.Context, key string, ref segmentRef) erro
 	if err != nil {
 		return err
 	}
+	// A DR that overtook its ACK waits for this write rather than read the
+	// bucket before it is done.
+	s.beginStore(key)
+	defer s.endStore(key)
+	// Taken before the write, so that the cached entry never outlives the
+	// bucket's key (its TTL runs from the write).
+	at := s.now()
 	_, err = s.kv.Create(ctx, key, v)
 	if err == nil {
-		s.notifyRef(key)
+		s.refs.put(key, ref, at)
 		return nil
 	}
 	if !errors.Is(err, jetstream.ErrKeyExists) {
@@ -217,21 +224,46 @@ func (s *Service) getRef(ctx context.Context, key string) (segmentRef, bool, err
 	if err := json.Unmarshal(e.Value(), &ref); err != nil {
 		return segmentRef{}, false, fmt.Errorf("read correlation: %w", err)
 	}
+	// Dated by the key's write, not the read: the entry goes when the key
+	// does. A BUFFERED then a final DR, or a resent one, are read once.
+	s.refs.put(key, ref, e.Created())
 	return ref, true, nil
 }
 
 // lookupRef finds the segment of a DR's key, waiting up to DRWait for it:
-// the DR can overtake the storing of its submit's ACK. A submit stored by
-// this replica wakes the wait at once; others are seen by polling.
-func (s *Service) lookupRef(ctx context.Context, key string) (segmentRef, bool, error) {
-	deadline := s.now().Add(s.cfg.DRWait)
+// the DR can overtake the storing of its submit's ACK. A key stored or read
+// here before is taken from the cache, without a read. A key being stored
+// here is waited for, then taken from the cache; others are read from the
+// bucket, again every 100 ms until found.
+func (s *Service) lookupRef(ctx context.Context, key string) (ref segmentRef, found bool, err error) {
+	read := false
+	defer func() {
+		if read {
+			s.stats.refMisses.Add(1)
+		} else if found {
+			s.stats.refHits.Add(1)
+		}
+	}()
+	now := s.now()
+	if ref, ok := s.refs.get(key, now); ok {
+		return ref, true, nil // the usual case, without registering a wait
+	}
+	deadline := now.Add(s.cfg.DRWait)
 	for {
-		ch := s.waitRef(key)
-		ref, found, err := s.getRef(ctx, key)
-		left := deadline.Sub(s.now())
-		if found || err != nil || left <= 0 {
+		ch, storing := s.waitRef(key)
+		if ref, ok := s.refs.get(key, s.now()); ok {
 			s.unwaitRef(key, ch)
-			return ref, found, err
+			return ref, true, nil
+		}
+		left := deadline.Sub(s.now())
+		if !storing || left <= 0 {
+			read = true
+			ref, found, err := s.getRef(ctx, key)
+			left = deadline.Sub(s.now())
+			if found || err != nil || left <= 0 {
+				s.unwaitRef(key, ch)
+				return ref, found, err
+			}
 		}
 		t := time.NewTimer(min(left, 100*time.Millisecond))
 		select {
@@ -247,12 +279,15 @@ func (s *Service) lookupRef(ctx context.Context, key string) (segmentRef, bool, 
 	}
 }
 
-func (s *Service) waitRef(key string) chan struct{} {
+// waitRef registers a wait for key, woken when a write of it here ends; it
+// tells whether one is under way.
+func (s *Service) waitRef(key string) (chan struct{}, bool) {
 	ch := make(chan struct{})
 	s.waitMu.Lock()
 	s.waiters[key] = append(s.waiters[key], ch)
+	storing := s.storing[key] > 0
 	s.waitMu.Unlock()
-	return ch
+	return ch, storing
 }
 
 func (s *Service) unwaitRef(key string, ch chan struct{}) {
@@ -272,9 +307,20 @@ func (s *Service) unwaitRef(key string, ch chan struct{}) {
 	}
 }
 
-func (s *Service) notifyRef(key string) {
+func (s *Service) beginStore(key string) {
+	s.waitMu.Lock()
+	s.storing[key]++
+	s.waitMu.Unlock()
+}
+
+// endStore wakes the DRs waiting for key, whether the write went well (the
+// cache has it) or not (they read the bucket).
+func (s *Service) endStore(key string) {
 	s.waitMu.Lock()
 	defer s.waitMu.Unlock()
+	if s.storing[key]--; s.storing[key] <= 0 {
+		delete(s.storing, key)
+	}
 	for _, ch := range s.waiters[key] {
 		close(ch)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -52,15 +53,20 @@ func (s *Service) handleSubmit(ctx context.Context, m *bus.Msg) error {
 		Index:      ev.GetSegment().GetIndex(),
 		Count:      ev.GetSegment().GetCount(),
 	}
-	ctx, span := s.tracer.Start(ctx, "smsc submit", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
-		attribute.String("pushsms.message_id", ref.MessageID),
-		attribute.String("pushsms.tenant_id", ref.TenantID),
-		attribute.String("pushsms.short_code", ref.ShortCode),
-		attribute.Int("pushsms.segment.index", int(ref.Index)),
-		attribute.Int("pushsms.segment.count", int(ref.Count)),
-		attribute.Int64("messaging.message.delivery_count", int64(m.Delivered)),
-	))
+	ctx, span := s.tracer.Start(ctx, "smsc submit", trace.WithSpanKind(trace.SpanKindClient))
 	defer span.End()
+	// Most spans are sampled out (-trace-ratio): their attributes would be
+	// built for nothing, once per segment. The sampler reads none of them.
+	if span.IsRecording() {
+		span.SetAttributes(
+			attribute.String("pushsms.message_id", ref.MessageID),
+			attribute.String("pushsms.tenant_id", ref.TenantID),
+			attribute.String("pushsms.short_code", ref.ShortCode),
+			attribute.Int("pushsms.segment.index", int(ref.Index)),
+			attribute.Int("pushsms.segment.count", int(ref.Count)),
+			attribute.Int64("messaging.message.delivery_count", int64(m.Delivered)),
+		)
+	}
 	err := s.submit(ctx, m, &ev, ref, span)
 	if err != nil {
 		span.RecordError(err)
@@ -159,23 +165,36 @@ func (s *Service) submit(ctx context.Context, m *bus.Msg, ev *eventsv1.SegmentSu
 	}
 }
 
-// submitted stores the correlation first, so that a DR finds it, then
-// tells the SMSC's acceptance.
+// submitted stores the correlation and records the attempt's outcome, then
+// tells the SMSC's acceptance: the key is in the bucket before any report,
+// so that a DR finds it.
+//
+// The two writes are independent, so they go together: one round trip of
+// latency instead of two, and the client sends both in one flush. Either
+// order of failure is safe. The ref not stored returns an error, and the
+// event is redelivered: an attempt still "sending" is reported UNKNOWN, one
+// recorded "submitted" stores its key again (resume) before reporting.
 func (s *Service) submitted(ctx context.Context, ref segmentRef, akey, recipient, scts string, span trace.Span) error {
-	span.SetAttributes(attribute.String("pushsms.smsc.scts", scts))
-	var key string
-	if len(scts) == 12 {
-		key = corrKey(recipient, scts)
-		if err := s.persist(func() error { return s.storeRef(ctx, key, ref) }); err != nil {
-			// Redelivered: the attempt still reads "sending", so the
-			// segment is reported UNKNOWN, not sent again.
-			return err
-		}
-	} else {
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("pushsms.smsc.scts", scts))
+	}
+	if len(scts) != 12 {
 		s.Log.WarnContext(ctx, "smsc ACK without SCTS: its DRs cannot be matched",
 			"message_id", ref.MessageID, "segment", ref.Index, "short_code", ref.ShortCode)
+		s.recordOutcome(ctx, ref, akey, attempt{State: attemptSubmitted, SCTS: scts})
+		return s.report(ctx, ref, partnerv1.SegmentState_SEGMENT_STATE_SUBMITTED, stateSubmitted, false, "", "", s.parseSCTS(scts))
 	}
-	s.recordOutcome(ctx, ref, akey, attempt{State: attemptSubmitted, SCTS: scts, Key: key})
+	key := corrKey(recipient, scts)
+	recorded := make(chan struct{})
+	go func() {
+		defer close(recorded)
+		s.recordOutcome(ctx, ref, akey, attempt{State: attemptSubmitted, SCTS: scts, Key: key})
+	}()
+	err := s.persist(func() error { return s.storeRef(ctx, key, ref) })
+	<-recorded
+	if err != nil {
+		return err
+	}
 	return s.report(ctx, ref, partnerv1.SegmentState_SEGMENT_STATE_SUBMITTED, stateSubmitted, false, "", "", s.parseSCTS(scts))
 }
 
@@ -347,7 +366,7 @@ func (s *Service) report(ctx context.Context, ref segmentRef, state partnerv1.Se
 	if !scts.IsZero() {
 		ev.SmscTimestamp = timestamppb.New(scts)
 	}
-	id := fmt.Sprintf("%s/%d/%s", ref.MessageID, ref.Index, subjectState)
+	id := ref.MessageID + "/" + strconv.Itoa(int(ref.Index)) + "/" + subjectState
 	return s.Bus.Publish(ctx, bus.ReportSubject(subjectState, ref.TenantID, ref.ShortCode), ev, id)
 }
 
