@@ -15,6 +15,7 @@ import (
 )
 
 func main() {
+	stack.TuneGC()
 	cfg := stack.DefaultConfig()
 	config.Main("devstack", &cfg, func(ctx context.Context) error {
 		log, err := telemetry.NewLogger(os.Stderr, "info", "text")

@@ -20,6 +20,8 @@ import (
 	"runtime/pprof"
 	"syscall"
 	"time"
+
+	"pushsms.io/cmd/stack"
 )
 
 // Config of a run.
@@ -55,6 +57,9 @@ type Config struct {
 }
 
 func main() {
+	// The services' deployment setting (deploy/k8s): the bench measures
+	// the platform as it runs.
+	stack.TuneGC()
 	cfg := Config{Scenario: "rates", Duration: 60 * time.Second, Rate: 50, Marketing: 100_000, Priority: 100, Recipients: 1_000_000, Progress: true, Path: "full"}
 	flag.StringVar(&cfg.Scenario, "scenario", cfg.Scenario, "rates, many, priority, weights, failover or accept")
 	flag.DurationVar(&cfg.Duration, "duration", cfg.Duration, "backlog per short code, in time at its rate (rates, many, weights, failover)")

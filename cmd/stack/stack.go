@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync"
@@ -483,4 +484,17 @@ func portOr(p, def int) int {
 		return def
 	}
 	return p
+}
+
+// DeploymentGOGC is the Go collector's target every service runs with in
+// deploy/k8s (GOGC in pushsms-env): the one-machine process, which holds
+// them all, runs with it too.
+const DeploymentGOGC = 200
+
+// TuneGC sets the process's collector target to DeploymentGOGC, unless
+// GOGC in the environment says otherwise.
+func TuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(DeploymentGOGC)
+	}
 }
