@@ -1,0 +1,368 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"pushsms.io/lib/bus"
+	"pushsms.io/lib/pgcluster"
+	"pushsms.io/lib/rate"
+	"pushsms.io/lib/telemetry"
+	"pushsms.io/services/ingest"
+)
+
+// partnerID is the tenant the bench creates and drives.
+const partnerID = "loadbench"
+
+// simPassword protects nothing: every account is local to the run.
+const simPassword = "loadbench"
+
+// platform is the running system: each piece a process of its own, as in
+// production, so that every figure (CPU, RSS) is one process's.
+type platform struct {
+	cfg   Config
+	log   *slog.Logger
+	dir   string
+	bin   string
+	procs *procs
+
+	natsURL string
+	natsDir string
+	pgDir   string
+	dbURL   string
+	simHTTP string
+	simUCP  string
+	apiAddr string
+	apiKey  string
+
+	sim      *proc
+	nats     *proc
+	services []*proc
+	bus      *bus.Bus
+	pool     *pgxpool.Pool
+}
+
+// ourCodes are the platform's short codes; Kannel's are kannelCodes, other
+// accounts of the same simulator, so that each system's figures are its own.
+func ourCodes(n int) []string    { return codes(36000, n) }
+func kannelCodes(n int) []string { return codes(38000, n) }
+
+func codes(base, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = strconv.Itoa(base + i)
+	}
+	return out
+}
+
+// simRate is the simulator's account rate: the contracted one, or none.
+func (c Config) simRate() int {
+	if c.Unthrottled {
+		return 0
+	}
+	return c.Rate
+}
+
+// pipelineRate is the short codes' rate at the throttle and the link: in
+// unthrottled mode the highest a short code may have, so that the
+// platform's own capacity is what is measured, not a contract.
+func (c Config) pipelineRate() int {
+	if c.Unthrottled {
+		return rate.MaxRate
+	}
+	return c.Rate
+}
+
+// startSim starts the simulator with both systems' accounts.
+func (p *platform) startSim(ctx context.Context) error {
+	ucpPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	httpPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	var accounts []string
+	for _, c := range append(ourCodes(p.cfg.ShortCodes), kannelCodes(p.cfg.ShortCodes)...) {
+		accounts = append(accounts, fmt.Sprintf("%s:%s:%d:%d", c, simPassword, p.cfg.simRate(), p.cfg.Window))
+	}
+	p.simUCP, p.simHTTP = hostPort(ucpPort), hostPort(httpPort)
+	p.sim, err = p.procs.start("smsc-sim", filepath.Join(p.bin, "smsc-sim"), []string{
+		"-addr", p.simUCP, "-http-addr", p.simHTTP, "-accounts", strings.Join(accounts, ","),
+		"-timezone", "Europe/Paris", "-dr-delay", p.cfg.DRDelay.String(), "-log-format", "text", "-log-level", "warn",
+	}, nil)
+	if err != nil {
+		return err
+	}
+	return waitListening(ctx, p.sim, p.simHTTP, 30*time.Second)
+}
+
+// startNATS starts a JetStream server with file storage in dir/nats.
+func (p *platform) startNATS(ctx context.Context) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	p.natsDir = filepath.Join(p.dir, "nats")
+	p.natsURL = "nats://" + hostPort(port)
+	p.nats, err = p.procs.start("nats-server", filepath.Join(p.bin, "nats-server"),
+		[]string{"-js", "-sd", p.natsDir, "-a", "127.0.0.1", "-p", strconv.Itoa(port)}, nil)
+	if err != nil {
+		return err
+	}
+	return waitListening(ctx, p.nats, hostPort(port), 30*time.Second)
+}
+
+// startPostgres starts a private cluster. pg_ctl daemonises the server, so
+// it is not one of procs: stopPostgres stops it, and postmaster.pid names
+// it for the figures.
+func (p *platform) startPostgres(ctx context.Context) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	p.pgDir = filepath.Join(p.dir, "pg")
+	url, err := (&pgcluster.Cluster{DataDir: p.pgDir, Port: port}).Start(ctx)
+	if err != nil {
+		return fmt.Errorf("postgresql: %w", err)
+	}
+	p.dbURL = url
+	return nil
+}
+
+func (p *platform) stopPostgres() error {
+	if p.pgDir == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := pgcluster.Stop(ctx, p.pgDir)
+	p.pgDir = ""
+	if err != nil {
+		return fmt.Errorf("stop postgresql: %w", err)
+	}
+	return nil
+}
+
+// postmasterPID reads the server's pid from its data directory.
+func postmasterPID(dataDir string) (int, error) {
+	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
+	if err != nil {
+		return 0, fmt.Errorf("postmaster.pid: %w", err)
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil {
+		return 0, fmt.Errorf("postmaster.pid: %w", err)
+	}
+	return pid, nil
+}
+
+// startServices starts the five services, consumers first (billing,
+// smsc-link, throttle, compliance), ingest last, as the one-machine stack
+// does: everything that listens is up before anything is accepted.
+func (p *platform) startServices(ctx context.Context) error {
+	codes := ourCodes(p.cfg.ShortCodes)
+	var accounts, rates []string
+	for _, c := range codes {
+		accounts = append(accounts, c+":"+simPassword)
+		rates = append(rates, fmt.Sprintf("%s=%d", c, p.cfg.pipelineRate()))
+	}
+	// No Prometheus endpoint: its default port would collide between the
+	// five services, and the bench reads its figures elsewhere.
+	common := []string{"-nats-url", p.natsURL, "-log-level", "warn", "-log-format", "text", "-metrics-addr", ""}
+	billingPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	type svc struct {
+		name string
+		args []string
+		env  []string
+		port int
+	}
+	apiPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	list := []svc{
+		{name: "billing", port: billingPort, args: []string{"-database-url", p.dbURL}},
+		// The accounts are a secret in production: from the environment.
+		{name: "smsc-link", args: []string{"-smsc-addr", p.simUCP, "-smsc-window", strconv.Itoa(p.cfg.Window),
+			"-default-rate", strconv.Itoa(p.cfg.pipelineRate()), "-rates", strings.Join(rates, ",")},
+			env: []string{"SMSC_LINK_SMSC_ACCOUNTS=" + strings.Join(accounts, ",")}},
+		{name: "throttle", args: []string{"-default-rate", strconv.Itoa(p.cfg.pipelineRate()), "-rates", strings.Join(rates, ",")}},
+		{name: "compliance", args: []string{"-database-url", p.dbURL}},
+		{name: "ingest", port: apiPort, args: []string{"-database-url", p.dbURL, "-credit-addr", hostPort(billingPort)}},
+	}
+	for _, s := range list {
+		port := s.port
+		if port == 0 {
+			if port, err = freePort(); err != nil {
+				return err
+			}
+		}
+		args := append(append([]string{"-grpc-addr", hostPort(port)}, common...), s.args...)
+		pr, err := p.procs.start(s.name, filepath.Join(p.bin, s.name), args, s.env)
+		if err != nil {
+			return err
+		}
+		// Migrations run before the gRPC port opens: listening means ready.
+		if err := waitListening(ctx, pr, hostPort(port), 60*time.Second); err != nil {
+			return err
+		}
+		p.services = append(p.services, pr)
+	}
+	p.apiAddr = hostPort(apiPort)
+	return nil
+}
+
+// configure creates the partner with its short codes and writes their
+// rates where the platform reads rates as data (bucket SHORT_CODES), the
+// same figures as the services' -rates.
+func (p *platform) configure(ctx context.Context) error {
+	pool, err := pgxpool.New(ctx, p.dbURL)
+	if err != nil {
+		return fmt.Errorf("connect database: %w", err)
+	}
+	p.pool = pool
+	codes := ourCodes(p.cfg.ShortCodes)
+	if p.apiKey, err = ingest.CreatePartner(ctx, pool, partnerID, "Load bench", codes); err != nil {
+		return fmt.Errorf("create partner: %w", err)
+	}
+	tel, err := telemetry.Setup(ctx, "loadbench", telemetry.Config{LogLevel: "error", LogFormat: "text", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return fmt.Errorf("telemetry: %w", err)
+	}
+	if p.bus, err = bus.Connect(ctx, bus.Config{URL: p.natsURL, Replicas: 1}, "loadbench", tel); err != nil {
+		return fmt.Errorf("connect bus: %w", err)
+	}
+	for _, c := range codes {
+		if err := rate.PutRate(ctx, p.bus, c, p.cfg.pipelineRate()); err != nil {
+			return err
+		}
+	}
+	// Every replica reads the bucket within a second.
+	return sleep(ctx, 1500*time.Millisecond)
+}
+
+// simStats is the part of the simulator's GET /stats the bench reads.
+type simStats struct {
+	Accounts map[string]simAccount `json:"accounts"`
+}
+
+type simAccount struct {
+	Sessions   int   `json:"sessions"`
+	Submits    int64 `json:"submits"`
+	Accepted   int64 `json:"accepted"`
+	Violations int64 `json:"violations"`
+	DRs        int64 `json:"drs"`
+	PerSecond  []struct {
+		Second     int64 `json:"second"`
+		Submits    int64 `json:"submits"`
+		Accepted   int64 `json:"accepted"`
+		Violations int64 `json:"violations"`
+	} `json:"per_second"`
+}
+
+// simSubmit is the part of GET /submits the bench reads: when each 51
+// reached the simulator, for whom, and what became of it.
+type simSubmit struct {
+	Time    time.Time `json:"time"`
+	Account string    `json:"account"`
+	AdC     string    `json:"adc"`
+	Outcome string    `json:"outcome"`
+}
+
+func getJSON(ctx context.Context, url string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return fmt.Errorf("GET %s: %w", url, err)
+	}
+	return nil
+}
+
+func (p *platform) stats(ctx context.Context) (simStats, error) {
+	var st simStats
+	err := getJSON(ctx, "http://"+p.simHTTP+"/stats", &st)
+	return st, err
+}
+
+// waitSessions waits until every account in codes has a session logged in.
+func (p *platform) waitSessions(ctx context.Context, codes []string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		st, err := p.stats(ctx)
+		missing := 0
+		for _, c := range codes {
+			if st.Accounts[c].Sessions == 0 {
+				missing++
+			}
+		}
+		if err == nil && missing == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d accounts not logged in to the simulator after %v (last error: %v)", missing, len(codes), timeout, err)
+		}
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+// shortCodeFigures computes each account's figures from the simulator's
+// per-second history: achieved is the mean accepted per steady second,
+// the first and last seconds with traffic excluded (partial seconds), a
+// second without traffic in between counting as 0.
+func shortCodeFigures(st simStats, codes []string, ratePerCode int) []ShortCode {
+	var out []ShortCode
+	for _, c := range codes {
+		a := st.Accounts[c]
+		sc := ShortCode{Code: c, Rate: ratePerCode, Submits: a.Submits, Accepted: a.Accepted, Violations: a.Violations}
+		byS := map[int64]int64{}
+		first, last := int64(-1), int64(-1)
+		for _, s := range a.PerSecond {
+			sc.MaxSecond = max(sc.MaxSecond, s.Submits)
+			byS[s.Second] = s.Accepted
+			if first < 0 || s.Second < first {
+				first = s.Second
+			}
+			last = max(last, s.Second)
+		}
+		if last-first >= 2 {
+			var sum int64
+			for t := first + 1; t < last; t++ {
+				sum += byS[t]
+			}
+			sc.Achieved = float64(sum) / float64(last-first-1)
+		}
+		if ratePerCode > 0 {
+			sc.Utilisation = sc.Achieved / float64(ratePerCode)
+		}
+		out = append(out, sc)
+	}
+	return out
+}

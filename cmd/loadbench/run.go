@@ -1,0 +1,338 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Config of a run.
+type Config struct {
+	ShortCodes int
+	Messages   int
+	// Duration, when above 0, sets Messages to this much traffic at Rate on
+	// every short code (2 segments a message on average); ignored when
+	// unthrottled.
+	Duration time.Duration
+	// Rate is each short code's contracted rate (segments per second) at
+	// the simulator, the throttle and the link, and Kannel's throughput.
+	Rate int
+	// Unthrottled removes the simulator's rate limit and sets the short
+	// codes at the highest rate the platform allows, to measure capacity.
+	Unthrottled bool
+	// Window is the UCP window of every session, both systems alike.
+	Window  int
+	DRDelay time.Duration
+	// Timeout bounds the wait for every segment to be submitted, reported
+	// and billed, for each system.
+	Timeout time.Duration
+	// Pace is the offered load in messages per second, both systems alike:
+	// one SendMessage (ours) or sendsms request (Kannel) at a time, with
+	// Parallel in flight at most. 0 offers everything at once: ours as one
+	// campaign per short code, Kannel's as fast as sendsms answers.
+	Pace     float64
+	Parallel int
+	Kannel   bool
+	JSON     string
+	// Keep keeps the work directory (logs, data, kannel.conf).
+	Keep bool
+	Log  *slog.Logger
+}
+
+// Run builds the binaries, starts the platform as separate processes,
+// drives it, then Kannel if asked, and writes the report to out (Markdown)
+// and cfg.JSON. Every process it started is stopped before it returns.
+func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
+	if cfg.ShortCodes < 1 || cfg.ShortCodes > 100 {
+		return fmt.Errorf("shortcodes %d: want 1 to 100", cfg.ShortCodes)
+	}
+	if !cfg.Unthrottled && cfg.Rate < 1 {
+		return fmt.Errorf("rate %d: want at least 1, or -unthrottled", cfg.Rate)
+	}
+	if cfg.Duration > 0 && !cfg.Unthrottled {
+		cfg.Messages = int(cfg.Duration.Seconds() * float64(cfg.Rate*cfg.ShortCodes) / 2)
+	}
+	if cfg.Messages < cfg.ShortCodes {
+		return fmt.Errorf("messages %d: want at least one per short code", cfg.Messages)
+	}
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "loadbench-")
+	if err != nil {
+		return fmt.Errorf("work dir: %w", err)
+	}
+	// As root the private PostgreSQL runs as postgres: it must enter.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return fmt.Errorf("work dir: %w", err)
+	}
+	p := &platform{cfg: cfg, log: cfg.Log, dir: dir, bin: filepath.Join(dir, "bin"), procs: &procs{log: cfg.Log, dir: dir}}
+	defer func() {
+		// Whatever happened (error, Ctrl-C), nothing is left running.
+		err = errors.Join(err, p.close())
+		if cfg.Keep || err != nil {
+			cfg.Log.Info("work directory kept (logs, data)", "dir", dir)
+			return
+		}
+		_ = os.RemoveAll(dir)
+	}()
+
+	cfg.Log.Info("building binaries", "dir", p.bin)
+	if err := build(ctx, root, p.bin); err != nil {
+		return err
+	}
+	rep := &Report{Started: time.Now().UTC(), Machine: machine(), ShortCodes: cfg.ShortCodes, Messages: cfg.Messages, Rate: cfg.simRate(), Unthrottled: cfg.Unthrottled, Pace: cfg.Pace}
+	msgs := mix(cfg.Messages, 0)
+	segments := 0
+	for _, m := range msgs {
+		segments += m.segments
+	}
+
+	cfg.Log.Info("starting the platform")
+	if err := p.startAll(ctx); err != nil {
+		return err
+	}
+	ours, err := p.runOurs(ctx, msgs, segments)
+	if err != nil {
+		return err
+	}
+	rep.Systems = append(rep.Systems, ours)
+	// Kannel gets the machine to itself: our services, NATS and PostgreSQL
+	// stop first; the simulator stays, the same process for both.
+	if err := p.stopPlatform(); err != nil {
+		return err
+	}
+	if cfg.Kannel {
+		k, err := p.runKannel(ctx, msgs, segments)
+		if err != nil {
+			return err
+		}
+		rep.Systems = append(rep.Systems, k)
+	}
+	rep.computeRatio()
+	if err := writeMarkdown(out, rep); err != nil {
+		return err
+	}
+	if cfg.JSON != "" {
+		return writeJSON(cfg.JSON, rep)
+	}
+	return nil
+}
+
+func (p *platform) startAll(ctx context.Context) error {
+	if err := p.startNATS(ctx); err != nil {
+		return err
+	}
+	if err := p.startPostgres(ctx); err != nil {
+		return err
+	}
+	if err := p.startSim(ctx); err != nil {
+		return err
+	}
+	if err := p.startServices(ctx); err != nil {
+		return err
+	}
+	if err := p.configure(ctx); err != nil {
+		return err
+	}
+	return p.waitSessions(ctx, ourCodes(p.cfg.ShortCodes), 30*time.Second)
+}
+
+// watched is a process whose cost is measured.
+type watched struct {
+	name string
+	pid  int
+	tree bool
+}
+
+func (p *platform) ourProcesses() ([]watched, error) {
+	ws := []watched{{name: "nats-server", pid: p.nats.pid()}}
+	pg, err := postmasterPID(p.pgDir)
+	if err != nil {
+		return nil, err
+	}
+	ws = append(ws, watched{name: "postgresql", pid: pg, tree: true})
+	for _, s := range p.services {
+		ws = append(ws, watched{name: s.name, pid: s.pid()})
+	}
+	return ws, nil
+}
+
+func sample(ws []watched) (map[string]usage, error) {
+	m := map[string]usage{}
+	for _, w := range ws {
+		u, err := treeUsage("/proc", w.pid, w.tree)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", w.name, err)
+		}
+		m[w.name] = u
+	}
+	return m, nil
+}
+
+// costs fills sys.Processes with the CPU spent between before and after
+// and the peak RSS at the end, and the sums.
+func costs(sys *System, ws []watched, before, after map[string]usage) {
+	for _, w := range ws {
+		pr := Process{Name: w.name, PID: w.pid, CPU: after[w.name].CPU - before[w.name].CPU, PeakRSS: after[w.name].PeakRSS}
+		sys.Processes = append(sys.Processes, pr)
+		sys.CPU += pr.CPU
+		sys.PeakRSS += pr.PeakRSS
+	}
+}
+
+// simCost notes the simulator's CPU, which belongs to neither system.
+func (p *platform) simCost(sys *System, before usage) {
+	after, err := treeUsage("/proc", p.sim.pid(), false)
+	if err != nil {
+		return
+	}
+	sys.Notes = append(sys.Notes, fmt.Sprintf("the simulator (not in the totals) used %.2f CPU s", after.CPU-before.CPU))
+}
+
+func (p *platform) runOurs(ctx context.Context, msgs []message, segments int) (System, error) {
+	sys := System{Name: "pushsms", Messages: len(msgs), Segments: segments,
+		Guarantee: "every accepted message is in JetStream file storage before SendMessage/SubmitCampaign answers; billed once (ledger primary key)"}
+	ws, err := p.ourProcesses()
+	if err != nil {
+		return sys, err
+	}
+	before, err := sample(ws)
+	if err != nil {
+		return sys, err
+	}
+	simBefore, _ := treeUsage("/proc", p.sim.pid(), false)
+	p.log.Info("driving the platform", "messages", len(msgs), "segments", segments)
+	start := time.Now()
+	if err := p.submitOurs(ctx, msgs); err != nil {
+		return sys, err
+	}
+	ok, pr, err := p.waitOurs(ctx, int64(segments), p.cfg.Timeout)
+	if err != nil && ctx.Err() != nil {
+		return sys, err
+	}
+	sys.Wall, sys.Complete = time.Since(start), ok
+	if !ok {
+		sys.Notes = append(sys.Notes, fmt.Sprintf("incomplete after %v: %d segments at the simulator, %d reported, %d billed of %d", p.cfg.Timeout, pr.simAccepted, pr.done, pr.billed, segments))
+	}
+	after, err := sample(ws)
+	if err != nil {
+		return sys, err
+	}
+	costs(&sys, ws, before, after)
+	p.simCost(&sys, simBefore)
+	if err := p.collectOurs(ctx, &sys, start); err != nil {
+		return sys, err
+	}
+	if sys.Lag, err = p.lag(ctx); err != nil {
+		return sys, err
+	}
+	st, err := p.stats(ctx)
+	if err != nil {
+		return sys, err
+	}
+	sys.ShortCodes = shortCodeFigures(st, ourCodes(p.cfg.ShortCodes), p.cfg.simRate())
+	return sys, nil
+}
+
+func (p *platform) runKannel(ctx context.Context, msgs []message, segments int) (System, error) {
+	sys := System{Name: "kannel", Messages: len(msgs), Segments: segments,
+		Guarantee: "no store file: a message is in bearerbox's memory only once sendsms answers; lost if bearerbox stops"}
+	p.log.Info("starting kannel")
+	k, err := p.startKannel(ctx)
+	if k != nil {
+		defer k.close()
+	}
+	if err != nil {
+		return sys, err
+	}
+	ws := []watched{{name: "bearerbox", pid: k.bearerbox.pid()}, {name: "smsbox", pid: k.smsbox.pid()}}
+	before, err := sample(ws)
+	if err != nil {
+		return sys, err
+	}
+	simBefore, _ := treeUsage("/proc", p.sim.pid(), false)
+	p.log.Info("driving kannel", "messages", len(msgs), "segments", segments)
+	start := time.Now()
+	sentAt, acceptedAt, err := k.send(ctx, msgs, p.cfg.Pace, p.cfg.Parallel)
+	if err != nil {
+		return sys, err
+	}
+	ok, n, err := k.wait(ctx, int64(segments), int64(len(msgs)), 5*time.Second, p.cfg.Timeout)
+	if err != nil && ctx.Err() != nil {
+		return sys, err
+	}
+	sys.Wall, sys.Complete = time.Since(start), ok
+	sys.Notes = append(sys.Notes, fmt.Sprintf("of %d segments (%d messages): %d submits at the simulator, %d accepted, %d DRs sent, %d final DLR callbacks from smsbox", segments, len(msgs), n[0], n[1], n[2], n[3]))
+	if !ok {
+		sys.Notes = append(sys.Notes, "incomplete: Kannel drops a submit the SMSC NACKs (no resend), or the wait timed out")
+	}
+	after, err := sample(ws)
+	if err != nil {
+		return sys, err
+	}
+	costs(&sys, ws, before, after)
+	p.simCost(&sys, simBefore)
+	if err := k.collect(ctx, &sys, start, msgs, sentAt, acceptedAt); err != nil {
+		return sys, err
+	}
+	st, err := p.stats(ctx)
+	if err != nil {
+		return sys, err
+	}
+	sys.ShortCodes = shortCodeFigures(st, kannelCodes(p.cfg.ShortCodes), p.cfg.simRate())
+	return sys, nil
+}
+
+// stopPlatform stops the services (producers first), NATS and PostgreSQL;
+// the simulator keeps running.
+func (p *platform) stopPlatform() error {
+	if p.bus != nil {
+		p.bus.Close()
+		p.bus = nil
+	}
+	if p.pool != nil {
+		p.pool.Close()
+		p.pool = nil
+	}
+	var errs []error
+	for i := len(p.services) - 1; i >= 0; i-- {
+		errs = append(errs, p.services[i].stop(15*time.Second))
+	}
+	if p.nats != nil {
+		errs = append(errs, p.nats.stop(15*time.Second))
+	}
+	errs = append(errs, p.stopPostgres())
+	return errors.Join(errs...)
+}
+
+// close stops everything still running.
+func (p *platform) close() error {
+	return errors.Join(p.stopPlatform(), p.procs.stopAll(15*time.Second))
+}
+
+// machine describes where the run happened, for the report's heading.
+func machine() string {
+	load := ""
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		load = ", load " + strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+	model := ""
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":")) + ", "
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%s%d cores, %s%s", model, runtime.NumCPU(), runtime.Version(), load)
+}
