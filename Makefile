@@ -12,7 +12,7 @@ SERVICES := ingest compliance throttle smsc-link billing
 BUF := GOWORK=off $(GO) tool -modfile=$(CURDIR)/tools/buf/go.mod buf
 TEST_FLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: all run build test test-short lint vet fmt-check generate generate-check fuzz bench tidy clean interop numplan-data \
+.PHONY: all run build test test-short lint vet fmt-check generate generate-check fuzz bench loadbench tidy clean interop numplan-data \
 	k8s-lint k8s-schemas images images-test test-ipsec observability-check e2e-jaeger k8s-verify
 
 all: build
@@ -114,6 +114,11 @@ bench:
 	cd services/compliance && $(GO) test -run '^$$' -bench . -benchmem . && $(GO) test -run '^$$' -bench 'Operator|Load' -benchmem ./ported/
 	cd services/billing && $(GO) test -run '^$$' -bench 'Ingest|RecordBatch' -benchtime 100000x . && \
 		$(GO) test -run '^$$' -bench 'DailyCountsMonth|BuildInvoice10M' -timeout 20m .
+
+## loadbench: the platform as separate processes, then Kannel, on the same simulator (docs/loadbench.md)
+LOADBENCH_FLAGS ?= -shortcodes 4 -messages 2000 -unthrottled -kannel
+loadbench:
+	cd cmd && $(GO) run ./loadbench $(LOADBENCH_FLAGS)
 
 ## numplan-data: refresh lib/numplan/data from ARCEP's MAJNUM extract (MAJNUM=file, see lib/numplan/data/README.md)
 MAJNUM ?= ../shared/data/arcep-majnum/majournums.raw.csv

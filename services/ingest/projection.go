@@ -1,14 +1,17 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"pushsms.io/lib/bus"
 	"pushsms.io/lib/fault"
@@ -35,30 +38,119 @@ var (
 	typeSegmentReport   = string((&eventsv1.SegmentReport{}).ProtoReflect().Descriptor().FullName())
 )
 
+// Batches of the status view: up to projectionBatch events, gathered for
+// at most projectionWait, applied in one transaction.
+const (
+	projectionBatch = 256
+	projectionWait  = 20 * time.Millisecond
+)
+
 func (s *Service) startProjection(ctx context.Context) error {
-	_, err := s.Consume(ctx, bus.ConsumerSpec{
+	_, err := s.ConsumeBatch(ctx, bus.ConsumerSpec{
 		Stream:         bus.StreamCleared,
 		Durable:        DurableCleared,
 		FilterSubjects: []string{bus.SubjectCleared},
 		Workers:        s.cfg.Workers,
-	}, s.handleCleared)
+	}, projectionBatch, projectionWait, s.batch(clearedMessageID, s.handleCleared))
 	if err != nil {
 		return err
 	}
-	_, err = s.Consume(ctx, bus.ConsumerSpec{
+	_, err = s.ConsumeBatch(ctx, bus.ConsumerSpec{
 		Stream:         bus.StreamReports,
 		Durable:        DurableReports,
 		FilterSubjects: []string{bus.SubjectReport},
 		Workers:        s.cfg.Workers,
-	}, s.handleReport)
+	}, projectionBatch, projectionWait, s.batch(reportMessageID, s.handleReport))
 	return err
+}
+
+// dbTx begins a transaction: the pool, or a savepoint of a transaction.
+type dbTx interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// batch applies a batch of status-view events with apply, each in a
+// savepoint of one transaction: one commit for the batch instead of one
+// per event (three or more per SMS: cleared, submitted, delivered), which
+// was most of PostgreSQL's work on the full path. An event that fails is
+// rolled back alone and settled by its error (terminated or redelivered),
+// the others commit. Events go in message id order, stream order within a
+// message: every batch and replica takes the messages' row locks in one
+// order, so two batches cannot deadlock on them.
+func (s *Service) batch(idOf func(*bus.Msg) string, apply func(context.Context, dbTx, *bus.Msg) error) bus.BatchHandler {
+	return func(ctx context.Context, msgs []*bus.Msg) error {
+		type item struct {
+			i  int
+			id string
+		}
+		order := make([]item, len(msgs))
+		for i, m := range msgs {
+			order[i] = item{i, idOf(m)}
+		}
+		slices.SortFunc(order, func(a, b item) int {
+			return cmp.Or(strings.Compare(a.id, b.id), cmp.Compare(msgs[a.i].Sequence, msgs[b.i].Sequence))
+		})
+		errs := bus.BatchErrors{}
+		err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+			clear(errs) // a retried commit starts again
+			for _, it := range order {
+				if err := apply(ctx, tx, msgs[it.i]); err != nil {
+					errs[it.i] = err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(errs) > 0 {
+			return errs
+		}
+		return nil
+	}
+}
+
+// clearedMessageID is the message id of a MessageCleared ("" when it
+// cannot be read: its handler says why).
+func clearedMessageID(m *bus.Msg) string {
+	var ev eventsv1.MessageCleared
+	if m.Decode(&ev) != nil {
+		return ""
+	}
+	return ev.GetMessage().GetMessageId()
+}
+
+// reportMessageID is the message id of a report on SMS_REPORTS: field 1
+// of both its payloads (SegmentReport, MessageRejected), read without
+// decoding the rest.
+func reportMessageID(m *bus.Msg) string {
+	b := m.Data
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return ""
+		}
+		b = b[n:]
+		if num == 1 && typ == protowire.BytesType {
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return ""
+			}
+			return string(v)
+		}
+		if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
+			return ""
+		}
+		b = b[n:]
+	}
+	return ""
 }
 
 // handleCleared marks a message QUEUED (or DEFERRED) with its segments
 // PENDING. A MessageCleared whose message has no row (its SendMessage
 // commit failed after the publish) creates the row from the event, since
 // the message is on its way to the subscriber all the same.
-func (s *Service) handleCleared(ctx context.Context, m *bus.Msg) error {
+func (s *Service) handleCleared(ctx context.Context, db dbTx, m *bus.Msg) error {
 	var ev eventsv1.MessageCleared
 	if err := m.Decode(&ev); err != nil {
 		return err
@@ -75,7 +167,7 @@ func (s *Service) handleCleared(ctx context.Context, m *bus.Msg) error {
 	if count < 1 || count > 255 {
 		return fault.Permanent(fmt.Errorf("cleared message %s: %d segments", id, count))
 	}
-	return pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+	return pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		msg, err := lockMessage(ctx, tx, id)
 		if errors.Is(err, pgx.ErrNoRows) {
 			if err := insertMessageFromEvent(ctx, tx, acc, s.now()); err != nil {
@@ -118,7 +210,7 @@ func (s *Service) handleCleared(ctx context.Context, m *bus.Msg) error {
 
 // handleReport applies a MessageRejected (rejected or cancelled) or a
 // SegmentReport.
-func (s *Service) handleReport(ctx context.Context, m *bus.Msg) error {
+func (s *Service) handleReport(ctx context.Context, db dbTx, m *bus.Msg) error {
 	state := reportState(m.Subject)
 	typ := m.Type
 	if typ == "" {
@@ -133,13 +225,13 @@ func (s *Service) handleReport(ctx context.Context, m *bus.Msg) error {
 		if err := m.Decode(&ev); err != nil {
 			return err
 		}
-		return s.applyRejected(ctx, m, &ev, state == "cancelled")
+		return s.applyRejected(ctx, db, m, &ev, state == "cancelled")
 	case typeSegmentReport:
 		var ev eventsv1.SegmentReport
 		if err := m.Decode(&ev); err != nil {
 			return err
 		}
-		return s.applySegmentReport(ctx, m, &ev, state)
+		return s.applySegmentReport(ctx, db, m, &ev, state)
 	}
 	return fault.Permanent(fmt.Errorf("report on %s: unknown payload type %q", m.Subject, typ))
 }
@@ -153,9 +245,9 @@ func reportState(subject string) string {
 	return tokens[2]
 }
 
-func (s *Service) applyRejected(ctx context.Context, m *bus.Msg, ev *eventsv1.MessageRejected, cancelled bool) error {
+func (s *Service) applyRejected(ctx context.Context, db dbTx, m *bus.Msg, ev *eventsv1.MessageRejected, cancelled bool) error {
 	id := ev.GetMessageId()
-	return s.withMessage(ctx, m, id, ev.GetTenantId(), func(tx pgx.Tx, before messageRow) error {
+	return s.withMessage(ctx, db, m, id, ev.GetTenantId(), func(tx pgx.Tx, before messageRow) error {
 		msg := before
 		reason := ev.GetReason()
 		if cancelled {
@@ -203,7 +295,7 @@ func rejectionDecision(ev *eventsv1.MessageRejected) decisionRow {
 	return d
 }
 
-func (s *Service) applySegmentReport(ctx context.Context, m *bus.Msg, ev *eventsv1.SegmentReport, subjectState string) error {
+func (s *Service) applySegmentReport(ctx context.Context, db dbTx, m *bus.Msg, ev *eventsv1.SegmentReport, subjectState string) error {
 	id := ev.GetMessageId()
 	idx := ev.GetSegmentIndex()
 	if idx < 1 || idx > 255 {
@@ -212,7 +304,7 @@ func (s *Service) applySegmentReport(ctx context.Context, m *bus.Msg, ev *events
 	if segmentRank(ev.GetState()) < segmentRank(partnerv1.SegmentState_SEGMENT_STATE_SUBMITTED) {
 		return fault.Permanent(fmt.Errorf("report on message %s: state %v", id, ev.GetState()))
 	}
-	return s.withMessage(ctx, m, id, ev.GetTenantId(), func(tx pgx.Tx, before messageRow) error {
+	return s.withMessage(ctx, db, m, id, ev.GetTenantId(), func(tx pgx.Tx, before messageRow) error {
 		msg := before
 		added := false
 		switch {
@@ -236,14 +328,14 @@ func (s *Service) applySegmentReport(ctx context.Context, m *bus.Msg, ev *events
 	})
 }
 
-// withMessage runs fn in a transaction holding the message's row lock, so
-// that the events of one message apply one at a time, whichever consumer
-// or replica they reach.
-func (s *Service) withMessage(ctx context.Context, m *bus.Msg, id, tenant string, fn func(pgx.Tx, messageRow) error) error {
+// withMessage runs fn in a transaction (or savepoint) of db holding the
+// message's row lock, so that the events of one message apply one at a
+// time, whichever consumer or replica they reach.
+func (s *Service) withMessage(ctx context.Context, db dbTx, m *bus.Msg, id, tenant string, fn func(pgx.Tx, messageRow) error) error {
 	if _, err := uuid.Parse(id); err != nil {
 		return fault.Permanent(fmt.Errorf("report on %s: bad message id", m.Subject))
 	}
-	return pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+	return pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		msg, err := lockMessage(ctx, tx, id)
 		if errors.Is(err, pgx.ErrNoRows) {
 			if !m.Time.IsZero() && s.now().Sub(m.Time) > orphanWait {

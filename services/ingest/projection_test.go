@@ -224,3 +224,27 @@ func TestProjectionDeferredByCompliance(t *testing.T) {
 	e.report(t, acc, 1, 1, partnerv1.SegmentState_SEGMENT_STATE_SUBMITTED, "submitted", "")
 	e.waitState(t, msg.GetMessageId(), partnerv1.MessageState_MESSAGE_STATE_SUBMITTED)
 }
+
+// The status view applies its events in batches, one transaction each: a
+// report that can never apply (a segment that cannot exist) and one about
+// a message not recorded yet, published among good ones, hold none of
+// them back.
+func TestProjectionBatchIsolatesBadEvents(t *testing.T) {
+	const submitted = partnerv1.SegmentState_SEGMENT_STATE_SUBMITTED
+	e := start(t)
+	a := e.send(t, sendReq("06 12 34 56 78", "Bonjour A"))
+	b := e.send(t, sendReq("06 12 34 56 79", "Bonjour B"))
+	accA, accB := e.accepted(t, a), e.accepted(t, b)
+	e.clear(t, accA, 2)
+	e.clear(t, accB, 1)
+	e.waitState(t, b.GetMessageId(), partnerv1.MessageState_MESSAGE_STATE_QUEUED)
+
+	orphan := proto.Clone(accA).(*eventsv1.MessageAccepted)
+	orphan.MessageId = "0194f1c2-0000-7000-8000-000000000001"
+	e.report(t, accA, 1, 2, submitted, "submitted", "")
+	e.report(t, accA, 300, 2, submitted, "submitted", "") // no such segment: terminated
+	e.report(t, orphan, 1, 1, submitted, "submitted", "")  // no such message yet: redelivered
+	e.report(t, accB, 1, 1, submitted, "submitted", "")
+	e.waitState(t, a.GetMessageId(), partnerv1.MessageState_MESSAGE_STATE_SUBMITTING)
+	e.waitState(t, b.GetMessageId(), partnerv1.MessageState_MESSAGE_STATE_SUBMITTED)
+}
