@@ -69,14 +69,16 @@ type dbTx interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
 }
 
-// batch applies a batch of status-view events with apply, each in a
-// savepoint of one transaction: one commit for the batch instead of one
-// per event (three or more per SMS: cleared, submitted, delivered), which
-// was most of PostgreSQL's work on the full path. An event that fails is
-// rolled back alone and settled by its error (terminated or redelivered),
-// the others commit. Events go in message id order, stream order within a
-// message: every batch and replica takes the messages' row locks in one
-// order, so two batches cannot deadlock on them.
+// batch applies a batch of status-view events with apply in one
+// transaction: one commit for the batch instead of one per event (three
+// or more per SMS: cleared, submitted, delivered), which was most of
+// PostgreSQL's work on the full path. Events go in message id order,
+// stream order within a message: every batch and replica takes the
+// messages' row locks in one order, so two batches cannot deadlock on
+// them. When an event fails, the batch is applied again with each event in
+// a savepoint of its own: the failing one is rolled back alone and settled
+// by its error (terminated or redelivered), the others commit. Savepoints
+// cost two round trips an event, so only a batch that needs them has them.
 func (s *Service) batch(idOf func(*bus.Msg) string, apply func(context.Context, dbTx, *bus.Msg) error) bus.BatchHandler {
 	return func(ctx context.Context, msgs []*bus.Msg) error {
 		type item struct {
@@ -90,8 +92,19 @@ func (s *Service) batch(idOf func(*bus.Msg) string, apply func(context.Context, 
 		slices.SortFunc(order, func(a, b item) int {
 			return cmp.Or(strings.Compare(a.id, b.id), cmp.Compare(msgs[a.i].Sequence, msgs[b.i].Sequence))
 		})
-		errs := bus.BatchErrors{}
 		err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+			for _, it := range order {
+				if err := apply(ctx, noSavepoint{tx}, msgs[it.i]); err != nil {
+					return errEventFailed
+				}
+			}
+			return nil
+		})
+		if !errors.Is(err, errEventFailed) {
+			return err
+		}
+		errs := bus.BatchErrors{}
+		err = pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
 			clear(errs) // a retried commit starts again
 			for _, it := range order {
 				if err := apply(ctx, tx, msgs[it.i]); err != nil {
@@ -109,6 +122,22 @@ func (s *Service) batch(idOf func(*bus.Msg) string, apply func(context.Context, 
 		return nil
 	}
 }
+
+// errEventFailed rolls back a batch applied without savepoints.
+var errEventFailed = errors.New("an event of the batch failed")
+
+// noSavepoint runs an event's work in the batch's transaction itself.
+type noSavepoint struct{ pgx.Tx }
+
+// Begin returns the transaction as it is: its Commit and Rollback, which
+// pgx.BeginFunc calls, do nothing, so that the batch's transaction is
+// committed (or rolled back) once, by the batch.
+func (t noSavepoint) Begin(context.Context) (pgx.Tx, error) { return inBatch{t.Tx}, nil }
+
+type inBatch struct{ pgx.Tx }
+
+func (inBatch) Commit(context.Context) error   { return nil }
+func (inBatch) Rollback(context.Context) error { return nil }
 
 // clearedMessageID is the message id of a MessageCleared ("" when it
 // cannot be read: its handler says why).

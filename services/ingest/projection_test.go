@@ -243,7 +243,7 @@ func TestProjectionBatchIsolatesBadEvents(t *testing.T) {
 	orphan.MessageId = "0194f1c2-0000-7000-8000-000000000001"
 	e.report(t, accA, 1, 2, submitted, "submitted", "")
 	e.report(t, accA, 300, 2, submitted, "submitted", "") // no such segment: terminated
-	e.report(t, orphan, 1, 1, submitted, "submitted", "")  // no such message yet: redelivered
+	e.report(t, orphan, 1, 1, submitted, "submitted", "") // no such message yet: redelivered
 	e.report(t, accB, 1, 1, submitted, "submitted", "")
 	e.waitState(t, a.GetMessageId(), partnerv1.MessageState_MESSAGE_STATE_SUBMITTING)
 	e.waitState(t, b.GetMessageId(), partnerv1.MessageState_MESSAGE_STATE_SUBMITTED)
