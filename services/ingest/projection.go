@@ -400,16 +400,9 @@ func ensureSegments(ctx context.Context, tx pgx.Tx, id string, count int32) (boo
 
 // applyToSegment moves the reported segment forward and reports whether
 // it did; a late or duplicate report changes nothing (docs/messages.md).
+// One conditional UPDATE: the segment's row needs no lock of its own,
+// every writer of a message's segments holds the message's row.
 func applyToSegment(ctx context.Context, tx pgx.Tx, id string, ev *eventsv1.SegmentReport) (bool, error) {
-	var current string
-	err := tx.QueryRow(ctx, `SELECT state FROM ingest.segments WHERE message_id = $1 AND idx = $2 FOR UPDATE`, id, ev.GetSegmentIndex()).Scan(&current)
-	if err != nil {
-		return false, err
-	}
-	from := parseEnum[partnerv1.SegmentState](current)
-	if !advances(from, ev.GetState()) {
-		return false, nil
-	}
 	at := reportTime(ev)
 	var submittedAt, doneAt *time.Time
 	if ts := ev.GetSmscTimestamp(); ts.IsValid() {
@@ -422,12 +415,24 @@ func applyToSegment(ctx context.Context, tx pgx.Tx, id string, ev *eventsv1.Segm
 	if segmentRank(ev.GetState()) == segmentRank(partnerv1.SegmentState_SEGMENT_STATE_DELIVERED) {
 		doneAt = &at
 	}
-	_, err = tx.Exec(ctx, `UPDATE ingest.segments SET state = $3,
+	tag, err := tx.Exec(ctx, `UPDATE ingest.segments SET state = $3,
 			ucp_error_code = CASE WHEN $4 <> '' THEN $4 ELSE ucp_error_code END,
 			submitted_at = coalesce(submitted_at, $5), done_at = coalesce(done_at, $6), updated_at = now()
-		WHERE message_id = $1 AND idx = $2`,
-		id, ev.GetSegmentIndex(), enumText(ev.GetState()), ev.GetUcpErrorCode(), submittedAt, doneAt)
-	return err == nil, err
+		WHERE message_id = $1 AND idx = $2 AND state = ANY($7)`,
+		id, ev.GetSegmentIndex(), enumText(ev.GetState()), ev.GetUcpErrorCode(), submittedAt, doneAt,
+		statesBefore(ev.GetState()))
+	return err == nil && tag.RowsAffected() > 0, err
+}
+
+// statesBefore lists, as stored, the segment states that to advances.
+func statesBefore(to partnerv1.SegmentState) []string {
+	var out []string
+	for v := range partnerv1.SegmentState_name {
+		if from := partnerv1.SegmentState(v); advances(from, to) {
+			out = append(out, enumText(from))
+		}
+	}
+	return out
 }
 
 func reportTime(ev *eventsv1.SegmentReport) time.Time {
