@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -99,7 +100,7 @@ func Open(ctx context.Context, o Options) (*Core, error) {
 		return nil, err
 	}
 	if o.Telemetry.MetricsAddr != "" {
-		if err = c.serveMetrics(o.Telemetry.MetricsAddr); err != nil {
+		if err = c.serveMetrics(o.Telemetry.MetricsAddr, o.Telemetry.Pprof); err != nil {
 			c.Close()
 			return nil, err
 		}
@@ -110,14 +111,22 @@ func Open(ctx context.Context, o Options) (*Core, error) {
 
 // serveMetrics listens on addr and serves the service's metrics at
 // /metrics until Close: from Open on, so that a service still connecting
-// to its SMSC or catching up is already observable.
-func (c *Core) serveMetrics(addr string) error {
+// to its SMSC or catching up is already observable. With profiles, Go's
+// runtime profiles too, at /debug/pprof/.
+func (c *Core) serveMetrics(addr string, profiles bool) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("%s: metrics listener: %w", c.Name, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", c.Tel.Metrics)
+	if profiles {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	c.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	c.metricsAddr = ln.Addr().String()
 	go func() {

@@ -3,6 +3,7 @@ package service_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
@@ -99,5 +100,36 @@ func TestCloseOrder(t *testing.T) {
 	}
 	if _, err := c.Consume(context.Background(), bus.ConsumerSpec{Stream: bus.StreamMO, Durable: "u"}, nil); err == nil {
 		t.Error("Consume after Close: got no error")
+	}
+}
+
+// The metrics port serves Go's profiles only when asked to: they cost CPU
+// and show the process's internals.
+func TestProfilesOnlyWhenAsked(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		t.Run(fmt.Sprint("pprof=", on), func(t *testing.T) {
+			srv := bustest.Start(t)
+			cfg := service.DefaultConfig("127.0.0.1:0")
+			cfg.Bus.URL = srv.URL()
+			cfg.Telemetry = telemetry.Config{LogLevel: "error", LogFormat: "text", MetricsAddr: "127.0.0.1:0", Pprof: on}
+			c, err := service.Open(context.Background(), service.Options{Name: "test", Config: cfg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			for path, want := range map[string]int{"/metrics": http.StatusOK, "/debug/pprof/goroutine?debug=1": http.StatusNotFound} {
+				if on && path != "/metrics" {
+					want = http.StatusOK
+				}
+				resp, err := http.Get("http://" + c.MetricsAddr() + path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != want {
+					t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
+				}
+			}
+		})
 	}
 }

@@ -48,6 +48,11 @@ type Config struct {
 	// MetricsAddr serves the service's metrics in Prometheus format at
 	// /metrics (e.g. ":9464"); empty: not served.
 	MetricsAddr string
+	// Pprof also serves Go's runtime profiles at /debug/pprof/ on
+	// MetricsAddr (the CPU profile of one service among the others, for
+	// loadbench's figures). Off by default: a profile costs CPU while it
+	// runs and shows the process's internals to whoever reaches the port.
+	Pprof bool
 
 	// Set by tests and by the one-machine mode to share one provider or
 	// logger between in-process services; never from flags.
@@ -66,13 +71,14 @@ func DefaultConfig() Config {
 }
 
 // RegisterFlags adds -log-level, -log-format, -otel-exporter-otlp-endpoint,
-// -trace-ratio and -metrics-addr.
+// -trace-ratio, -metrics-addr and -pprof.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: json or text")
 	fs.StringVar(&c.OTLPEndpoint, "otel-exporter-otlp-endpoint", c.OTLPEndpoint, "OTLP/gRPC endpoint for traces (e.g. http://localhost:4317); empty: no export")
 	fs.Float64Var(&c.TraceRatio, "trace-ratio", c.TraceRatio, "share of messages traced (0 to 1; the decision is taken where a message enters and followed by every service)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "listen address of the Prometheus metrics (GET /metrics); empty: not served")
+	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "also serve Go's profiles at /debug/pprof/ on the metrics address")
 }
 
 // Validate checks the trace ratio.
