@@ -51,7 +51,14 @@ func (s *Service) startProjection(ctx context.Context) error {
 		Durable:        DurableCleared,
 		FilterSubjects: []string{bus.SubjectCleared},
 		Workers:        s.cfg.Workers,
-	}, projectionBatch, projectionWait, s.batch(clearedMessageID, s.handleCleared))
+	}, projectionBatch, projectionWait, s.batch(clearedMessageID, func(ctx context.Context, db dbTx, msgs []*bus.Msg) error {
+		for _, m := range msgs {
+			if err := s.handleCleared(ctx, db, m); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
 	if err != nil {
 		return err
 	}
@@ -60,7 +67,7 @@ func (s *Service) startProjection(ctx context.Context) error {
 		Durable:        DurableReports,
 		FilterSubjects: []string{bus.SubjectReport},
 		Workers:        s.cfg.Workers,
-	}, projectionBatch, projectionWait, s.batch(reportMessageID, s.handleReport))
+	}, projectionBatch, projectionWait, s.batch(reportMessageID, s.handleReports))
 	return err
 }
 
@@ -79,7 +86,7 @@ type dbTx interface {
 // a savepoint of its own: the failing one is rolled back alone and settled
 // by its error (terminated or redelivered), the others commit. Savepoints
 // cost two round trips an event, so only a batch that needs them has them.
-func (s *Service) batch(idOf func(*bus.Msg) string, apply func(context.Context, dbTx, *bus.Msg) error) bus.BatchHandler {
+func (s *Service) batch(idOf func(*bus.Msg) string, apply func(context.Context, dbTx, []*bus.Msg) error) bus.BatchHandler {
 	return func(ctx context.Context, msgs []*bus.Msg) error {
 		type item struct {
 			i  int
@@ -92,9 +99,17 @@ func (s *Service) batch(idOf func(*bus.Msg) string, apply func(context.Context, 
 		slices.SortFunc(order, func(a, b item) int {
 			return cmp.Or(strings.Compare(a.id, b.id), cmp.Compare(msgs[a.i].Sequence, msgs[b.i].Sequence))
 		})
+		// A message's events together (apply holds its row once for them).
+		var groups [][]*bus.Msg
+		for k, it := range order {
+			if k == 0 || it.id == "" || it.id != order[k-1].id {
+				groups = append(groups, nil)
+			}
+			groups[len(groups)-1] = append(groups[len(groups)-1], msgs[it.i])
+		}
 		err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
-			for _, it := range order {
-				if err := apply(ctx, noSavepoint{tx}, msgs[it.i]); err != nil {
+			for _, g := range groups {
+				if err := apply(ctx, noSavepoint{tx}, g); err != nil {
 					return errEventFailed
 				}
 			}
@@ -107,7 +122,7 @@ func (s *Service) batch(idOf func(*bus.Msg) string, apply func(context.Context, 
 		err = pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
 			clear(errs) // a retried commit starts again
 			for _, it := range order {
-				if err := apply(ctx, tx, msgs[it.i]); err != nil {
+				if err := apply(ctx, tx, msgs[it.i:it.i+1]); err != nil {
 					errs[it.i] = err
 				}
 			}
@@ -237,32 +252,136 @@ func (s *Service) handleCleared(ctx context.Context, db dbTx, m *bus.Msg) error 
 	})
 }
 
-// handleReport applies a MessageRejected (rejected or cancelled) or a
-// SegmentReport.
-func (s *Service) handleReport(ctx context.Context, db dbTx, m *bus.Msg) error {
-	state := reportState(m.Subject)
+// report is a decoded event of SMS_REPORTS.
+type report struct {
+	m *bus.Msg
+	// One of:
+	rejected *eventsv1.MessageRejected // rejected, or cancelled
+	segment  *eventsv1.SegmentReport
+	state    string // the subject's <state> token
+}
+
+func (r report) messageID() string {
+	if r.rejected != nil {
+		return r.rejected.GetMessageId()
+	}
+	return r.segment.GetMessageId()
+}
+
+func (r report) tenantID() string {
+	if r.rejected != nil {
+		return r.rejected.GetTenantId()
+	}
+	return r.segment.GetTenantId()
+}
+
+// decodeReport reads a MessageRejected (rejected or cancelled) or a
+// SegmentReport, and refuses what could never apply.
+func decodeReport(m *bus.Msg) (report, error) {
+	r := report{m: m, state: reportState(m.Subject)}
 	typ := m.Type
 	if typ == "" {
 		typ = typeSegmentReport
-		if state == "rejected" || state == "cancelled" {
+		if r.state == "rejected" || r.state == "cancelled" {
 			typ = typeMessageRejected
 		}
 	}
 	switch typ {
 	case typeMessageRejected:
-		var ev eventsv1.MessageRejected
-		if err := m.Decode(&ev); err != nil {
-			return err
-		}
-		return s.applyRejected(ctx, db, m, &ev, state == "cancelled")
+		r.rejected = &eventsv1.MessageRejected{}
+		return r, m.Decode(r.rejected)
 	case typeSegmentReport:
-		var ev eventsv1.SegmentReport
-		if err := m.Decode(&ev); err != nil {
+		r.segment = &eventsv1.SegmentReport{}
+		if err := m.Decode(r.segment); err != nil {
+			return r, err
+		}
+		id, idx := r.segment.GetMessageId(), r.segment.GetSegmentIndex()
+		if idx < 1 || idx > 255 {
+			return r, fault.Permanent(fmt.Errorf("report on message %s: segment %d", id, idx))
+		}
+		if segmentRank(r.segment.GetState()) < segmentRank(partnerv1.SegmentState_SEGMENT_STATE_SUBMITTED) {
+			return r, fault.Permanent(fmt.Errorf("report on message %s: state %v", id, r.segment.GetState()))
+		}
+		return r, nil
+	}
+	return r, fault.Permanent(fmt.Errorf("report on %s: unknown payload type %q", m.Subject, typ))
+}
+
+// handleReports applies reports of one message, in stream order, holding
+// its row once: the message's segments read once and the message written
+// once, whatever the number of reports (a message's parts are reported
+// together). Any report that fails fails them all (batch then applies
+// each alone).
+func (s *Service) handleReports(ctx context.Context, db dbTx, msgs []*bus.Msg) error {
+	rs := make([]report, len(msgs))
+	for i, m := range msgs {
+		r, err := decodeReport(m)
+		if err != nil {
 			return err
 		}
-		return s.applySegmentReport(ctx, db, m, &ev, state)
+		rs[i] = r
 	}
-	return fault.Permanent(fmt.Errorf("report on %s: unknown payload type %q", m.Subject, typ))
+	id := rs[0].messageID()
+	return s.withMessage(ctx, db, msgs[0], id, rs[0].tenantID(), func(tx pgx.Tx, before messageRow) error {
+		msg := before
+		var segs []segmentRow
+		changed := false
+		for _, r := range rs {
+			if r.messageID() != id || r.tenantID() != msg.TenantID {
+				return fault.Permanent(fmt.Errorf("report on %s: message %s of tenant %s among message %s's", r.m.Subject, r.messageID(), r.tenantID(), id))
+			}
+			if r.rejected != nil {
+				msg = rejectedChange(msg, r.rejected, r.state == "cancelled")
+				if segs == nil {
+					var err error
+					if segs, err = loadSegments(ctx, tx, id); err != nil {
+						return err
+					}
+				}
+				msg = s.derived(msg, segs, nil)
+				continue
+			}
+			ev := r.segment
+			idx := ev.GetSegmentIndex()
+			switch {
+			case !msg.Cleared:
+				// A report may come before the cleared event: its count
+				// makes the segments known.
+				count := max(ev.GetSegmentCount(), idx)
+				added, err := ensureSegments(ctx, tx, id, count)
+				if err != nil {
+					return err
+				}
+				msg.SegmentCount = count
+				if added {
+					changed = true
+					segs = nil // read again, with the new ones
+				}
+			case idx > msg.SegmentCount:
+				return fault.Permanent(fmt.Errorf("report on message %s: segment %d of %d", id, idx, msg.SegmentCount))
+			}
+			if segs == nil {
+				var err error
+				if segs, err = loadSegments(ctx, tx, id); err != nil {
+					return err
+				}
+			}
+			moved, err := applyToSegment(ctx, tx, id, ev)
+			if err != nil {
+				return err
+			}
+			if moved {
+				changed = true
+				for i := range segs {
+					if segs[i].Index == idx {
+						segs[i].State = ev.GetState()
+					}
+				}
+			}
+			msg = s.derived(msg, segs, &failure{report: ev, nacked: r.state == "nacked"})
+		}
+		return s.writeMessage(ctx, tx, before, msg, changed)
+	})
 }
 
 // reportState is the <state> token of sms.report.<state>.<tenant>.<short_code>.
@@ -274,32 +393,30 @@ func reportState(subject string) string {
 	return tokens[2]
 }
 
-func (s *Service) applyRejected(ctx context.Context, db dbTx, m *bus.Msg, ev *eventsv1.MessageRejected, cancelled bool) error {
-	id := ev.GetMessageId()
-	return s.withMessage(ctx, db, m, id, ev.GetTenantId(), func(tx pgx.Tx, before messageRow) error {
-		msg := before
-		reason := ev.GetReason()
-		if cancelled {
-			msg.Cancelled = true
-			if reason == partnerv1.Reason_REASON_UNSPECIFIED {
-				reason = partnerv1.Reason_REASON_CANCELLED
-			}
-		} else {
-			msg.Rejected = true
+// rejectedChange is msg after a MessageRejected (cancelled: a
+// cancellation).
+func rejectedChange(msg messageRow, ev *eventsv1.MessageRejected, cancelled bool) messageRow {
+	reason := ev.GetReason()
+	if cancelled {
+		msg.Cancelled = true
+		if reason == partnerv1.Reason_REASON_UNSPECIFIED {
+			reason = partnerv1.Reason_REASON_CANCELLED
 		}
-		// A rejection's reason stands whatever comes after it.
-		if !cancelled || !msg.Rejected {
-			msg.Reason = enumText(reason)
-			msg.ReasonDetail = ev.GetDetail()
+	} else {
+		msg.Rejected = true
+	}
+	// A rejection's reason stands whatever comes after it.
+	if !cancelled || !msg.Rejected {
+		msg.Reason = enumText(reason)
+		msg.ReasonDetail = ev.GetDetail()
+	}
+	// A cancellation is the partner's doing, not a decision of compliance.
+	if !cancelled {
+		if d := rejectionDecision(ev); !d.same(msg.Decision) {
+			msg.Decision = d
 		}
-		// A cancellation is the partner's doing, not a decision of compliance.
-		if !cancelled {
-			if d := rejectionDecision(ev); !d.same(msg.Decision) {
-				msg.Decision = d
-			}
-		}
-		return s.recompute(ctx, tx, before, msg, false, nil)
-	})
+	}
+	return msg
 }
 
 // rejectionDecision is the decision of a MessageRejected; one without a
@@ -322,39 +439,6 @@ func rejectionDecision(ev *eventsv1.MessageRejected) decisionRow {
 		d.Reason = enumText(ev.GetReason())
 	}
 	return d
-}
-
-func (s *Service) applySegmentReport(ctx context.Context, db dbTx, m *bus.Msg, ev *eventsv1.SegmentReport, subjectState string) error {
-	id := ev.GetMessageId()
-	idx := ev.GetSegmentIndex()
-	if idx < 1 || idx > 255 {
-		return fault.Permanent(fmt.Errorf("report on message %s: segment %d", id, idx))
-	}
-	if segmentRank(ev.GetState()) < segmentRank(partnerv1.SegmentState_SEGMENT_STATE_SUBMITTED) {
-		return fault.Permanent(fmt.Errorf("report on message %s: state %v", id, ev.GetState()))
-	}
-	return s.withMessage(ctx, db, m, id, ev.GetTenantId(), func(tx pgx.Tx, before messageRow) error {
-		msg := before
-		added := false
-		switch {
-		case !msg.Cleared:
-			// A report may come before the cleared event: its count makes
-			// the segments known.
-			count := max(ev.GetSegmentCount(), idx)
-			var err error
-			if added, err = ensureSegments(ctx, tx, id, count); err != nil {
-				return err
-			}
-			msg.SegmentCount = count
-		case idx > msg.SegmentCount:
-			return fault.Permanent(fmt.Errorf("report on message %s: segment %d of %d", id, idx, msg.SegmentCount))
-		}
-		moved, err := applyToSegment(ctx, tx, id, ev)
-		if err != nil {
-			return err
-		}
-		return s.recompute(ctx, tx, before, msg, added || moved, &failure{report: ev, nacked: subjectState == "nacked"})
-	})
 }
 
 // withMessage runs fn in a transaction (or savepoint) of db holding the
@@ -471,8 +555,14 @@ func (s *Service) recompute(ctx context.Context, tx pgx.Tx, before, msg messageR
 	if err != nil {
 		return err
 	}
-	now := s.now()
-	st := derive(msg.facts(segs, now))
+	return s.writeMessage(ctx, tx, before, s.derived(msg, segs, f), segmentsChanged)
+}
+
+// derived is msg with the state THE rule derives from its facts and
+// segments, and, when that is FAILED or EXPIRED and it has none yet, the
+// reason of f, the report that may have made it so.
+func (s *Service) derived(msg messageRow, segs []segmentRow, f *failure) messageRow {
+	st := derive(msg.facts(segs, s.now()))
 	msg.State = enumText(st)
 	switch st {
 	case partnerv1.MessageState_MESSAGE_STATE_FAILED, partnerv1.MessageState_MESSAGE_STATE_EXPIRED:
@@ -481,6 +571,12 @@ func (s *Service) recompute(ctx context.Context, tx pgx.Tx, before, msg messageR
 			msg.Reason, msg.ReasonDetail = enumText(r), d
 		}
 	}
+	return msg
+}
+
+// writeMessage writes msg back, with its campaign's decision counts,
+// unless nothing changed since before.
+func (s *Service) writeMessage(ctx context.Context, tx pgx.Tx, before, msg messageRow, segmentsChanged bool) error {
 	if !segmentsChanged && msg == before {
 		return nil
 	}
@@ -488,13 +584,13 @@ func (s *Service) recompute(ctx context.Context, tx pgx.Tx, before, msg messageR
 		return err
 	}
 	d := msg.Decision
-	_, err = tx.Exec(ctx, `UPDATE ingest.messages SET state = $2, rejected = $3, cancelled = $4, cleared = $5,
+	_, err := tx.Exec(ctx, `UPDATE ingest.messages SET state = $2, rejected = $3, cancelled = $4, cleared = $5,
 			segment_count = $6, reason = $7, reason_detail = $8, updated_at = $9, not_before = $10,
 			decision_outcome = $11, decision_reason = $12, decision_rule = $13, decision_source = $14,
 			decision_detail = $15, decision_not_before = $16, decision_policy_version = $17, decided_at = $18
 		WHERE id = $1`,
 		msg.ID, msg.State, msg.Rejected, msg.Cancelled, msg.Cleared,
-		msg.SegmentCount, msg.Reason, msg.ReasonDetail, now, msg.NotBefore,
+		msg.SegmentCount, msg.Reason, msg.ReasonDetail, s.now(), msg.NotBefore,
 		d.Outcome, d.Reason, d.Rule, d.Source, d.Detail, d.NotBefore, d.PolicyVersion, d.DecidedAt)
 	return err
 }

@@ -248,3 +248,44 @@ func TestProjectionBatchIsolatesBadEvents(t *testing.T) {
 	e.waitState(t, a.GetMessageId(), partnerv1.MessageState_MESSAGE_STATE_SUBMITTING)
 	e.waitState(t, b.GetMessageId(), partnerv1.MessageState_MESSAGE_STATE_SUBMITTED)
 }
+
+// A message's reports that arrive together are applied together (its row
+// held once): the result is the one they give one by one, whichever of
+// its parts failed first giving the reason.
+func TestProjectionReportsOfOneMessageTogether(t *testing.T) {
+	const (
+		submitted = partnerv1.SegmentState_SEGMENT_STATE_SUBMITTED
+		delivered = partnerv1.SegmentState_SEGMENT_STATE_DELIVERED
+		failed    = partnerv1.SegmentState_SEGMENT_STATE_FAILED
+	)
+	e := start(t)
+	a := e.send(t, sendReq("06 12 34 56 78", "Bonjour A"))
+	b := e.send(t, sendReq("06 12 34 56 79", "Bonjour B"))
+	accA, accB := e.accepted(t, a), e.accepted(t, b)
+	e.clear(t, accA, 3)
+	e.clear(t, accB, 2)
+	e.waitState(t, b.GetMessageId(), partnerv1.MessageState_MESSAGE_STATE_QUEUED)
+	for i := int32(1); i <= 3; i++ {
+		e.report(t, accA, i, 3, submitted, "submitted", "")
+	}
+	e.report(t, accB, 1, 2, submitted, "submitted", "")
+	e.report(t, accB, 2, 2, submitted, "submitted", "")
+	e.report(t, accA, 1, 3, delivered, "delivered", "")
+	e.report(t, accA, 2, 3, failed, "nacked", "33")
+	e.report(t, accA, 3, 3, failed, "failed", "")
+	e.report(t, accB, 2, 2, delivered, "delivered", "")
+	e.report(t, accB, 1, 2, delivered, "delivered", "")
+	gotA := e.waitState(t, a.GetMessageId(), partnerv1.MessageState_MESSAGE_STATE_FAILED)
+	if got, want := fmt.Sprint(segmentStates(gotA)), fmt.Sprint([]partnerv1.SegmentState{delivered, failed, failed}); got != want {
+		t.Errorf("A's segments %s, want %s", got, want)
+	}
+	if gotA.GetReason() != partnerv1.Reason_REASON_SMSC_REJECTED {
+		t.Errorf("A's reason %v, want SMSC_REJECTED (its first failed part's)", gotA.GetReason())
+	}
+	gotB := e.waitState(t, b.GetMessageId(), partnerv1.MessageState_MESSAGE_STATE_DELIVERED)
+	for _, s := range gotB.GetSegments() {
+		if s.GetSubmittedAt() == nil || s.GetDoneAt() == nil {
+			t.Errorf("B's segment %d: submitted %v, done %v", s.GetIndex(), s.GetSubmittedAt(), s.GetDoneAt())
+		}
+	}
+}
