@@ -34,8 +34,17 @@ func main() {
 	flag.IntVar(&cfg.Parallel, "parallel", cfg.Parallel, "requests in flight at most: SendMessage with -pace, Kannel's sendsms always")
 	flag.StringVar(&cfg.JSON, "json", cfg.JSON, "also write the report as JSON to this file")
 	flag.BoolVar(&cfg.Keep, "keep", cfg.Keep, "keep the work directory (logs, data, kannel.conf)")
+	flag.BoolVar(&cfg.Chaos, "chaos", cfg.Chaos, "the chaos suite: faults at random times during the run, then the invariants (docs/chaos.md)")
+	flag.Int64Var(&cfg.Seed, "seed", cfg.Seed, "chaos: seed of the fault schedule (0: a random one, printed)")
+	flag.DurationVar(&cfg.ResendAfter, "resend-after", 10*time.Second, "chaos: smsc-link's -smsc-unknown-resend-after")
+	flag.DurationVar(&cfg.Settle, "settle", 5*time.Minute, "chaos: wait at most this for every lag 0 and every message terminal")
+	flag.DurationVar(&cfg.Quiet, "quiet", 5*time.Second, "chaos: the platform must stay settled this long")
+	flag.DurationVar(&cfg.CutFor, "cut-for", 3*time.Second, "chaos: how long the SMSC link stays cut")
 	verbose := flag.Bool("v", false, "debug logs")
 	flag.Parse()
+	if cfg.Chaos {
+		chaosDefaults(&cfg, setFlags())
+	}
 	level := slog.LevelInfo
 	if *verbose {
 		level = slog.LevelDebug
@@ -44,8 +53,17 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if cfg.Chaos {
+		cfg.Log.Info("chaos seed (replay with -seed)", "seed", cfg.Seed)
+	}
 	if err := Run(ctx, cfg, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "loadbench:", err)
 		os.Exit(1)
 	}
+}
+
+func setFlags() map[string]bool {
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -46,10 +47,17 @@ type platform struct {
 	apiKey  string
 
 	sim      *proc
+	simArgs  []string
 	nats     *proc
+	natsArgs []string
+	natsAddr string
+	pgPort   int
 	services []*proc
-	bus      *bus.Bus
-	pool     *pgxpool.Pool
+	// specs are how each of services was started, index for index: a
+	// chaos restart starts the same process again, same port and flags.
+	specs []svcSpec
+	bus   *bus.Bus
+	pool  *pgxpool.Pool
 }
 
 // ourCodes are the platform's short codes; Kannel's are kannelCodes, other
@@ -98,11 +106,18 @@ func (p *platform) startSim(ctx context.Context) error {
 		accounts = append(accounts, fmt.Sprintf("%s:%s:%d:%d", c, simPassword, p.cfg.simRate(), p.cfg.Window))
 	}
 	p.simUCP, p.simHTTP = hostPort(ucpPort), hostPort(httpPort)
-	p.sim, err = p.procs.start("smsc-sim", filepath.Join(p.bin, "smsc-sim"), []string{
+	p.simArgs = []string{
 		"-addr", p.simUCP, "-http-addr", p.simHTTP, "-accounts", strings.Join(accounts, ","),
 		"-timezone", "Europe/Paris", "-dr-delay", p.cfg.DRDelay.String(), "-log-format", "text", "-log-level", "warn",
-	}, nil)
-	if err != nil {
+		// The DRs still owed when the simulator stops survive its restart,
+		// as an SMSC's do: a cut link must not lose a report.
+		"-state-file", filepath.Join(p.dir, "smsc-sim.state"),
+	}
+	return p.runSim(ctx)
+}
+
+func (p *platform) runSim(ctx context.Context) (err error) {
+	if p.sim, err = p.procs.start("smsc-sim", filepath.Join(p.bin, "smsc-sim"), p.simArgs, nil); err != nil {
 		return err
 	}
 	return waitListening(ctx, p.sim, p.simHTTP, 30*time.Second)
@@ -115,13 +130,17 @@ func (p *platform) startNATS(ctx context.Context) error {
 		return err
 	}
 	p.natsDir = filepath.Join(p.dir, "nats")
-	p.natsURL = "nats://" + hostPort(port)
-	p.nats, err = p.procs.start("nats-server", filepath.Join(p.bin, "nats-server"),
-		[]string{"-js", "-sd", p.natsDir, "-a", "127.0.0.1", "-p", strconv.Itoa(port)}, nil)
-	if err != nil {
+	p.natsAddr = hostPort(port)
+	p.natsURL = "nats://" + p.natsAddr
+	p.natsArgs = []string{"-js", "-sd", p.natsDir, "-a", "127.0.0.1", "-p", strconv.Itoa(port)}
+	return p.runNATS(ctx)
+}
+
+func (p *platform) runNATS(ctx context.Context) (err error) {
+	if p.nats, err = p.procs.start("nats-server", filepath.Join(p.bin, "nats-server"), p.natsArgs, nil); err != nil {
 		return err
 	}
-	return waitListening(ctx, p.nats, hostPort(port), 30*time.Second)
+	return waitListening(ctx, p.nats, p.natsAddr, 30*time.Second)
 }
 
 // startPostgres starts a private cluster. pg_ctl daemonises the server, so
@@ -132,7 +151,7 @@ func (p *platform) startPostgres(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p.pgDir = filepath.Join(p.dir, "pg")
+	p.pgDir, p.pgPort = filepath.Join(p.dir, "pg"), port
 	url, err := (&pgcluster.Cluster{DataDir: p.pgDir, Port: port}).Start(ctx)
 	if err != nil {
 		return fmt.Errorf("postgresql: %w", err)
@@ -169,6 +188,33 @@ func postmasterPID(dataDir string) (int, error) {
 	return pid, nil
 }
 
+// svcSpec is one service process as started: its name (with a replica
+// number when there are several), binary, flags, environment and gRPC port.
+type svcSpec struct {
+	name string
+	bin  string
+	args []string
+	env  []string
+	port int
+}
+
+// replicas of a service in this run: several where the service shares its
+// work between replicas (docs/throttle.md "High availability", billing's
+// and compliance's durable consumers), under chaos only, so that a kill -9
+// leaves another replica working. smsc-link stays one process: its rate
+// guard is per process (docs/smsc-link.md), two would each allow R; ingest
+// stays one: the driver talks to one API address.
+func (c Config) replicas(service string) int {
+	if !c.Chaos {
+		return 1
+	}
+	switch service {
+	case "throttle", "compliance", "billing":
+		return 2
+	}
+	return 1
+}
+
 // startServices starts the five services, consumers first (billing,
 // smsc-link, throttle, compliance), ingest last, as the one-machine stack
 // does: everything that listens is up before anything is accepted.
@@ -186,46 +232,71 @@ func (p *platform) startServices(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	type svc struct {
-		name string
-		args []string
-		env  []string
-		port int
-	}
 	apiPort, err := freePort()
 	if err != nil {
 		return err
 	}
-	list := []svc{
+	linkArgs := []string{"-smsc-addr", p.simUCP, "-smsc-window", strconv.Itoa(p.cfg.Window),
+		"-default-rate", strconv.Itoa(p.cfg.pipelineRate()), "-rates", strings.Join(rates, ",")}
+	if p.cfg.Chaos {
+		// A segment left in doubt by a crash is sent once more after this
+		// (customer relationship, docs/smsc-link.md): 2 min by default,
+		// shortened so that a chaos run settles within minutes.
+		linkArgs = append(linkArgs, "-smsc-unknown-resend-after", p.cfg.ResendAfter.String())
+	}
+	list := []svcSpec{
 		{name: "billing", port: billingPort, args: []string{"-database-url", p.dbURL}},
 		// The accounts are a secret in production: from the environment.
-		{name: "smsc-link", args: []string{"-smsc-addr", p.simUCP, "-smsc-window", strconv.Itoa(p.cfg.Window),
-			"-default-rate", strconv.Itoa(p.cfg.pipelineRate()), "-rates", strings.Join(rates, ",")},
-			env: []string{"SMSC_LINK_SMSC_ACCOUNTS=" + strings.Join(accounts, ",")}},
+		{name: "smsc-link", args: linkArgs, env: []string{"SMSC_LINK_SMSC_ACCOUNTS=" + strings.Join(accounts, ",")}},
 		{name: "throttle", args: []string{"-default-rate", strconv.Itoa(p.cfg.pipelineRate()), "-rates", strings.Join(rates, ",")}},
 		{name: "compliance", args: []string{"-database-url", p.dbURL}},
 		{name: "ingest", port: apiPort, args: []string{"-database-url", p.dbURL, "-credit-addr", hostPort(billingPort)}},
 	}
 	for _, s := range list {
-		port := s.port
-		if port == 0 {
-			if port, err = freePort(); err != nil {
+		n := p.cfg.replicas(s.name)
+		for r := 1; r <= n; r++ {
+			spec := s
+			spec.bin = filepath.Join(p.bin, s.name)
+			if n > 1 {
+				spec.name = fmt.Sprintf("%s-%d", s.name, r)
+				if r > 1 {
+					spec.port = 0 // the first replica has the port others dial
+				}
+				if s.name == "throttle" {
+					// The same id after a restart: the replica finds its
+					// own leases in the bucket.
+					spec.args = append(slices.Clone(s.args), "-replica-id", spec.name)
+				}
+			}
+			if spec.port == 0 {
+				if spec.port, err = freePort(); err != nil {
+					return err
+				}
+			}
+			spec.args = append(append([]string{"-grpc-addr", hostPort(spec.port)}, common...), spec.args...)
+			pr, err := p.startService(ctx, spec)
+			if err != nil {
 				return err
 			}
+			p.services = append(p.services, pr)
+			p.specs = append(p.specs, spec)
 		}
-		args := append(append([]string{"-grpc-addr", hostPort(port)}, common...), s.args...)
-		pr, err := p.procs.start(s.name, filepath.Join(p.bin, s.name), args, s.env)
-		if err != nil {
-			return err
-		}
-		// Migrations run before the gRPC port opens: listening means ready.
-		if err := waitListening(ctx, pr, hostPort(port), 60*time.Second); err != nil {
-			return err
-		}
-		p.services = append(p.services, pr)
 	}
 	p.apiAddr = hostPort(apiPort)
 	return nil
+}
+
+// startService starts one service process and waits for its gRPC port:
+// migrations run before it opens, so listening means ready.
+func (p *platform) startService(ctx context.Context, s svcSpec) (*proc, error) {
+	pr, err := p.procs.start(s.name, s.bin, s.args, s.env)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitListening(ctx, pr, hostPort(s.port), 60*time.Second); err != nil {
+		return nil, err
+	}
+	return pr, nil
 }
 
 // configure creates the partner with its short codes and writes their
@@ -283,6 +354,11 @@ type simSubmit struct {
 	Account string    `json:"account"`
 	AdC     string    `json:"adc"`
 	Outcome string    `json:"outcome"`
+	// The part as sent (base64 in the JSON, compared, never decoded nor
+	// printed): with the recipient it names the segment, for the chaos
+	// run's duplicate count.
+	UDH string `json:"udh,omitempty"`
+	Msg string `json:"msg"`
 }
 
 func getJSON(ctx context.Context, url string, v any) error {

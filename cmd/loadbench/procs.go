@@ -35,7 +35,9 @@ type procs struct {
 // start runs bin with args and env (added to the environment), output in
 // dir/<name>.log.
 func (ps *procs) start(name, bin string, args, env []string) (*proc, error) {
-	out, err := os.Create(filepath.Join(ps.dir, name+".log"))
+	// Appended to: a process restarted by the chaos run keeps the log of
+	// its previous life, where the reason for a finding may be.
+	out, err := os.OpenFile(filepath.Join(ps.dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("%s log: %w", name, err)
 	}
@@ -93,6 +95,20 @@ func (p *proc) stop(grace time.Duration) error {
 		return fmt.Errorf("%s: killed after %v", p.name, grace)
 	case <-time.After(5 * time.Second):
 		return fmt.Errorf("%s: pid %d still running after SIGKILL", p.name, pgid)
+	}
+}
+
+// kill sends SIGKILL to the process's group and waits until it is gone.
+func (p *proc) kill(timeout time.Duration) error {
+	if done, _ := p.exited(); done {
+		return nil
+	}
+	_ = syscall.Kill(-p.pid(), syscall.SIGKILL)
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(timeout):
+		return fmt.Errorf("%s: pid %d still running %v after SIGKILL", p.name, p.pid(), timeout)
 	}
 }
 

@@ -110,7 +110,7 @@ func (r *Report) computeRatio() {
 	}
 }
 
-func writeJSON(path string, r *Report) error {
+func writeJSON(path string, r any) error {
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode report: %w", err)

@@ -44,12 +44,30 @@ type Config struct {
 	// Keep keeps the work directory (logs, data, kannel.conf).
 	Keep bool
 	Log  *slog.Logger
+
+	// Chaos runs the chaos suite instead of the benchmark (chaos.go):
+	// faults at seeded random times during the run, then the invariants.
+	Chaos bool
+	// Seed of the fault schedule; 0 picks one (printed, to replay it).
+	Seed int64
+	// ResendAfter is smsc-link's -smsc-unknown-resend-after under chaos.
+	ResendAfter time.Duration
+	// Settle bounds the wait, after the last fault and the last
+	// acceptance, for every consumer's lag 0 and every message terminal.
+	Settle time.Duration
+	// Quiet is how long the platform must stay settled to count as such.
+	Quiet time.Duration
+	// CutFor is how long the SMSC link stays cut (simulator stopped).
+	CutFor time.Duration
 }
 
 // Run builds the binaries, starts the platform as separate processes,
 // drives it, then Kannel if asked, and writes the report to out (Markdown)
 // and cfg.JSON. Every process it started is stopped before it returns.
 func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
+	if cfg.Chaos {
+		return RunChaos(ctx, cfg, out)
+	}
 	if cfg.ShortCodes < 1 || cfg.ShortCodes > 100 {
 		return fmt.Errorf("shortcodes %d: want 1 to 100", cfg.ShortCodes)
 	}
@@ -62,28 +80,11 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	if cfg.Messages < cfg.ShortCodes {
 		return fmt.Errorf("messages %d: want at least one per short code", cfg.Messages)
 	}
-	root, err := repoRoot()
+	p, root, err := newPlatform(cfg)
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "loadbench-")
-	if err != nil {
-		return fmt.Errorf("work dir: %w", err)
-	}
-	// As root the private PostgreSQL runs as postgres: it must enter.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return fmt.Errorf("work dir: %w", err)
-	}
-	p := &platform{cfg: cfg, log: cfg.Log, dir: dir, bin: filepath.Join(dir, "bin"), procs: &procs{log: cfg.Log, dir: dir}}
-	defer func() {
-		// Whatever happened (error, Ctrl-C), nothing is left running.
-		err = errors.Join(err, p.close())
-		if cfg.Keep || err != nil {
-			cfg.Log.Info("work directory kept (logs, data)", "dir", dir)
-			return
-		}
-		_ = os.RemoveAll(dir)
-	}()
+	defer func() { err = p.finish(err) }()
 
 	cfg.Log.Info("building binaries", "dir", p.bin)
 	if err := build(ctx, root, p.bin); err != nil {
@@ -124,6 +125,36 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	if cfg.JSON != "" {
 		return writeJSON(cfg.JSON, rep)
 	}
+	return nil
+}
+
+// newPlatform creates the work directory of a run; finish removes it.
+func newPlatform(cfg Config) (*platform, string, error) {
+	root, err := repoRoot()
+	if err != nil {
+		return nil, "", err
+	}
+	dir, err := os.MkdirTemp("", "loadbench-")
+	if err != nil {
+		return nil, "", fmt.Errorf("work dir: %w", err)
+	}
+	// As root the private PostgreSQL runs as postgres: it must enter.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, "", fmt.Errorf("work dir: %w", err)
+	}
+	return &platform{cfg: cfg, log: cfg.Log, dir: dir, bin: filepath.Join(dir, "bin"), procs: &procs{log: cfg.Log, dir: dir}}, root, nil
+}
+
+// finish stops whatever still runs (error, Ctrl-C: nothing is left
+// running) and removes the work directory unless asked to keep it or the
+// run failed.
+func (p *platform) finish(err error) error {
+	err = errors.Join(err, p.close())
+	if p.cfg.Keep || err != nil {
+		p.log.Info("work directory kept (logs, data)", "dir", p.dir)
+		return err
+	}
+	_ = os.RemoveAll(p.dir)
 	return nil
 }
 
