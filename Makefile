@@ -12,7 +12,7 @@ SERVICES := ingest compliance throttle smsc-link billing
 BUF := GOWORK=off $(GO) tool -modfile=$(CURDIR)/tools/buf/go.mod buf
 TEST_FLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: all run build test test-short lint vet fmt-check generate generate-check fuzz bench loadbench tidy clean interop numplan-data \
+.PHONY: all run build test test-short lint vet fmt-check generate generate-check fuzz bench loadbench chaos tidy clean interop numplan-data \
 	k8s-lint k8s-schemas images images-test test-ipsec observability-check e2e-jaeger k8s-verify
 
 all: build
@@ -119,6 +119,10 @@ bench:
 LOADBENCH_FLAGS ?= -shortcodes 4 -messages 2000 -unthrottled -kannel
 loadbench:
 	cd cmd && $(GO) run ./loadbench $(LOADBENCH_FLAGS)
+
+## chaos: the chaos suite (docs/chaos.md): 3 runs in a row of cmd/loadbench -chaos, each on a quiet machine; CHAOS_ARGS for more flags (e.g. CHAOS_ARGS="-messages 100000 -pace 300")
+chaos:
+	scripts/chaos.sh $(CHAOS_ARGS)
 
 ## numplan-data: refresh lib/numplan/data from ARCEP's MAJNUM extract (MAJNUM=file, see lib/numplan/data/README.md)
 MAJNUM ?= ../shared/data/arcep-majnum/majournums.raw.csv

@@ -39,6 +39,11 @@ type link struct {
 	// no 1-s window at the SMSC holds more than its rate of 51s, whatever
 	// the throttle released (docs/smsc-link.md, "Rate guard").
 	guard *rate.Guard
+	// notBefore is the first grant's earliest time, one guard window after
+	// the link was created: the guard knows nothing of what a previous
+	// process (killed, restarted) wrote in the SMSC's last second, so a new
+	// one counts its start as a full window, as a throttle lane does.
+	notBefore time.Time
 	// slots bounds the 51s between their guard grant and their result to
 	// the sum of the sessions' windows, so that a granted 51 never queues
 	// for window room (it would leave late, in a burst with the others).
@@ -48,10 +53,11 @@ type link struct {
 }
 
 func newLink(s *Service, a Account, sessions int, rates func(string) int) *link {
+	guard := rate.NewGuard(func() int { return rates(a.ShortCode) }, s.cfg.RateSlack)
 	return &link{
-		s: s, acc: a, up: make(chan struct{}),
+		s: s, acc: a, up: make(chan struct{}), notBefore: s.now().Add(guard.Window()),
 		clients: make([]*ucp.Client, sessions), seqs: make([]uint64, sessions), used: make([]int64, sessions),
-		guard: rate.NewGuard(func() int { return rates(a.ShortCode) }, s.cfg.RateSlack),
+		guard: guard,
 		slots: make(chan struct{}, s.cfg.Window*sessions),
 		state: newLinkState(),
 	}
@@ -80,6 +86,16 @@ func (l *link) acquire(ctx context.Context, after uint64, wait time.Duration) (c
 	if err := l.waitUp(ctx, wait); err != nil {
 		release()
 		return nil, 0, nil, err
+	}
+	if d := l.notBefore.Sub(l.s.now()); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			release()
+			return nil, 0, nil, ctx.Err()
+		}
 	}
 	gr, err := l.guard.Wait(ctx)
 	if err != nil {
@@ -180,7 +196,7 @@ func (l *link) set(slot int, c *ucp.Client) {
 	old := l.clients[slot]
 	l.clients[slot] = c
 	if c != nil {
-		l.seqs[slot] = l.s.sessSeq.Add(1)
+		l.seqs[slot] = l.s.nextSession()
 	}
 	switch {
 	case c != nil && old == nil:
@@ -347,4 +363,18 @@ func (c Config) tlsConfig() (*tls.Config, error) {
 		conf.RootCAs = pool
 	}
 	return conf, nil
+}
+
+// nextSession numbers a session that came up: above every number this or
+// an earlier process gave (the wall clock's nanoseconds, at least one more
+// than the last), so that an attempt record written by a killed process is
+// resent on the first session of the next one.
+func (s *Service) nextSession() uint64 {
+	for {
+		last := s.sessSeq.Load()
+		n := max(last+1, uint64(s.now().UnixNano()))
+		if s.sessSeq.CompareAndSwap(last, n) {
+			return n
+		}
+	}
 }

@@ -347,3 +347,38 @@ func TestMetricsShowContractedAndAchievedRate(t *testing.T) {
 		t.Errorf("slowdown = %v (%v), want 1", v, err)
 	}
 }
+
+// A process knows nothing of what the one before it (killed a moment
+// ago) sent in the SMSC's last second: its first submit waits one window
+// of the guard after its link came up, so that the two cannot put more
+// than the rate in one second.
+func TestNewProcessWaitsOneWindow(t *testing.T) {
+	e := guarded(t, 20, 100)
+	publishN(t, e, "0002", 30)
+	bustest.Eventually(t, 10*time.Second, func() error {
+		if n := e.sim.Stats().Accounts[shortCode].Accepted; n < 20 {
+			return fmt.Errorf("%d of 20 accepted", n)
+		}
+		return nil
+	})
+	e.stop()
+	stopped := time.Now()
+	e.startService()
+	ids := publishN(t, e, "0003", 5)
+	bustest.Eventually(t, 10*time.Second, func() error {
+		if n := e.sim.Stats().Accounts[shortCode].Accepted; n < 30+int64(len(ids)) {
+			return fmt.Errorf("%d of %d accepted", n, 30+len(ids))
+		}
+		return nil
+	})
+	var first time.Time
+	for _, s := range e.submissions() {
+		if s.Time.After(stopped) && (first.IsZero() || s.Time.Before(first)) {
+			first = s.Time
+		}
+	}
+	if gap := first.Sub(stopped); gap < time.Second {
+		t.Errorf("the new process's first submit came %v after the old one stopped, want at least the guard's window (1 s)", gap)
+	}
+	checkOperatorView(t, e, 20)
+}

@@ -83,3 +83,28 @@ func TestUnknownResendPolicy(t *testing.T) {
 		})
 	}
 }
+
+// A segment left in doubt by a process that stopped (killed, restarted) is
+// resent on the next process's first session: session numbers grow
+// across processes, not from 0 in each.
+func TestUnknownResentAfterRestart(t *testing.T) {
+	e := start(t, smscsim.Config{}, func(c *smsclink.Config) {
+		c.AckTimeout = 300 * time.Millisecond
+		c.UnknownResendAfter = 200 * time.Millisecond
+	})
+	e.sim.SetFaults(smscsim.Faults{DropSubmits: true})
+	ev := submitEvent("0190a8e2-0000-7000-8000-600000000001", segments(t, "your code is 123456")[0])
+	ev.Category = partnerv1.TrafficCategory_TRAFFIC_CATEGORY_CUSTOMER_RELATIONSHIP
+	e.publish(ev)
+	e.waitReports(ev.GetMessageId(), "unknown")
+	e.idle(1)
+	e.stop()
+
+	e.sim.SetFaults(smscsim.Faults{})
+	e.startService()
+	got := e.waitReports(ev.GetMessageId(), "unknown", "submitted", "delivered")
+	checkReport(t, got["delivered"][0], partnerv1.SegmentState_SEGMENT_STATE_DELIVERED, true, "")
+	if n := len(e.submissions()); n != 2 {
+		t.Errorf("the SMSC got %d submits, want 2 (the one in doubt, resent once)", n)
+	}
+}
