@@ -290,3 +290,31 @@ func TestEncodingValuesMatchTheAPI(t *testing.T) {
 		}
 	}
 }
+
+// A message published but whose row was never committed (ingest killed,
+// or PostgreSQL stopped, between the publish and the commit) is not sent
+// twice when the partner retries with its client reference: the retry
+// publishes the same id, stored once.
+func TestSendMessageRetryAfterLostCommit(t *testing.T) {
+	e := start(t)
+	req := sendReq("06 12 34 56 78", "Votre commande 4321 est partie.")
+	req.Category = partnerv1.TrafficCategory_TRAFFIC_CATEGORY_CUSTOMER_RELATIONSHIP
+	req.ClientReference = "order-4321-shipped"
+	first := e.send(t, req)
+	// The commit that never happened.
+	if _, err := e.db.Pool.Exec(context.Background(), `DELETE FROM ingest.messages WHERE id = $1`, first.GetMessageId()); err != nil {
+		t.Fatal(err)
+	}
+	second := e.send(t, req)
+	if second.GetMessageId() != first.GetMessageId() {
+		t.Errorf("the retry got message %s, want %s again", second.GetMessageId(), first.GetMessageId())
+	}
+	if n := len(e.streamMsgs(t, bus.StreamAccepted)); n != 1 {
+		t.Errorf("%d MessageAccepted, want 1", n)
+	}
+	// Without a reference a retry is another message.
+	req.ClientReference = ""
+	if a, b := e.send(t, req), e.send(t, req); a.GetMessageId() == b.GetMessageId() {
+		t.Error("two sends without a reference got one message id")
+	}
+}
