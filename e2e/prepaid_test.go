@@ -178,7 +178,10 @@ func TestPrepaidCredit(t *testing.T) {
 	// 1. 100 segments held while the short code is paused: 25 messages
 	// that expire while they wait, 25 that the SMSC will refuse.
 	c.pause(t, true)
-	const shortValidity = 2 * time.Second
+	// Long enough for the 50 sends and the account check below to come
+	// before the first expiry, on a busy machine too (2 s was not, under
+	// the chaos suite and a CI run at once).
+	const shortValidity = 8 * time.Second
 	expiring := c.sendN(t, 0, 25, shortValidity)
 	expiresAt := time.Now().Add(shortValidity)
 	nacked := c.sendN(t, 1, 25, 0)
@@ -187,7 +190,7 @@ func TestPrepaidCredit(t *testing.T) {
 	wantRefused(t, err, "1", "0")
 
 	// 2. Failures release the credit.
-	bustest.Eventually(t, 10*time.Second, func() error {
+	bustest.Eventually(t, 15*time.Second, func() error {
 		if time.Now().Before(expiresAt) {
 			return errors.New("the short-validity messages have not expired yet")
 		}

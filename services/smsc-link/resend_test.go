@@ -1,10 +1,12 @@
 package smsclink_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
 
+	"pushsms.io/lib/bus"
 	"pushsms.io/lib/bus/bustest"
 	"pushsms.io/lib/smscsim"
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
@@ -106,5 +108,39 @@ func TestUnknownResentAfterRestart(t *testing.T) {
 	checkReport(t, got["delivered"][0], partnerv1.SegmentState_SEGMENT_STATE_DELIVERED, true, "")
 	if n := len(e.submissions()); n != 2 {
 		t.Errorf("the SMSC got %d submits, want 2 (the one in doubt, resent once)", n)
+	}
+}
+
+// A segment whose attempt an earlier process began and never finished
+// (killed while its 51 may have been on the wire) is reported UNKNOWN and,
+// customer relationship, resent once on a session of this process: all of
+// them are newer than the dead process's.
+func TestInterruptedAttemptResentByNextProcess(t *testing.T) {
+	e := start(t, smscsim.Config{}, func(c *smsclink.Config) {
+		c.UnknownResendAfter = 200 * time.Millisecond
+	})
+	bustest.Eventually(t, wait, func() error {
+		if e.svc.Stats().LiveSessions[shortCode] == 0 {
+			return fmt.Errorf("no session")
+		}
+		return nil
+	})
+	e.stop()
+	ev := submitEvent("0190a8e2-0000-7000-8000-600000000002", segments(t, "your code is 654321")[0])
+	ev.Category = partnerv1.TrafficCategory_TRAFFIC_CATEGORY_CUSTOMER_RELATIONSHIP
+	kv, err := e.pub.JS.KeyValue(context.Background(), bus.BucketSubmitted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	began := fmt.Sprintf(`{"state":"sending","at":%q}`, time.Now().Add(-time.Minute).UTC().Format(time.RFC3339Nano))
+	if _, err := kv.Create(context.Background(), smsclink.AttemptKeyForTest(ev.GetMessageId(), 1), []byte(began)); err != nil {
+		t.Fatal(err)
+	}
+	e.startService()
+	e.publish(ev)
+	got := e.waitReports(ev.GetMessageId(), "unknown", "submitted", "delivered")
+	checkReport(t, got["delivered"][0], partnerv1.SegmentState_SEGMENT_STATE_DELIVERED, true, "")
+	if n := len(e.submissions()); n != 1 {
+		t.Errorf("the SMSC got %d submits, want 1 (the resend)", n)
 	}
 }

@@ -388,7 +388,10 @@ type Service struct {
 		refHits, refMisses                                   atomic.Int64
 	}
 
-	sessSeq  atomic.Uint64 // numbers the sessions as they come up
+	sessSeq atomic.Uint64 // numbers the sessions as they come up
+	// started is when this process began: an attempt begun before it was
+	// another process's, on sessions all older than this one's.
+	started  time.Time
 	resolveC chan struct{} // wakes the UNKNOWN resolver
 
 	linkCtx    context.Context // the sessions' lifetime: until Close
@@ -430,6 +433,10 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 
 		resolveC: make(chan struct{}, 1),
 	}
+	s.started = time.Now()
+	// This process's sessions are numbered above its start (nextSession),
+	// so above every session of a process before it.
+	s.sessSeq.Store(uint64(s.started.UnixNano()))
 	for _, r := range cfg.ExpiredRsn {
 		s.expRsn[r] = true
 	}

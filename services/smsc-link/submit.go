@@ -249,11 +249,17 @@ func (s *Service) resume(ctx context.Context, ev *eventsv1.SegmentSubmit, ref se
 	}
 	// Interrupted while the 51 may have been on the wire (a crash, a lost
 	// ack): the SMSC may have it, so it is not sent again.
-	s.Log.WarnContext(ctx, "smsc submit interrupted earlier; reported unknown, not resent",
+	s.Log.WarnContext(ctx, "smsc submit interrupted earlier; reported unknown",
 		"message_id", ref.MessageID, "segment", ref.Index, "short_code", ref.ShortCode)
-	// The UNKNOWN policy applies as after a timeout; the session it was on
-	// is not known, so only a session opened from now on may resend it.
-	u := s.unknownAttempt(ev, ref, s.sessSeq.Load())
+	// The UNKNOWN policy applies as after a timeout. An attempt begun by
+	// an earlier process was on one of its sessions, all older than this
+	// process's: any session here may resend it. One begun here may still
+	// be on a session up now: only a session opened from now on may.
+	seq := s.sessSeq.Load()
+	if a.At.Before(s.started) {
+		seq = uint64(s.started.UnixNano())
+	}
+	u := s.unknownAttempt(ev, ref, seq)
 	if err := s.endAttempt(ctx, akey, u); err != nil {
 		return err
 	}
