@@ -11,10 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/grpc"
 	grpccodes "google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"pushsms.io/lib/pgcluster"
@@ -280,13 +277,11 @@ func send(ctx context.Context, method, url, body string) error {
 // accepted before a crash returns the same message), for retryFor at most.
 func (c *chaos) drive(ctx context.Context, msgs []message) error {
 	p := c.p
-	conn, err := grpc.NewClient(p.apiAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	client, ctx, closeConn, err := p.partner(ctx)
 	if err != nil {
-		return fmt.Errorf("partner API: %w", err)
+		return err
 	}
-	defer conn.Close()
-	client := partnerv1.NewMessagingServiceClient(conn)
-	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+p.apiKey)
+	defer closeConn()
 	codes := ourCodes(p.cfg.ShortCodes)
 	run := time.Now().UnixNano()
 	return drive(ctx, len(msgs), p.cfg.Pace, p.cfg.Parallel, func(ctx context.Context, i int) error {

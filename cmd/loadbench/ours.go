@@ -79,13 +79,11 @@ func simHash(adc string) (string, error) {
 // one SendMessage each (drive); without, one customer-relationship
 // campaign per short code, all at once.
 func (p *platform) submitOurs(ctx context.Context, msgs []message) error {
-	conn, err := grpc.NewClient(p.apiAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	client, ctx, closeConn, err := p.partner(ctx)
 	if err != nil {
-		return fmt.Errorf("partner API: %w", err)
+		return err
 	}
-	defer conn.Close()
-	client := partnerv1.NewMessagingServiceClient(conn)
-	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+p.apiKey)
+	defer closeConn()
 	codes := ourCodes(p.cfg.ShortCodes)
 	if p.cfg.Pace > 0 {
 		run := time.Now().UnixNano()
@@ -325,4 +323,15 @@ func (p *platform) lag(ctx context.Context) ([]Lag, error) {
 		}
 	}
 	return out, nil
+}
+
+// partner dials the partner API as the bench's partner: the client, ctx
+// carrying its API key, and what closes the connection.
+func (p *platform) partner(ctx context.Context) (partnerv1.MessagingServiceClient, context.Context, func(), error) {
+	conn, err := grpc.NewClient(p.apiAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("partner API: %w", err)
+	}
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+p.apiKey)
+	return partnerv1.NewMessagingServiceClient(conn), ctx, func() { conn.Close() }, nil
 }
