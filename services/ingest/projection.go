@@ -154,40 +154,39 @@ type inBatch struct{ pgx.Tx }
 func (inBatch) Commit(context.Context) error   { return nil }
 func (inBatch) Rollback(context.Context) error { return nil }
 
-// clearedMessageID is the message id of a MessageCleared ("" when it
-// cannot be read: its handler says why).
+// clearedMessageID is the message id of a MessageCleared (its message's
+// field 1), read without decoding the rest: the handler decodes it once.
 func clearedMessageID(m *bus.Msg) string {
-	var ev eventsv1.MessageCleared
-	if m.Decode(&ev) != nil {
-		return ""
-	}
-	return ev.GetMessage().GetMessageId()
+	return string(field1(field1(m.Data)))
 }
 
 // reportMessageID is the message id of a report on SMS_REPORTS: field 1
-// of both its payloads (SegmentReport, MessageRejected), read without
-// decoding the rest.
-func reportMessageID(m *bus.Msg) string {
-	b := m.Data
+// of both its payloads (SegmentReport, MessageRejected).
+func reportMessageID(m *bus.Msg) string { return string(field1(m.Data)) }
+
+// field1 is the first length-delimited field 1 of a protobuf message (nil
+// when there is none or b cannot be read): sorting a batch by message id
+// needs only that.
+func field1(b []byte) []byte {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
-			return ""
+			return nil
 		}
 		b = b[n:]
 		if num == 1 && typ == protowire.BytesType {
 			v, n := protowire.ConsumeBytes(b)
 			if n < 0 {
-				return ""
+				return nil
 			}
-			return string(v)
+			return v
 		}
 		if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
-			return ""
+			return nil
 		}
 		b = b[n:]
 	}
-	return ""
+	return nil
 }
 
 // handleCleared marks a message QUEUED (or DEFERRED) with its segments

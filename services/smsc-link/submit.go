@@ -186,16 +186,12 @@ func (s *Service) submitted(ctx context.Context, ref segmentRef, akey, recipient
 		return s.report(ctx, ref, partnerv1.SegmentState_SEGMENT_STATE_SUBMITTED, stateSubmitted, false, "", "", s.parseSCTS(scts))
 	}
 	key := corrKey(recipient, scts)
-	recorded := make(chan struct{})
-	go func() {
-		defer close(recorded)
-		s.recordOutcome(ctx, ref, akey, attempt{State: attemptSubmitted, SCTS: scts, Key: key})
-	}()
-	err := s.persist(func() error { return s.storeRef(ctx, key, ref) })
-	<-recorded
-	if err != nil {
+	// One after the other: a goroutine per segment to write both at once
+	// saved a round trip of latency, not CPU, on the hottest path.
+	if err := s.persist(func() error { return s.storeRef(ctx, key, ref) }); err != nil {
 		return err
 	}
+	s.recordOutcome(ctx, ref, akey, attempt{State: attemptSubmitted, SCTS: scts, Key: key})
 	return s.report(ctx, ref, partnerv1.SegmentState_SEGMENT_STATE_SUBMITTED, stateSubmitted, false, "", "", s.parseSCTS(scts))
 }
 
