@@ -72,6 +72,11 @@ type Grant struct {
 	g *Guard
 	// At is when the grant was made.
 	At time.Time
+	// Late is how long after it became possible the grant was made,
+	// when it waited for a place to leave the window: the waiter's wake-up
+	// on a busy machine. A place is held 1 s plus this plus the time to
+	// the result (the cycle smsc-link publishes for the throttle's pacing).
+	Late time.Duration
 }
 
 // NewGuard returns a guard whose rate is read from rate before every grant
@@ -98,11 +103,17 @@ func (g *Guard) Window() time.Duration { return g.window }
 // more than R in any window, and returns its grant. It returns ctx's error,
 // granting nothing, if ctx ends first.
 func (g *Guard) Wait(ctx context.Context) (Grant, error) {
+	var free time.Time // when the grant was to become possible, if it waited for that
 	for {
-		at, d, wake := g.try()
+		at, d, wake, f := g.try()
 		if d == 0 {
-			return Grant{g: g, At: at}, nil
+			gr := Grant{g: g, At: at}
+			if !free.IsZero() && at.After(free) {
+				gr.Late = at.Sub(free)
+			}
+			return gr, nil
 		}
+		free = f
 		if err := g.sleep(ctx, d, wake); err != nil {
 			return Grant{}, fmt.Errorf("rate guard: %w", err)
 		}
@@ -111,12 +122,27 @@ func (g *Guard) Wait(ctx context.Context) (Grant, error) {
 
 // Done records the grant's result now: from now plus the window on, it no
 // longer counts.
-func (gr Grant) Done() {
+func (gr Grant) Done() { gr.DoneAt(time.Time{}) }
+
+// DoneAt records the grant's result as known at at (zero: now), the time
+// its ACK was read: the SMSC had received the submit by then, so counting
+// from it is as exact as counting from now, and a busy process that takes
+// a while to get round to the ACK does not hold the place longer. A time
+// before the last recorded result counts as that one (the results stay in
+// order; counting longer only errs on the safe side).
+func (gr Grant) DoneAt(at time.Time) {
 	g := gr.g
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.open--
-	g.done.Add(g.now())
+	t := g.now()
+	if !at.IsZero() && at.Before(t) {
+		t = at
+	}
+	if last, ok := g.done.Last(); ok && t.Before(last) {
+		t = last
+	}
+	g.done.Add(t)
 	if g.held {
 		close(g.freed)
 		g.freed, g.held = make(chan struct{}), false
@@ -125,11 +151,12 @@ func (gr Grant) Done() {
 
 // try grants a submit now and returns its time and 0, or returns how long
 // to wait before trying again and, when open grants hold it, a channel
-// closed when a result comes first.
-func (g *Guard) try() (time.Time, time.Duration, <-chan struct{}) {
+// closed when a result comes first, or, when a counted result holds it,
+// the time that one leaves the window.
+func (g *Guard) try() (at time.Time, wait time.Duration, wake <-chan struct{}, free time.Time) {
 	r := min(g.rate(), MaxRate)
 	if r < 1 {
-		return time.Time{}, holdPoll, nil
+		return time.Time{}, holdPoll, nil, time.Time{}
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -138,14 +165,15 @@ func (g *Guard) try() (time.Time, time.Duration, <-chan struct{}) {
 	k := r - g.open
 	if k < 1 {
 		g.held = true
-		return time.Time{}, holdPoll, g.freed
+		return time.Time{}, holdPoll, g.freed, time.Time{}
 	}
 	now := g.now()
-	if wait := g.done.Free(k, g.window).Sub(now); wait > 0 {
-		return time.Time{}, min(wait, holdPoll), nil
+	free = g.done.Free(k, g.window)
+	if wait := free.Sub(now); wait > 0 {
+		return time.Time{}, min(wait, holdPoll), nil, free
 	}
 	g.open++
-	return now, 0, nil
+	return now, 0, nil, time.Time{}
 }
 
 func sleepCtx(ctx context.Context, d time.Duration, wake <-chan struct{}) error {
@@ -179,6 +207,14 @@ func (h *History) Add(t time.Time) {
 	if h.count < len(h.ring) {
 		h.count++
 	}
+}
+
+// Last returns the time added last, if any.
+func (h *History) Last() (time.Time, bool) {
+	if h.count == 0 {
+		return time.Time{}, false
+	}
+	return h.ring[(h.next-1+len(h.ring))%len(h.ring)], true
 }
 
 // Free returns the earliest time from which fewer than k (1 to MaxRate)

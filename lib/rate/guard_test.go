@@ -22,12 +22,19 @@ type link struct {
 	rnd     *rand.Rand
 	pending []pending // by result time
 	sent    []submit
+	// lag, when set, is how long after a result is read the submitter
+	// gets round to it (a busy process): it reports the read time.
+	lag func() time.Duration
+	// oversleep is how late a sleeping waiter wakes.
+	oversleep time.Duration
+	grants    []Grant
 }
 
 type pending struct {
-	gr  Grant
-	at  time.Time
-	idx int
+	gr   Grant
+	at   time.Time // when the submitter handles the result
+	read time.Time // when the result was read
+	idx  int
 }
 
 // submit is one granted submit: when the SMSC received it and the rate at
@@ -45,7 +52,7 @@ func newLink(g *Guard, seed uint64) *link {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		l.advance(l.t.Add(d))
+		l.advance(l.t.Add(d + l.oversleep))
 		return nil
 	}
 	return l
@@ -58,7 +65,11 @@ func (l *link) advance(t time.Time) {
 		p := l.pending[0]
 		l.pending = l.pending[1:]
 		l.t = later(l.t, p.at)
-		l.sent[p.idx].result = l.t
+		l.sent[p.idx].result = p.read
+		if l.lag != nil {
+			p.gr.DoneAt(p.read)
+			return
+		}
 		p.gr.Done()
 		return
 	}
@@ -89,8 +100,12 @@ func (l *link) wait(t *testing.T, rtt time.Duration, rate int) {
 		recv = l.t.Add(time.Duration(l.rnd.Int64N(int64(rtt) + 1)))
 	}
 	l.sent = append(l.sent, submit{granted: l.t, received: recv, rate: rate, seq: len(l.sent)})
-	p := pending{gr: gr, at: res, idx: len(l.sent) - 1}
-	i, _ := slices.BinarySearchFunc(l.pending, res, func(e pending, t time.Time) int { return e.at.Compare(t) })
+	l.grants = append(l.grants, gr)
+	p := pending{gr: gr, at: res, read: res, idx: len(l.sent) - 1}
+	if l.lag != nil {
+		p.at = res.Add(l.lag())
+	}
+	i, _ := slices.BinarySearchFunc(l.pending, p.at, func(e pending, t time.Time) int { return e.at.Compare(t) })
 	l.pending = slices.Insert(l.pending, i, p)
 }
 
@@ -190,6 +205,57 @@ func TestGuardUsesFullRate(t *testing.T) {
 			if float64(n) < want-float64(R) || n > 10*R {
 				t.Errorf("rate %d, rtt %v: %d grants in 10 s, want about %.0f", R, rtt, n, want)
 			}
+		}
+	}
+}
+
+// TestGuardCountsFromTheRead: a result read at once but handled 50 to
+// 150 ms later (a busy process) is counted from its read: the SMSC still
+// never sees more than R in a window, and the handling delay costs no
+// throughput, only the round trip does.
+func TestGuardCountsFromTheRead(t *testing.T) {
+	for _, R := range []int{10, 100} {
+		const rtt = 5 * time.Millisecond
+		g := NewGuard(func() int { return R }, 0)
+		l := newLink(g, uint64(R))
+		l.lag = func() time.Duration { return 50*time.Millisecond + time.Duration(l.rnd.Int64N(int64(100*time.Millisecond))) }
+		start := l.t
+		n := 0
+		for l.t.Sub(start) < 20*time.Second {
+			l.wait(t, rtt, R)
+			if l.t.Sub(start) < 20*time.Second {
+				n++
+			}
+		}
+		l.drain()
+		checkSMSC(t, l.sent, g.Window())
+		want := float64(20*R) * float64(time.Second) / float64(time.Second+rtt)
+		if float64(n) < want-float64(R)/2 {
+			t.Errorf("rate %d: %d grants in 20 s, want about %.0f (1 s + the round trip per R)", R, n, want)
+		}
+	}
+}
+
+// TestGuardLateGrant: a waiter that wakes late is granted late, and the
+// grant says by how much (smsc-link adds it to the cycle the throttle
+// paces at); a grant that did not wait for a place is not late. R grants
+// at once, then each R-th waits for the window to pass (the others find
+// a place at once behind it).
+func TestGuardLateGrant(t *testing.T) {
+	const R = 10
+	g := NewGuard(func() int { return R }, 0)
+	l := newLink(g, 1)
+	l.oversleep = 7 * time.Millisecond
+	for range 3 * R {
+		l.wait(t, time.Millisecond, R)
+	}
+	for i, gr := range l.grants {
+		want := time.Duration(0)
+		if i > 0 && i%R == 0 {
+			want = l.oversleep
+		}
+		if gr.Late != want {
+			t.Errorf("grant %d: late %v, want %v", i, gr.Late, want)
 		}
 	}
 }

@@ -74,10 +74,11 @@ type LinkState struct {
 	// Achieved is the SMS-MT the SMSC accepted per second, averaged over
 	// the last 10 whole seconds.
 	Achieved float64 `json:"achieved"`
-	// AckMillis is the longest time from the rate guard's grant to the ACK
-	// of an accepted 51 over the last 3 seconds, in milliseconds: the
-	// guard counts a 51 until one second after its ACK (lib/rate.Guard), so
-	// R 51s take 1 s plus this; the throttle paces at that, not faster.
+	// AckMillis is the mean time an accepted 51 held a place of the rate
+	// guard beyond 1 s over the last 3 seconds (its grant's lateness plus
+	// grant to ACK), in milliseconds: the guard counts a 51 until one
+	// second after its ACK (lib/rate.Guard), so R 51s take 1 s plus this;
+	// the throttle paces at that, not faster.
 	AckMillis float64   `json:"ack_ms"`
 	At        time.Time `json:"at,omitzero"`
 }

@@ -124,6 +124,7 @@ type pending struct {
 	msg      Message
 	done     chan struct{}
 	res      Result
+	at       time.Time // when res was read
 	err      error
 	timer    *time.Timer
 	holdsWin bool
@@ -138,6 +139,11 @@ type SubmitResult struct {
 	Key Key
 	MVP string // modified validity period, usually empty
 	SM  string // the ACK's SM as received
+	// At is when the ACK was read from the connection: the SMSC had
+	// received the submit by then. A rate guard counts from it rather
+	// than from when the caller got round to the result, which on a busy
+	// machine is later (lib/rate.Grant.DoneAt).
+	At time.Time
 }
 
 // Dial connects to addr and logs in (see NewClient).
@@ -216,14 +222,14 @@ func (c *Client) login(ctx context.Context) error {
 // Submit sends an OT 51 and waits for its result. A NACK is returned as a
 // *NackError; see Temporary for which ones to requeue.
 func (c *Client) Submit(ctx context.Context, s *Submit) (SubmitResult, error) {
-	r, err := c.Send(ctx, s)
+	r, at, err := c.send(ctx, s)
 	if err != nil {
 		return SubmitResult{}, err
 	}
 	if err := r.Err(); err != nil {
 		return SubmitResult{}, err
 	}
-	res := SubmitResult{MVP: r.MVP, SM: r.SM}
+	res := SubmitResult{MVP: r.MVP, SM: r.SM, At: at}
 	if k, ok := r.Key(); ok {
 		res.Key = k
 	}
@@ -240,26 +246,32 @@ func (c *Client) Submit(ctx context.Context, s *Submit) (SubmitResult, error) {
 // Once the operation is written, an ended session or a cancelled ctx gives
 // an error matching ErrInDoubt; before that, ErrClosed or ctx's error alone.
 func (c *Client) Send(ctx context.Context, m Message) (Result, error) {
+	r, _, err := c.send(ctx, m)
+	return r, err
+}
+
+// send is Send that also returns when the result was read.
+func (c *Client) send(ctx context.Context, m Message) (Result, time.Time, error) {
 	if m.Kind() != KindOperation {
-		return Result{}, fmt.Errorf("ucp: send: %T is not an operation", m)
+		return Result{}, time.Time{}, fmt.Errorf("ucp: send: %T is not an operation", m)
 	}
 	c.mu.Lock()
 	stopped := c.closed || c.draining
 	c.mu.Unlock()
 	if stopped {
-		return Result{}, c.closedErr()
+		return Result{}, time.Time{}, c.closedErr()
 	}
 	select {
 	case c.window <- struct{}{}:
 	case <-ctx.Done():
-		return Result{}, ctx.Err()
+		return Result{}, time.Time{}, ctx.Err()
 	case <-c.done:
-		return Result{}, c.closedErr()
+		return Result{}, time.Time{}, c.closedErr()
 	}
 	p := &pending{ot: m.OpType(), msg: m, done: make(chan struct{}), holdsWin: true}
 	trn, err := c.reserveAndWrite(ctx, p, m)
 	if err != nil {
-		return Result{}, err
+		return Result{}, time.Time{}, err
 	}
 	c.lastSend.Store(time.Now().UnixNano())
 	c.mu.Lock()
@@ -269,9 +281,9 @@ func (c *Client) Send(ctx context.Context, m Message) (Result, error) {
 	c.mu.Unlock()
 	select {
 	case <-p.done:
-		return p.res, p.err
+		return p.res, p.at, p.err
 	case <-ctx.Done():
-		return Result{}, fmt.Errorf("%w: %w", ErrInDoubt, ctx.Err())
+		return Result{}, time.Time{}, fmt.Errorf("%w: %w", ErrInDoubt, ctx.Err())
 	}
 }
 
@@ -350,8 +362,9 @@ func (c *Client) finishLocked(p *pending, res Result, err error) {
 	c.releaseLocked(p)
 }
 
-// resolve matches a result to our outstanding operation by (TRN, OT).
-func (c *Client) resolve(trn uint8, r Result) {
+// resolve matches a result, read at at, to our outstanding operation by
+// (TRN, OT).
+func (c *Client) resolve(trn uint8, r Result, at time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	p := c.slots[trn]
@@ -365,6 +378,9 @@ func (c *Client) resolve(trn uint8, r Result) {
 		if late := c.opts.OnLateResult; late != nil {
 			go late(p.msg, r)
 		}
+	}
+	if !p.finished {
+		p.at = at
 	}
 	c.finishLocked(p, r, nil)
 }
@@ -421,11 +437,12 @@ func (c *Client) readLoop() {
 			c.fail(fmt.Errorf("ucp: read: %w", err))
 			return
 		}
-		c.handleFrame(raw)
+		c.handleFrame(raw, time.Now())
 	}
 }
 
-func (c *Client) handleFrame(raw []byte) {
+// handleFrame handles a frame read at at.
+func (c *Client) handleFrame(raw []byte, at time.Time) {
 	h, err := ParseHeader(raw)
 	if err != nil {
 		c.log.Warn("ucp unparseable frame dropped", "err", err, "len", len(raw))
@@ -438,7 +455,7 @@ func (c *Client) handleFrame(raw []byte) {
 			c.log.Warn("ucp bad result dropped", "trn", h.TRN, "ot", h.OT.String(), "err", err)
 			return
 		}
-		c.resolve(h.TRN, r)
+		c.resolve(h.TRN, r, at)
 		return
 	}
 	f, err := Decode(raw)

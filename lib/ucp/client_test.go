@@ -499,3 +499,31 @@ func TestServe(t *testing.T) {
 		t.Errorf("Serve returned %v, want context.Canceled", err)
 	}
 }
+
+// TestSubmitResultReadTime: an accepted submit says when its ACK was read,
+// which is after the SMSC sent it and no later than Submit returns: the
+// rate guard counts the submit from then.
+func TestSubmitResultReadTime(t *testing.T) {
+	f := newFake(t)
+	c := dialFake(t, f, ucp.Options{Window: 1})
+	type out struct {
+		res ucp.SubmitResult
+		err error
+		at  time.Time
+	}
+	done := make(chan out, 1)
+	go func() {
+		res, err := c.Submit(t.Context(), submitTo("0607080910"))
+		done <- out{res, err, time.Now()}
+	}()
+	fr := f.next()
+	sent := time.Now()
+	f.ack(fr, "271126120000")
+	o := <-done
+	if o.err != nil {
+		t.Fatal(o.err)
+	}
+	if o.res.At.Before(sent) || o.res.At.After(o.at) {
+		t.Errorf("ACK read at %v: want between its sending %v and Submit's return %v", o.res.At, sent, o.at)
+	}
+}

@@ -67,12 +67,13 @@ func newLink(s *Service, a Account, sessions int, rates func(string) int) *link 
 // of the account's windows, a live session (waiting up to wait for one),
 // then the guard's grant; it returns the session to write on (picked after
 // the grant, the least busy then) and its number, and done, to call with
-// the 51's result (nil: accepted; its error otherwise) as soon as it is
-// known: the guard counts the 51 until one second after that
+// the time the 51's result was read (zero: now) and the result (nil:
+// accepted; its error otherwise) as soon as it is known: the guard counts
+// the 51 until one second after that
 // (lib/rate.Guard), and the time from grant to result is the round trip
 // the link state reports, and what the submits metric counts (first
 // submits and resends alike). An error means nothing was written.
-func (l *link) acquire(ctx context.Context, after uint64, wait time.Duration) (c *ucp.Client, seq uint64, done func(error), err error) {
+func (l *link) acquire(ctx context.Context, after uint64, wait time.Duration) (c *ucp.Client, seq uint64, done func(at time.Time, err error), err error) {
 	select {
 	case l.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -109,11 +110,14 @@ func (l *link) acquire(ctx context.Context, after uint64, wait time.Duration) (c
 		release()
 		return nil, 0, nil, fmt.Errorf("short code %s: %w", l.acc.ShortCode, errLinkDown)
 	}
-	return c, seq, func(err error) {
-		gr.Done()
+	return c, seq, func(at time.Time, err error) {
+		gr.DoneAt(at)
 		release()
 		now := l.s.now()
-		l.state.result(now, now.Sub(gr.At), err)
+		if at.IsZero() || at.After(now) {
+			at = now
+		}
+		l.state.result(now, gr.Late+at.Sub(gr.At), err)
 		l.s.metrics.submitResult(l.acc.ShortCode, err)
 	}, nil
 }

@@ -26,9 +26,8 @@ const (
 	slowdownRecover = 1.25
 	// achievedSeconds is the span "achieved" averages over.
 	achievedSeconds = 10
-	// roundTripSeconds is the span "ack_ms" takes its maximum over: long
-	// enough to hold a spike until the throttle has paced by it, short
-	// enough to follow the link back down.
+	// roundTripSeconds is the span "ack_ms" averages over: long enough
+	// for a steady figure at 10 SMS/s, short enough to follow the link.
 	roundTripSeconds = 3
 )
 
@@ -48,8 +47,9 @@ type linkState struct {
 	// lastBad is when the last NACK/timeout happened: recovery starts one
 	// clean second after it.
 	lastBad time.Time
-	// accepted counts accepted 51s by Unix second, and the longest
-	// grant-to-ACK time among them, a ring of achievedSeconds+1 slots.
+	// accepted counts accepted 51s by Unix second, and the sum of the
+	// times each held a place of the guard beyond 1 s (its grant's
+	// lateness and grant-to-ACK), a ring of achievedSeconds+1 slots.
 	accepted [achievedSeconds + 1]struct {
 		sec int64
 		n   int64
@@ -83,8 +83,9 @@ func (ls *linkState) setUp(up bool) {
 	ls.kick()
 }
 
-// result records the outcome of a written 51 and the time from its grant
-// to its result.
+// result records the outcome of a written 51 and the time it held a place
+// of the guard beyond 1 s: its grant's lateness, then from its grant to its
+// result.
 func (ls *linkState) result(now time.Time, rtt time.Duration, err error) {
 	var nack *ucp.NackError
 	var reason string
@@ -97,7 +98,7 @@ func (ls *linkState) result(now time.Time, rtt time.Duration, err error) {
 			slot.sec, slot.n, slot.rtt = sec, 0, 0
 		}
 		slot.n++
-		slot.rtt = max(slot.rtt, rtt)
+		slot.rtt += rtt
 		ls.mu.Unlock()
 		return
 	case errors.Is(err, ucp.ErrTimeout):
@@ -152,15 +153,19 @@ func (ls *linkState) snapshot(now time.Time) shortcode.LinkState {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	cur := now.Unix()
-	var n int64
+	var n, rttN int64
 	var rtt time.Duration
 	for _, s := range ls.accepted {
 		if s.sec < cur && s.sec >= cur-achievedSeconds {
 			n += s.n
 		}
 		if s.sec <= cur && s.sec > cur-roundTripSeconds {
-			rtt = max(rtt, s.rtt)
+			rtt += s.rtt
+			rttN += s.n
 		}
+	}
+	if rttN > 0 {
+		rtt /= time.Duration(rttN)
 	}
 	return shortcode.LinkState{
 		Up:        ls.up,

@@ -124,7 +124,7 @@ func (s *Service) newMetrics() (*linkMetrics, error) {
 	achieved := gauge("pushsms_short_code_rate_achieved", "",
 		"SMS-MT per second the SMSC accepted, mean of the last 10 whole seconds.")
 	roundTrip := gauge("pushsms_short_code_ack_round_trip", "s",
-		"Longest time from the rate guard's grant to the ACK over the last 3 s: R SMS-MT take 1 s plus this.")
+		"Mean time an SMS-MT held a place of the rate guard beyond 1 s over the last 3 s (its grant's lateness plus grant to ACK): R SMS-MT take 1 s plus this.")
 	slowdown := gauge("pushsms_short_code_slowdown", "",
 		"Fraction of the contracted rate the link takes now (1: full rate; halved per second of NACK 04 or ACK timeouts).")
 	up := gauge("pushsms_short_code_link_up", "",

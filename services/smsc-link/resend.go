@@ -190,7 +190,7 @@ func (s *Service) resolveOne(ctx context.Context, rkey string) error {
 	written := false
 	defer func() {
 		if !written {
-			done(errLinkDown) // never left: says nothing of the link's load
+			done(time.Time{}, errLinkDown) // never left: says nothing of the link's load
 		}
 	}()
 	// Claim it: Resent before the 51 is written, so that it is sent at
@@ -213,7 +213,7 @@ func (s *Service) resolveOne(ctx context.Context, rkey string) error {
 	s.stats.resends.Add(1)
 	res, err := client.Submit(ctx, sub)
 	written = true
-	done(err)
+	done(res.At, err)
 	var nack *ucp.NackError
 	switch {
 	case err == nil:

@@ -132,7 +132,7 @@ func (s *Service) submit(ctx context.Context, m *bus.Msg, ev *eventsv1.SegmentSu
 	ref.Trace = carrier
 
 	res, err := client.Submit(ctx, sub)
-	done(err)
+	done(res.At, err)
 	var nack *ucp.NackError
 	switch {
 	case err == nil:

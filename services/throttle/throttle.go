@@ -30,7 +30,7 @@
 //     only queue segments in smsc-link, where they would wait behind each
 //     other and delay a customer message. So releases are scheduled every
 //     (1s + slack)/R, slack being the link's grant-to-ACK time that
-//     smsc-link publishes in LINK_STATE (ack_ms, the longest of the last
+//     smsc-link publishes in LINK_STATE (ack_ms, the mean of the last
 //     3 s), at least -rate-guard (2 ms by default: 99.8 % of R);
 //   - the schedule is a fixed clock: a release made late (timer, scheduler,
 //     a busy machine) by less than 100 ms does not push the next ones
