@@ -218,7 +218,9 @@ func TestGuardCountsFromTheRead(t *testing.T) {
 		const rtt = 5 * time.Millisecond
 		g := NewGuard(func() int { return R }, 0)
 		l := newLink(g, uint64(R))
-		l.lag = func() time.Duration { return 50*time.Millisecond + time.Duration(l.rnd.Int64N(int64(100*time.Millisecond))) }
+		l.lag = func() time.Duration {
+			return 50*time.Millisecond + time.Duration(l.rnd.Int64N(int64(100*time.Millisecond)))
+		}
 		start := l.t
 		n := 0
 		for l.t.Sub(start) < 20*time.Second {
