@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"pushsms.io/cmd/stack"
 	"pushsms.io/lib/bus"
 	"pushsms.io/lib/pgcluster"
 	"pushsms.io/lib/rate"
@@ -274,6 +275,11 @@ func (p *platform) startServices(ctx context.Context) error {
 				}
 			}
 			spec.args = append(append([]string{"-grpc-addr", hostPort(spec.port)}, common...), spec.args...)
+			// The collector's target of deploy/k8s (pushsms-env), unless
+			// the bench's own environment says otherwise.
+			if os.Getenv("GOGC") == "" {
+				spec.env = append(slices.Clone(spec.env), "GOGC="+strconv.Itoa(stack.DeploymentGOGC))
+			}
 			pr, err := p.startService(ctx, spec)
 			if err != nil {
 				return err
