@@ -32,8 +32,10 @@ const holdPoll = 50 * time.Millisecond
 //
 // The price is the round trip: under backlog, R submits go every 1 s plus
 // the time from grant to result (about 1 ms on a local link: 99.9 % of R;
-// 20 ms across a VPN: 98 %). smsc-link publishes that time so that the
-// throttle paces at what the link can take (docs/throttle.md).
+// 20 ms across a VPN: 98 %), plus how late a waiter wakes for its place
+// (Grant.Late: a busy machine's scheduler). smsc-link publishes the mean
+// of both so that the throttle paces at what the link can take
+// (docs/throttle.md).
 //
 // Rate changes apply at the next decision:
 //   - an increase lets waiters through as soon as they next look (within
