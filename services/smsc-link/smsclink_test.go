@@ -795,3 +795,37 @@ func TestUnmatchedDRIsNacked(t *testing.T) {
 		t.Errorf("reports for an unknown DR: %v", r)
 	}
 }
+
+// TestBusOutageBetweenAckAndRecord: the NATS server goes away while a 51
+// is on the wire and stays away longer than a few retries; the ACK's
+// correlation and outcome are stored once it is back, so the segment is
+// SUBMITTED then DELIVERED by its DR, not UNKNOWN for good (chaos run of
+// 28 Nov 2026 13:02 UTC).
+func TestBusOutageBetweenAckAndRecord(t *testing.T) {
+	e := newEnv(t, smscsim.Config{}, func(c *smsclink.Config) { c.AckTimeout = 30 * time.Second })
+	e.sim.SetFaults(smscsim.Faults{AckDelay: time.Second})
+	e.startService()
+	ev := submitEvent("0190a8e2-0000-7000-8000-0000000000b5", segments(t, "outage")[0])
+	e.publish(ev)
+	bustest.Eventually(t, wait, func() error {
+		if n := len(e.submissions()); n != 1 {
+			return fmt.Errorf("%d submits at the SMSC, want 1", n)
+		}
+		return nil
+	})
+	e.srv.Stop() // the ACK comes in 1 s, to a process without its bus
+	time.Sleep(8 * time.Second)
+	e.srv.Restart(t)
+	// The test's own connection is back too before it reads the reports.
+	bustest.Eventually(t, wait, func() error {
+		_, err := e.pub.JS.Stream(t.Context(), bus.StreamReports)
+		return err
+	})
+	got := e.waitReports(ev.GetMessageId(), "submitted", "delivered")
+	if len(got["unknown"]) != 0 {
+		t.Errorf("reports %v: the ACKed segment was reported unknown", keys(got))
+	}
+	if n := len(e.submissions()); n != 1 {
+		t.Errorf("the SMSC got %d submits, want 1", n)
+	}
+}

@@ -205,21 +205,37 @@ func (s *Service) recordOutcome(ctx context.Context, ref segmentRef, akey string
 	}
 }
 
-// persist retries a bucket write that follows a result a few times (about
-// 5 s in all, less when closing): a segment given back to the bus after its
-// 51 was taken can only be reported UNKNOWN.
+// persist retries a bucket write that follows a result until it is stored
+// or the service stops. The result is only in this process's memory: a
+// segment given back to the bus after its 51 was taken can only be
+// reported UNKNOWN, and the DRs of an ACK whose correlation was never
+// stored match nothing, so giving up early leaves a delivered SMS UNKNOWN
+// for good (chaos run 13:02 UTC 28 Nov 2026, seed 13615626: a NATS server
+// back after 2 s, JetStream later, outlasted the 5 s of retries there
+// were). What waits here is bounded by the 51s in flight when the bus went
+// away: a new 51 needs the bus for its attempt record first.
 func (s *Service) persist(f func() error) error {
-	var err error
-	for attempt := range 5 {
-		if err = f(); err == nil {
+	for attempt := 0; ; attempt++ {
+		err := f()
+		if err == nil {
 			return nil
 		}
-		if !sleep(s.Stopping(), reconnectDelay(attempt)) {
-			break
+		if attempt == persistPatience {
+			s.Log.Warn("smsc result not stored yet; retrying until it is", "err", err)
+		}
+		if !sleep(s.Stopping(), min(reconnectDelay(attempt), persistRetryMax)) {
+			return err
 		}
 	}
-	return err
 }
+
+const (
+	// persistRetryMax is the longest pause between two tries of persist:
+	// the bus is back within it.
+	persistRetryMax = 2 * time.Second
+	// persistPatience is how many failed tries of persist go unlogged.
+	persistPatience = 5
+)
 
 func (s *Service) nacked(ctx context.Context, ref segmentRef, ec string) error {
 	return s.report(ctx, ref, partnerv1.SegmentState_SEGMENT_STATE_FAILED, stateNacked, true, ec, "rejected by the SMSC", time.Time{})
