@@ -120,7 +120,8 @@ LOADBENCH_FLAGS ?= -shortcodes 4 -messages 2000 -unthrottled -kannel
 loadbench:
 	cd cmd && $(GO) run ./loadbench $(LOADBENCH_FLAGS)
 
-## chaos: the chaos suite (docs/chaos.md): 3 runs in a row of cmd/loadbench -chaos, each on a quiet machine; CHAOS_ARGS for more flags (e.g. CHAOS_ARGS="-messages 100000 -pace 300")
+## chaos: the chaos suite (docs/chaos.md): 3 runs in a row of cmd/loadbench -chaos at issue 8's size (100 000 messages a run, about 8 min each), each on a quiet machine; CHAOS_ARGS to change it (e.g. CHAOS_ARGS="-messages 20000" for a quicker check)
+CHAOS_ARGS ?= -messages 100000 -pace 300 -rate 150 -settle 10m
 chaos:
 	scripts/chaos.sh $(CHAOS_ARGS)
 
