@@ -109,6 +109,22 @@ func (l *link) wait(t *testing.T, rtt time.Duration, rate int) {
 	l.pending = slices.Insert(l.pending, i, p)
 }
 
+// backlog takes grants one after the other, each with a round trip of
+// rtt, for d of the link's clock, and returns how many were granted
+// within d.
+func (l *link) backlog(t *testing.T, d, rtt time.Duration, rate int) int {
+	t.Helper()
+	start := l.t
+	n := 0
+	for l.t.Sub(start) < d {
+		l.wait(t, rtt, rate)
+		if l.t.Sub(start) < d {
+			n++
+		}
+	}
+	return n
+}
+
 // drain delivers every pending result.
 func (l *link) drain() {
 	for len(l.pending) > 0 {
@@ -190,15 +206,7 @@ func TestGuardUsesFullRate(t *testing.T) {
 	for _, R := range []int{1, 10, 20, 50, 100, 150} {
 		for _, rtt := range []time.Duration{0, time.Millisecond, 20 * time.Millisecond} {
 			g := NewGuard(func() int { return R }, 0)
-			l := newLink(g, 1)
-			start := l.t
-			n := 0
-			for l.t.Sub(start) < 10*time.Second {
-				l.wait(t, rtt, R)
-				if l.t.Sub(start) < 10*time.Second {
-					n++
-				}
-			}
+			n := newLink(g, 1).backlog(t, 10*time.Second, rtt, R)
 			// 10 s hold 10·s/(1s+rtt) windows of R, the last maybe
 			// partly.
 			want := float64(10*R) * float64(time.Second) / float64(time.Second+rtt)
@@ -221,14 +229,7 @@ func TestGuardCountsFromTheRead(t *testing.T) {
 		l.lag = func() time.Duration {
 			return 50*time.Millisecond + time.Duration(l.rnd.Int64N(int64(100*time.Millisecond)))
 		}
-		start := l.t
-		n := 0
-		for l.t.Sub(start) < 20*time.Second {
-			l.wait(t, rtt, R)
-			if l.t.Sub(start) < 20*time.Second {
-				n++
-			}
-		}
+		n := l.backlog(t, 20*time.Second, rtt, R)
 		l.drain()
 		checkSMSC(t, l.sent, g.Window())
 		want := float64(20*R) * float64(time.Second) / float64(time.Second+rtt)
