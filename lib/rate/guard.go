@@ -61,6 +61,11 @@ type Guard struct {
 	// the latest; the one it waits for is older), so it is not woken.
 	freed chan struct{}
 	held  bool
+	// urgent counts the WaitUrgent callers waiting: while there is one,
+	// Wait's callers take no place. urgentGone is closed (and replaced)
+	// when the last of them leaves.
+	urgent     int
+	urgentGone chan struct{}
 
 	// now and sleep are time.Now and a context-aware sleep that also ends
 	// when wake is closed; tests replace them with a virtual clock.
@@ -91,8 +96,9 @@ func NewGuard(rate func() int, slack time.Duration) *Guard {
 	}
 	return &Guard{
 		rate:   rate,
-		window: time.Second + slack,
-		freed:  make(chan struct{}),
+		window:     time.Second + slack,
+		freed:      make(chan struct{}),
+		urgentGone: make(chan struct{}),
 		now:    time.Now,
 		sleep:  sleepCtx,
 	}
@@ -104,10 +110,30 @@ func (g *Guard) Window() time.Duration { return g.window }
 // Wait blocks until a submit may be written without letting the SMSC see
 // more than R in any window, and returns its grant. It returns ctx's error,
 // granting nothing, if ctx ends first.
-func (g *Guard) Wait(ctx context.Context) (Grant, error) {
+func (g *Guard) Wait(ctx context.Context) (Grant, error) { return g.wait(ctx, false) }
+
+// WaitUrgent is Wait for a submit that goes before the others (a
+// customer-relationship message): while it waits, Wait's callers take no
+// place, so that it never waits behind marketing at the guard.
+func (g *Guard) WaitUrgent(ctx context.Context) (Grant, error) {
+	g.mu.Lock()
+	g.urgent++
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.urgent--; g.urgent == 0 {
+			close(g.urgentGone)
+			g.urgentGone = make(chan struct{})
+		}
+	}()
+	return g.wait(ctx, true)
+}
+
+func (g *Guard) wait(ctx context.Context, urgent bool) (Grant, error) {
 	var free time.Time // when the grant was to become possible, if it waited for that
 	for {
-		at, d, wake, f := g.try()
+		at, d, wake, f := g.try(urgent)
 		if d == 0 {
 			gr := Grant{g: g, At: at}
 			if !free.IsZero() && at.After(free) {
@@ -152,16 +178,19 @@ func (gr Grant) DoneAt(at time.Time) {
 }
 
 // try grants a submit now and returns its time and 0, or returns how long
-// to wait before trying again and, when open grants hold it, a channel
-// closed when a result comes first, or, when a counted result holds it,
-// the time that one leaves the window.
-func (g *Guard) try() (at time.Time, wait time.Duration, wake <-chan struct{}, free time.Time) {
+// to wait before trying again and, when open grants or urgent waiters hold
+// it, a channel closed when a result comes or the urgent waiters are gone,
+// or, when a counted result holds it, the time that one leaves the window.
+func (g *Guard) try(urgent bool) (at time.Time, wait time.Duration, wake <-chan struct{}, free time.Time) {
 	r := min(g.rate(), MaxRate)
 	if r < 1 {
 		return time.Time{}, holdPoll, nil, time.Time{}
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if !urgent && g.urgent > 0 {
+		return time.Time{}, holdPoll, g.urgentGone, time.Time{}
+	}
 	// Room for k more counted results besides this grant: the k-th most
 	// recent result must be out of the window.
 	k := r - g.open

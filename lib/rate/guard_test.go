@@ -390,3 +390,38 @@ func BenchmarkGuardWaitParallel(b *testing.B) {
 		}
 	})
 }
+
+// TestGuardUrgentFirst: a marketing submit waiting for a place when a
+// customer-relationship one arrives does not take the next place; the
+// urgent one does, and the marketing one follows.
+func TestGuardUrgentFirst(t *testing.T) {
+	g := NewGuard(func() int { return 1 }, 0)
+	gr, err := g.Wait(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	gr.Done() // the next place is free in 1 s
+	order := make(chan string, 2)
+	var wg sync.WaitGroup
+	take := func(name string, wait func(context.Context) (Grant, error)) {
+		gr, err := wait(t.Context())
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		order <- name
+		gr.Done()
+	}
+	wg.Go(func() { take("marketing", g.Wait) })
+	time.Sleep(100 * time.Millisecond) // marketing waits first
+	wg.Go(func() { take("urgent", g.WaitUrgent) })
+	wg.Wait()
+	close(order)
+	var got []string
+	for n := range order {
+		got = append(got, n)
+	}
+	if !slices.Equal(got, []string{"urgent", "marketing"}) {
+		t.Errorf("places taken by %v, want the urgent submit first", got)
+	}
+}

@@ -73,7 +73,7 @@ func newLink(s *Service, a Account, sessions int, rates func(string) int) *link 
 // (lib/rate.Guard), and the time from grant to result is the round trip
 // the link state reports, and what the submits metric counts (first
 // submits and resends alike). An error means nothing was written.
-func (l *link) acquire(ctx context.Context, after uint64, wait time.Duration) (c *ucp.Client, seq uint64, done func(at time.Time, err error), err error) {
+func (l *link) acquire(ctx context.Context, after uint64, wait time.Duration, urgent bool) (c *ucp.Client, seq uint64, done func(at time.Time, err error), err error) {
 	select {
 	case l.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -98,7 +98,11 @@ func (l *link) acquire(ctx context.Context, after uint64, wait time.Duration) (c
 			return nil, 0, nil, ctx.Err()
 		}
 	}
-	gr, err := l.guard.Wait(ctx)
+	grant := l.guard.Wait
+	if urgent {
+		grant = l.guard.WaitUrgent
+	}
+	gr, err := grant(ctx)
 	if err != nil {
 		release()
 		return nil, 0, nil, err

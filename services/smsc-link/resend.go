@@ -183,7 +183,7 @@ func (s *Service) resolveOne(ctx context.Context, rkey string) error {
 	}
 	// The resend is a 51 like any other: it takes a window slot and a
 	// grant of the rate guard, on a session opened after the timeout.
-	client, _, done, err := l.acquire(ctx, a.Resend.Session, linkWait)
+	client, _, done, err := l.acquire(ctx, a.Resend.Session, linkWait, true) // customer relationship only
 	if err != nil {
 		return nil // not now: the next pass or session up tries again
 	}
