@@ -95,12 +95,12 @@ func NewGuard(rate func() int, slack time.Duration) *Guard {
 		slack = 0
 	}
 	return &Guard{
-		rate:   rate,
+		rate:       rate,
 		window:     time.Second + slack,
 		freed:      make(chan struct{}),
 		urgentGone: make(chan struct{}),
-		now:    time.Now,
-		sleep:  sleepCtx,
+		now:        time.Now,
+		sleep:      sleepCtx,
 	}
 }
 
