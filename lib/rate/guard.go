@@ -150,15 +150,16 @@ func (g *Guard) wait(ctx context.Context, urgent bool) (Grant, error) {
 
 // Done records the grant's result now: from now plus the window on, it no
 // longer counts.
-func (gr Grant) Done() { gr.DoneAt(time.Time{}) }
+func (gr Grant) Done() { _ = gr.DoneAt(time.Time{}) }
 
 // DoneAt records the grant's result as known at at (zero: now), the time
 // its ACK was read: the SMSC had received the submit by then, so counting
 // from it is as exact as counting from now, and a busy process that takes
 // a while to get round to the ACK does not hold the place longer. A time
 // before the last recorded result counts as that one (the results stay in
-// order; counting longer only errs on the safe side).
-func (gr Grant) DoneAt(at time.Time) {
+// order; counting longer only errs on the safe side). It returns the time
+// the result counts from.
+func (gr Grant) DoneAt(at time.Time) time.Time {
 	g := gr.g
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -175,6 +176,7 @@ func (gr Grant) DoneAt(at time.Time) {
 		close(g.freed)
 		g.freed, g.held = make(chan struct{}), false
 	}
+	return t
 }
 
 // try grants a submit now and returns its time and 0, or returns how long

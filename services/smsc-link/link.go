@@ -115,13 +115,9 @@ func (l *link) acquire(ctx context.Context, after uint64, wait time.Duration, ur
 		return nil, 0, nil, fmt.Errorf("short code %s: %w", l.acc.ShortCode, errLinkDown)
 	}
 	return c, seq, func(at time.Time, err error) {
-		gr.DoneAt(at)
+		counted := gr.DoneAt(at)
 		release()
-		now := l.s.now()
-		if at.IsZero() || at.After(now) {
-			at = now
-		}
-		l.state.result(now, gr.Late+at.Sub(gr.At), err)
+		l.state.result(l.s.now(), gr.Late+counted.Sub(gr.At), err)
 		l.s.metrics.submitResult(l.acc.ShortCode, err)
 	}, nil
 }

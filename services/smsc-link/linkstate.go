@@ -51,9 +51,9 @@ type linkState struct {
 	// times each held a place of the guard beyond 1 s (its grant's
 	// lateness and grant-to-ACK), a ring of achievedSeconds+1 slots.
 	accepted [achievedSeconds + 1]struct {
-		sec int64
-		n   int64
-		rtt time.Duration
+		sec  int64
+		n    int64
+		held time.Duration // summed
 	}
 	changed chan struct{} // wakes the writer (capacity 1)
 }
@@ -95,10 +95,10 @@ func (ls *linkState) result(now time.Time, rtt time.Duration, err error) {
 		sec := now.Unix()
 		slot := &ls.accepted[sec%int64(len(ls.accepted))]
 		if slot.sec != sec {
-			slot.sec, slot.n, slot.rtt = sec, 0, 0
+			slot.sec, slot.n, slot.held = sec, 0, 0
 		}
 		slot.n++
-		slot.rtt += rtt
+		slot.held += rtt
 		ls.mu.Unlock()
 		return
 	case errors.Is(err, ucp.ErrTimeout):
@@ -160,7 +160,7 @@ func (ls *linkState) snapshot(now time.Time) shortcode.LinkState {
 			n += s.n
 		}
 		if s.sec <= cur && s.sec > cur-roundTripSeconds {
-			rtt += s.rtt
+			rtt += s.held
 			rttN += s.n
 		}
 	}
