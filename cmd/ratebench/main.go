@@ -15,6 +15,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
+	"net/http"
+	httppprof "net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -75,14 +78,37 @@ func main() {
 	flag.BoolVar(&cfg.Progress, "progress", cfg.Progress, "show a progress bar on stderr")
 	flag.BoolVar(&cfg.Verbose, "v", cfg.Verbose, "log the platform's messages to stderr")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (the five services, the simulator and the bench share the process) to this file")
+	pprofAddr := flag.String("pprof", "", "serve Go's profiles of the process at /debug/pprof/ on this address while it runs (a heap profile in the middle of a backlog shows what the collector marks)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *pprofAddr != "" {
+		if err := servePprof(ctx, *pprofAddr); err != nil {
+			fmt.Fprintln(os.Stderr, "ratebench:", err)
+			os.Exit(1)
+		}
+	}
 	if err := profiled(*cpuProfile, func() error { return Run(ctx, cfg, os.Stdout) }); err != nil {
 		fmt.Fprintln(os.Stderr, "ratebench:", err)
 		os.Exit(1)
 	}
+}
+
+// servePprof serves the runtime's profiles on addr until ctx ends.
+func servePprof(ctx context.Context, addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("pprof: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /debug/pprof/", httppprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", httppprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", httppprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	context.AfterFunc(ctx, func() { _ = srv.Close() })
+	return nil
 }
 
 // profiled runs f, with the CPU profiled into path unless it is empty.

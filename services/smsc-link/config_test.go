@@ -258,7 +258,7 @@ func TestSCTSCollision(t *testing.T) {
 	first := segmentRef{MessageID: "m1", TenantID: "acme", ShortCode: "36000", Index: 1, Count: 1}
 	second := segmentRef{MessageID: "m2", TenantID: "acme", ShortCode: "36000", Index: 1, Count: 1}
 	for _, ref := range []segmentRef{first, first, second} {
-		if err := s.storeRef(ctx, key, ref); err != nil {
+		if _, err := s.storeRef(ctx, key, ref); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -71,7 +71,7 @@ func (s *Service) lateResult(op ucp.Message, r ucp.Result) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	key := corrKey(x.recipient, k.SCTS)
-	if err := s.persist(func() error { return s.storeRef(ctx, key, x.ref) }); err != nil {
+	if err := s.persist(func() error { _, err := s.storeRef(ctx, key, x.ref); return err }); err != nil {
 		s.Log.WarnContext(ctx, "late smsc ACK not recorded; the segment stays unknown", "message_id", x.ref.MessageID, "segment", x.ref.Index, "err", err)
 		return
 	}

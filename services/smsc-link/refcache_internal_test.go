@@ -128,7 +128,7 @@ func BenchmarkLookupRef(b *testing.B) {
 			key := corrKey("+33612345678", "281126120000")
 			ref := segmentRef{MessageID: "0190a8e2-0000-7000-8000-000000000001", TenantID: "acme", CampaignID: "camp-1", ShortCode: "36000", Index: 1, Count: 1,
 				ValidUntil: time.Now().Add(48 * time.Hour), Trace: map[string]string{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}
-			if err := s.storeRef(ctx, key, ref); err != nil {
+			if _, err := s.storeRef(ctx, key, ref); err != nil {
 				b.Fatal(err)
 			}
 			b.ReportAllocs()

@@ -246,7 +246,7 @@ func (s *Service) submittedResend(ctx context.Context, ref segmentRef, akey, rec
 	var key string
 	if len(scts) == 12 {
 		key = corrKey(recipient, scts)
-		if err := s.persist(func() error { return s.storeRef(ctx, key, ref) }); err != nil {
+		if err := s.persist(func() error { _, err := s.storeRef(ctx, key, ref); return err }); err != nil {
 			return err
 		}
 	}

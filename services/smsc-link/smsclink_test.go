@@ -568,6 +568,28 @@ func TestInterruptedAttemptNotResent(t *testing.T) {
 	}
 }
 
+// TestRedeliveredAfterAck: a segment delivered again after its ACK was
+// handled (a process that stopped before acking the event) is reported
+// SUBMITTED, found by its correlation key, and not sent again.
+func TestRedeliveredAfterAck(t *testing.T) {
+	e := start(t, smscsim.Config{}, nil)
+	ev := submitEvent("0190a8e2-0000-7000-8000-0000000000c1", segments(t, "again")[0])
+	e.publish(ev)
+	e.waitReports(ev.GetMessageId(), "submitted", "delivered")
+	// The same event again, as the bus redelivers it.
+	if err := e.pub.Publish(t.Context(), bus.SubmitSubject(ev.GetShortCode()), ev, ev.GetMessageId()+"/1/again"); err != nil {
+		t.Fatal(err)
+	}
+	e.idle(2)
+	got := e.waitReports(ev.GetMessageId(), "submitted", "delivered")
+	if len(got["unknown"]) != 0 {
+		t.Errorf("reports %v: the redelivered ACKed segment was reported unknown", keys(got))
+	}
+	if n := len(e.submissions()); n != 1 {
+		t.Errorf("the SMSC got %d submits, want 1", n)
+	}
+}
+
 func TestUnknownShortCode(t *testing.T) {
 	e := start(t, smscsim.Config{}, nil)
 	ev := submitEvent("0190a8e2-0000-7000-8000-000000000007", segments(t, "who")[0])

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -172,14 +173,14 @@ func (s *Service) abandonAttempt(ctx context.Context, key string) error {
 	return nil
 }
 
-// storeRef writes the correlation key of an ACKed segment. A key that
-// already names another segment is an SCTS collision: the first stays, the
-// collision is logged and counted, and nil is returned (the submit itself
-// went well).
-func (s *Service) storeRef(ctx context.Context, key string, ref segmentRef) error {
+// storeRef writes the correlation key of an ACKed segment, and tells
+// whether the key names the segment. A key that already names another
+// segment is an SCTS collision: the first stays, the collision is logged
+// and counted, and no error is returned (the submit itself went well).
+func (s *Service) storeRef(ctx context.Context, key string, ref segmentRef) (mine bool, err error) {
 	v, err := json.Marshal(ref)
 	if err != nil {
-		return err
+		return false, err
 	}
 	// A DR that overtook its ACK waits for this write rather than read the
 	// bucket before it is done.
@@ -191,14 +192,14 @@ func (s *Service) storeRef(ctx context.Context, key string, ref segmentRef) erro
 	_, err = s.kv.Create(ctx, key, v)
 	if err == nil {
 		s.refs.put(key, ref, at)
-		return nil
+		return true, nil
 	}
 	if !errors.Is(err, jetstream.ErrKeyExists) {
-		return fmt.Errorf("store correlation: %w", err)
+		return false, fmt.Errorf("store correlation: %w", err)
 	}
 	old, found, err := s.getRef(ctx, key)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if !found {
 		return s.storeRef(ctx, key, ref)
@@ -208,8 +209,35 @@ func (s *Service) storeRef(ctx context.Context, key string, ref segmentRef) erro
 		s.Log.WarnContext(ctx, "smsc SCTS collision: two segments share a recipient and SCTS; the later one's DRs will not be matched",
 			"message_id", ref.MessageID, "segment", ref.Index, "other_message_id", old.MessageID, "other_segment", old.Index,
 			"short_code", ref.ShortCode)
+		return false, nil
 	}
-	return nil
+	return true, nil
+}
+
+// findRef looks for the correlation key of a segment among its recipient's
+// keys, and returns the SCTS it was stored under. It serves the rare
+// redelivery of a segment whose attempt is still "sending": the ACK's
+// handling stores the key and records no outcome (submitted).
+func (s *Service) findRef(ctx context.Context, recipient string, ref segmentRef) (scts string, found bool, err error) {
+	prefix := addrHash(recipient) + "."
+	lister, err := s.kv.ListKeysFiltered(ctx, prefix+"*")
+	if err != nil {
+		return "", false, fmt.Errorf("look for correlation: %w", err)
+	}
+	defer lister.Stop()
+	for key := range lister.Keys() {
+		if found {
+			continue // drain: Stop alone leaves the lister's channel to the GC
+		}
+		r, ok, err := s.getRef(ctx, key)
+		if err != nil {
+			return "", false, err
+		}
+		if ok && r.sameSegment(ref) {
+			scts, found = strings.TrimPrefix(key, prefix), true
+		}
+	}
+	return scts, found, nil
 }
 
 func (s *Service) getRef(ctx context.Context, key string) (segmentRef, bool, error) {

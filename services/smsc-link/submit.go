@@ -171,15 +171,15 @@ func (s *Service) submit(ctx context.Context, m *bus.Msg, ev *eventsv1.SegmentSu
 	}
 }
 
-// submitted stores the correlation and records the attempt's outcome, then
-// tells the SMSC's acceptance: the key is in the bucket before any report,
-// so that a DR finds it.
+// submitted stores the correlation, then tells the SMSC's acceptance: the
+// key is in the bucket before any report, so that a DR finds it.
 //
-// The two writes are independent, so they go together: one round trip of
-// latency instead of two, and the client sends both in one flush. Either
-// order of failure is safe. The ref not stored returns an error, and the
-// event is redelivered: an attempt still "sending" is reported UNKNOWN, one
-// recorded "submitted" stores its key again (resume) before reporting.
+// The correlation key is the attempt's outcome too: a redelivery that finds
+// the attempt "sending" looks for the segment's key (resume) before it
+// calls the segment UNKNOWN. So a plain ACK costs one write after the 51,
+// not two (one stored message and one round trip of the bus per segment).
+// Only an ACK whose key cannot name the segment (no SCTS, or an SCTS
+// collision) records the outcome in the attempt.
 func (s *Service) submitted(ctx context.Context, ref segmentRef, akey, recipient, scts string, span trace.Span) error {
 	if span.IsRecording() {
 		span.SetAttributes(attribute.String("pushsms.smsc.scts", scts))
@@ -191,12 +191,13 @@ func (s *Service) submitted(ctx context.Context, ref segmentRef, akey, recipient
 		return s.report(ctx, ref, partnerv1.SegmentState_SEGMENT_STATE_SUBMITTED, stateSubmitted, false, "", "", s.parseSCTS(scts))
 	}
 	key := corrKey(recipient, scts)
-	// One after the other: a goroutine per segment to write both at once
-	// saved a round trip of latency, not CPU, on the hottest path.
-	if err := s.persist(func() error { return s.storeRef(ctx, key, ref) }); err != nil {
+	mine := false
+	if err := s.persist(func() (err error) { mine, err = s.storeRef(ctx, key, ref); return err }); err != nil {
 		return err
 	}
-	s.recordOutcome(ctx, ref, akey, attempt{State: attemptSubmitted, SCTS: scts, Key: key})
+	if !mine {
+		s.recordOutcome(ctx, ref, akey, attempt{State: attemptSubmitted, SCTS: scts, Key: key})
+	}
 	return s.report(ctx, ref, partnerv1.SegmentState_SEGMENT_STATE_SUBMITTED, stateSubmitted, false, "", "", s.parseSCTS(scts))
 }
 
@@ -254,11 +255,20 @@ func (s *Service) resume(ctx context.Context, ev *eventsv1.SegmentSubmit, ref se
 	switch a.State {
 	case attemptSubmitted:
 		if a.Key != "" {
-			if err := s.storeRef(ctx, a.Key, ref); err != nil {
+			if _, err := s.storeRef(ctx, a.Key, ref); err != nil {
 				return err
 			}
 		}
 		return s.report(ctx, ref, partnerv1.SegmentState_SEGMENT_STATE_SUBMITTED, stateSubmitted, false, "", "", s.parseSCTS(a.SCTS))
+	case attemptSending:
+		// An ACKed segment's outcome is its correlation key (submitted).
+		scts, found, err := s.findRef(ctx, ev.GetRecipientE164(), ref)
+		if err != nil {
+			return err
+		}
+		if found {
+			return s.report(ctx, ref, partnerv1.SegmentState_SEGMENT_STATE_SUBMITTED, stateSubmitted, false, "", "", s.parseSCTS(scts))
+		}
 	case attemptNacked:
 		return s.nacked(ctx, ref, a.EC)
 	case attemptUnknown:
