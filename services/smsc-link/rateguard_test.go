@@ -382,3 +382,41 @@ func TestNewProcessWaitsOneWindow(t *testing.T) {
 	}
 	checkOperatorView(t, e, 20)
 }
+
+// TestGuardUrgentFirst: a segment the throttle marks urgent (customer
+// relationship) goes to the SMSC before the marketing segments already
+// waiting at the guard, not behind them.
+func TestGuardUrgentFirst(t *testing.T) {
+	e := guarded(t, 2, 100)
+	bustest.Eventually(t, wait, func() error {
+		if e.svc.Stats().LiveSessions[shortCode] == 0 {
+			return fmt.Errorf("no session")
+		}
+		return nil
+	})
+	publishN(t, e, "0000", 8) // 4 s of marketing at 2/s
+	bustest.Eventually(t, wait, func() error {
+		if n := len(e.submissions()); n < 1 {
+			return fmt.Errorf("%d submits, want the marketing flowing", n)
+		}
+		return nil
+	})
+	ev := submitEvent("0190a8e2-1111-7000-8000-000000000001", segments(t, "urgent-otp")[0])
+	ev.Urgent = true
+	e.publish(ev)
+	bustest.Eventually(t, 10*time.Second, func() error {
+		if n := len(e.submissions()); n < 9 {
+			return fmt.Errorf("%d submits, want 9", n)
+		}
+		return nil
+	})
+	for i, s := range e.submissions() {
+		if s.Text == "urgent-otp" {
+			if i > 3 {
+				t.Errorf("the urgent segment was submit %d of 9, want among the first 4 (behind at most the marketing granted before it came)", i+1)
+			}
+			return
+		}
+	}
+	t.Fatal("the urgent segment never reached the SMSC")
+}

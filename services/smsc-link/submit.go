@@ -123,12 +123,9 @@ func (s *Service) submit(ctx context.Context, m *bus.Msg, ev *eventsv1.SegmentSu
 	if prior != nil {
 		return s.resume(ctx, ev, ref, akey, *prior, span)
 	}
-	// What the throttle's lanes send first (throttle.classOf) goes first
-	// at the guard too: a customer message never waits there behind
-	// marketing.
-	cat := ev.GetCategory()
-	urgent := cat != partnerv1.TrafficCategory_TRAFFIC_CATEGORY_MARKETING && cat != partnerv1.TrafficCategory_TRAFFIC_CATEGORY_UNSPECIFIED
-	client, sessSeq, done, err := l.acquire(ctx, 0, linkWait, urgent)
+	// What the throttle's lanes send first goes first at the guard too: a
+	// customer message never waits there behind marketing.
+	client, sessSeq, done, err := l.acquire(ctx, 0, linkWait, ev.GetUrgent())
 	if err != nil {
 		return errors.Join(err, s.abandonAttempt(ctx, akey))
 	}

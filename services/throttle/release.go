@@ -309,6 +309,7 @@ func (s *Service) publishSegment(ctx context.Context, c *eventsv1.MessageCleared
 		Segment:       seg,
 		ExpiresAt:     msg.GetExpiresAt(),
 		ReleasedAt:    timestamppb.New(at),
+		Urgent:        classOf(msg.GetCategory()) == classUrgent,
 	}
 	id := msg.GetMessageId() + "/" + strconv.Itoa(int(seg.GetIndex()))
 	if err := s.Bus.Publish(ctx, bus.SubmitSubject(msg.GetShortCode()), ev, id); err != nil {

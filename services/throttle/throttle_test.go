@@ -706,6 +706,12 @@ func TestCustomerRelationshipFirst(t *testing.T) {
 	if pos < 0 || pos > 2 {
 		t.Errorf("customer relationship message submitted at position %d of %d, want at most 2", pos, len(ev))
 	}
+	// smsc-link's guard goes by the class the throttle stamps.
+	for _, e := range ev {
+		if got, want := decode(t, e, &eventsv1.SegmentSubmit{}).GetUrgent(), e.msgID == "otp/1"; got != want {
+			t.Errorf("submit %s: urgent %v, want %v", e.msgID, got, want)
+		}
+	}
 }
 
 func TestMalformedEventIsTerminated(t *testing.T) {

@@ -497,6 +497,10 @@ type SegmentSubmit struct {
 	Segment       *Segment               `protobuf:"bytes,8,opt,name=segment,proto3" json:"segment,omitempty"`
 	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	ReleasedAt    *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=released_at,json=releasedAt,proto3" json:"released_at,omitempty"`
+	// Urgent: the throttle's first class (customer relationship and the
+	// other functional families, not marketing): smsc-link's rate guard lets
+	// it go before marketing too, so that the throttle's rule is the one rule.
+	Urgent        bool `protobuf:"varint,11,opt,name=urgent,proto3" json:"urgent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -599,6 +603,13 @@ func (x *SegmentSubmit) GetReleasedAt() *timestamppb.Timestamp {
 		return x.ReleasedAt
 	}
 	return nil
+}
+
+func (x *SegmentSubmit) GetUrgent() bool {
+	if x != nil {
+		return x.Urgent
+	}
+	return false
 }
 
 // SegmentReport: what the SMSC said about one segment (subject
@@ -882,7 +893,7 @@ const file_pushsms_events_v1_events_proto_rawDesc = "" +
 	"\x06reason\x18\x05 \x01(\x0e2\x1a.pushsms.partner.v1.ReasonR\x06reason\x12\x16\n" +
 	"\x06detail\x18\x06 \x01(\tR\x06detail\x12*\n" +
 	"\x02at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x128\n" +
-	"\bdecision\x18\b \x01(\v2\x1c.pushsms.partner.v1.DecisionR\bdecision\"\xb9\x03\n" +
+	"\bdecision\x18\b \x01(\v2\x1c.pushsms.partner.v1.DecisionR\bdecision\"\xd1\x03\n" +
 	"\rSegmentSubmit\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x1b\n" +
@@ -899,7 +910,8 @@ const file_pushsms_events_v1_events_proto_rawDesc = "" +
 	"expires_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12;\n" +
 	"\vreleased_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"releasedAt\"\xd0\x03\n" +
+	"releasedAt\x12\x16\n" +
+	"\x06urgent\x18\v \x01(\bR\x06urgent\"\xd0\x03\n" +
 	"\rSegmentReport\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x1b\n" +
