@@ -573,20 +573,35 @@ func TestInterruptedAttemptNotResent(t *testing.T) {
 // SUBMITTED, found by its correlation key, and not sent again.
 func TestRedeliveredAfterAck(t *testing.T) {
 	e := start(t, smscsim.Config{}, nil)
-	ev := submitEvent("0190a8e2-0000-7000-8000-0000000000c1", segments(t, "again")[0])
-	e.publish(ev)
-	e.waitReports(ev.GetMessageId(), "submitted", "delivered")
-	// The same event again, as the bus redelivers it.
-	if err := e.pub.Publish(t.Context(), bus.SubmitSubject(ev.GetShortCode()), ev, ev.GetMessageId()+"/1/again"); err != nil {
+	// Two segments to one recipient: two correlation keys under the
+	// recipient's hash, and the redelivered segment must find its own.
+	const id = "0190a8e2-0000-7000-8000-0000000000c1"
+	parts := segments(t, strings.Repeat("again and again ", 12))
+	if len(parts) != 2 {
+		t.Fatalf("%d segments, want 2", len(parts))
+	}
+	for _, p := range parts {
+		e.publish(submitEvent(id, p))
+	}
+	bustest.Eventually(t, wait, func() error {
+		got := e.waitReports(id, "submitted", "delivered")
+		if n := len(got["submitted"]); n != 2 {
+			return fmt.Errorf("%d segments submitted, want 2", n)
+		}
+		return nil
+	})
+	// The second segment's event again, as the bus redelivers it.
+	ev := submitEvent(id, parts[1])
+	if err := e.pub.Publish(t.Context(), bus.SubmitSubject(ev.GetShortCode()), ev, id+"/2/again"); err != nil {
 		t.Fatal(err)
 	}
-	e.idle(2)
-	got := e.waitReports(ev.GetMessageId(), "submitted", "delivered")
+	e.idle(3)
+	got := e.waitReports(id, "submitted", "delivered")
 	if len(got["unknown"]) != 0 {
 		t.Errorf("reports %v: the redelivered ACKed segment was reported unknown", keys(got))
 	}
-	if n := len(e.submissions()); n != 1 {
-		t.Errorf("the SMSC got %d submits, want 1", n)
+	if n := len(e.submissions()); n != 2 {
+		t.Errorf("the SMSC got %d submits, want 2", n)
 	}
 }
 
