@@ -45,7 +45,7 @@ const (
 // backlog at once, whatever the pace of the pipeline in front of it on the
 // bench's machine.
 func backlog(ctx context.Context, cfg Config, rep *Report, rates throttle.RateTable, minRatio float64) error {
-	b, err := startBench(ctx, cfg, rates, 1)
+	b, err := startBench(ctx, cfg, rates, 1, true)
 	if err != nil {
 		return err
 	}
@@ -551,6 +551,6 @@ const singleCode = "36000"
 // replicas throttles.
 func startSingle(ctx context.Context, cfg Config, replicas int) (*bench, throttle.RateTable, error) {
 	rates := throttle.RateTable{singleCode: cfg.Rate}
-	b, err := startBench(ctx, cfg, rates, replicas)
+	b, err := startBench(ctx, cfg, rates, replicas, false)
 	return b, rates, err
 }

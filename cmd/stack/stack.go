@@ -73,6 +73,10 @@ type Config struct {
 	ThrottleReplicas int
 	// DRDelay is how long the simulator waits before a delivery report.
 	DRDelay time.Duration
+	// SimNoRecords has the simulator keep its statistics only, no record
+	// of each submit (smscsim.Config.NoRecords): for benchmarks that read
+	// only the statistics.
+	SimNoRecords bool
 	// SpanProcessor, when set, receives every service's spans (tests).
 	SpanProcessor sdktrace.SpanProcessor
 	// OTLPEndpoint exports every service's traces (e.g. to Jaeger).
@@ -224,6 +228,7 @@ func (s *Stack) startSim(ctx context.Context) error {
 		Accounts:  accounts,
 		DR:        smscsim.DRConfig{Delay: s.cfg.DRDelay, Delivered: 1},
 		StateFile: filepath.Join(s.cfg.Dir, "smsc-sim.json"),
+		NoRecords: s.cfg.SimNoRecords,
 		Logger:    s.log.With("component", "smsc-sim"),
 	})
 	// The simulator lives until Stop, after the services, not until a

@@ -549,3 +549,35 @@ func TestExpiredDRAtValidityEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestNoRecords: a simulator told to keep no records still answers and
+// counts every submit, per second too, but lists none.
+func TestNoRecords(t *testing.T) {
+	sim := startSim(t, smscsim.Config{NoRecords: true, Accounts: []smscsim.Account{{ShortCode: code, Password: password, Rate: 2}}})
+	c := dial(t, sim, ucp.Options{})
+	var acked, throttled int
+	for i := range 3 {
+		s := &ucp.Submit{AdC: "33612345678", OAdC: code}
+		s.SetText(fmt.Sprintf("unrecorded %d", i))
+		_, err := c.Submit(t.Context(), s)
+		var nack *ucp.NackError
+		switch {
+		case err == nil:
+			acked++
+		case errors.As(err, &nack):
+			throttled++
+		default:
+			t.Fatal(err)
+		}
+	}
+	if acked != 2 || throttled != 1 {
+		t.Errorf("%d ACKed, %d NACKed; want 2 and 1 (rate 2)", acked, throttled)
+	}
+	st := sim.Stats().Accounts[code]
+	if st.Submits != 3 || st.Accepted != 2 || st.Violations != 1 || len(st.PerSecond) == 0 {
+		t.Errorf("stats %+v: want 3 submits, 2 accepted, 1 violation, per-second figures", st)
+	}
+	if got := sim.Submissions(); len(got) != 0 {
+		t.Errorf("%d submissions recorded, want none", len(got))
+	}
+}
