@@ -26,6 +26,17 @@ ARGS=("$@")
 if ((${#ARGS[@]} == 0)); then
 	ARGS=(-shortcodes 4 -messages 2000 -unthrottled -kannel)
 fi
+# The side by side needs Kannel (Debian's package), installed here as CI
+# installs PostgreSQL: a fresh machine runs it with no step of its own.
+if [[ " ${ARGS[*]} " == *" -kannel "* ]] && ! command -v bearerbox >/dev/null; then
+	if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
+		echo "loadbench: -kannel needs Kannel 1.4.5: apt-get install kannel" >&2
+		exit 1
+	fi
+	echo "loadbench: installing Kannel (apt-get install kannel)" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y -qq kannel >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq kannel >/dev/null; }
+fi
 cd "$ROOT/cmd"
 go run ./loadbench "${ARGS[@]}" -json "$OUT"
 echo "loadbench: JSON report in $OUT" >&2
