@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	httppprof "net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -25,6 +24,7 @@ import (
 	"time"
 
 	"pushsms.io/cmd/stack"
+	"pushsms.io/lib/service"
 )
 
 // Config of a run.
@@ -102,9 +102,7 @@ func servePprof(ctx context.Context, addr string) error {
 		return fmt.Errorf("pprof: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /debug/pprof/", httppprof.Index)
-	mux.HandleFunc("GET /debug/pprof/profile", httppprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/trace", httppprof.Trace)
+	service.HandleProfiles(mux)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	context.AfterFunc(ctx, func() { _ = srv.Close() })

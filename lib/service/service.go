@@ -121,11 +121,7 @@ func (c *Core) serveMetrics(addr string, profiles bool) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", c.Tel.Metrics)
 	if profiles {
-		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		HandleProfiles(mux)
 	}
 	c.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	c.metricsAddr = ln.Addr().String()
@@ -135,6 +131,16 @@ func (c *Core) serveMetrics(addr string, profiles bool) error {
 		}
 	}()
 	return nil
+}
+
+// HandleProfiles serves Go's runtime profiles on mux at /debug/pprof/, as
+// `go tool pprof` and `go tool trace` read them.
+func HandleProfiles(mux *http.ServeMux) {
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 }
 
 // MetricsAddr is the bound address of /metrics, empty when not served.

@@ -577,8 +577,10 @@ func (s *Sim) submitOutcome(acc *account, sub *ucp.Submit, now time.Time, window
 	if sub.XSer.HasDCS {
 		rec.DCS = int(sub.XSer.DCS)
 	}
-	if text, err := sub.Text(); err == nil && !s.cfg.NoRecords {
-		rec.Text = text
+	if !s.cfg.NoRecords {
+		if text, err := sub.Text(); err == nil {
+			rec.Text = text
+		}
 	}
 	if windowFull {
 		acc.stats.WindowDrops++

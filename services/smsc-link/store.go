@@ -227,7 +227,7 @@ func (s *Service) findRef(ctx context.Context, recipient string, ref segmentRef)
 	defer lister.Stop()
 	for key := range lister.Keys() {
 		if found {
-			continue // drain: Stop alone leaves the lister's channel to the GC
+			continue // read to the end: the lister's goroutine ends once every key is sent
 		}
 		r, ok, err := s.getRef(ctx, key)
 		if err != nil {
