@@ -311,7 +311,8 @@ func waitOutput(t *testing.T, cmd func() (string, error), want string) string {
 	return out
 }
 
-// acceptedEvents returns every MessageAccepted ingest published.
+// acceptedEvents returns every message of SMS_ACCEPTED, the messages of
+// campaign batches included.
 func acceptedEvents(t *testing.T, b *bus.Bus) []*eventsv1.MessageAccepted {
 	t.Helper()
 	ctx := context.Background()
@@ -328,6 +329,14 @@ func acceptedEvents(t *testing.T, b *bus.Bus) []*eventsv1.MessageAccepted {
 		m, err := st.GetMsg(ctx, seq)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if m.Header.Get(bus.HeaderType) == "pushsms.events.v1.CampaignBatch" {
+			var b eventsv1.CampaignBatch
+			if err := proto.Unmarshal(m.Data, &b); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, b.GetMessages()...)
+			continue
 		}
 		var acc eventsv1.MessageAccepted
 		if err := proto.Unmarshal(m.Data, &acc); err != nil {

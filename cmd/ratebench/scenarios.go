@@ -365,7 +365,8 @@ func runWeights(ctx context.Context, cfg Config, rep *Report) error {
 }
 
 // weightCarried checks that the campaign's weight reaches the throttle:
-// the last message ingest accepted on the short code carries a weight.
+// the last campaign batch ingest released on the short code carries a
+// weight.
 func (b *bench) weightCarried(ctx context.Context, code string) error {
 	str, err := b.bus.JS.Stream(ctx, bus.StreamAccepted)
 	if err != nil {
@@ -375,11 +376,12 @@ func (b *bench) weightCarried(ctx context.Context, code string) error {
 	if err != nil {
 		return fmt.Errorf("last accepted message of %s: %w", code, err)
 	}
-	var m eventsv1.MessageAccepted
-	if err := proto.Unmarshal(raw.Data, &m); err != nil {
-		return fmt.Errorf("decode MessageAccepted: %w", err)
+	// Campaigns reach the subject in batches.
+	var batch eventsv1.CampaignBatch
+	if err := proto.Unmarshal(raw.Data, &batch); err != nil || len(batch.GetMessages()) == 0 {
+		return fmt.Errorf("decode the last CampaignBatch of %s: %v", code, err)
 	}
-	if m.GetWeight() == 0 {
+	if m := batch.GetMessages()[0]; m.GetWeight() == 0 {
 		return fmt.Errorf("%w: campaign weights: MessageAccepted.weight is not set by ingest", ErrFeature)
 	}
 	return nil

@@ -22,6 +22,12 @@ type Event struct {
 	Msg     proto.Message
 	// MsgID identifies the event, as for Publish.
 	MsgID string
+	// At, when set, makes the event a message schedule stored on Hold (a
+	// subject of Subject's stream that no consumer reads, SubjectRelease
+	// say): the server publishes it on Subject at At, rounded down to the
+	// second, as a new event without a Nats-Msg-Id (Schedule).
+	At   time.Time
+	Hold string
 }
 
 // Bounds of PublishAll: how many events are in flight at once, and how
@@ -86,6 +92,11 @@ func (b *Bus) publishWindow(ctx context.Context, events []Event, link trace.Link
 				attribute.String("pushsms.event.type", typ),
 			))
 		m := nats.NewMsg(ev.Subject)
+		if !ev.At.IsZero() {
+			m = nats.NewMsg(ev.Hold)
+			m.Header.Set(jetstream.ScheduleHeader, "@at "+ev.At.UTC().Truncate(time.Second).Format(time.RFC3339))
+			m.Header.Set(jetstream.ScheduleTargetHeader, ev.Subject)
+		}
 		m.Data = data
 		m.Header.Set(HeaderType, typ)
 		b.prop.Inject(sctx, headerCarrier(m.Header))

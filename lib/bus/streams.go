@@ -95,21 +95,23 @@ func Streams(replicas int) []jetstream.StreamConfig {
 		}
 	}
 	return []jetstream.StreamConfig{
-		mk(StreamAccepted, SubjectAccepted, "messages accepted by ingest, to check", 7*24*time.Hour),
-		cleared(mk(StreamCleared, SubjectCleared, "messages passed by compliance, to pace", 7*24*time.Hour)),
+		scheduled(mk(StreamAccepted, SubjectAccepted, "messages accepted by ingest, to check", 7*24*time.Hour), SubjectRelease),
+		scheduled(mk(StreamCleared, SubjectCleared, "messages passed by compliance, to pace", 7*24*time.Hour), SubjectHold),
 		mk(StreamSubmit, SubjectSubmit, "segments released by throttle, to submit", 7*24*time.Hour),
 		mk(StreamReports, SubjectReport, "segment and message state changes", 30*24*time.Hour),
 		mk(StreamMO, SubjectMO, "subscriber messages to our short codes", 30*24*time.Hour),
 	}
 }
 
-// cleared adds to SMS_CLEARED the messages throttle holds until a time
-// (SubjectHold): the server publishes each again on its sms.cleared
-// subject when it is due, so that a message scheduled days ahead is not an
-// event held (delivered, not acked) by a consumer all that time. Message
-// schedules need nats-server 2.12 or later.
-func cleared(cfg jetstream.StreamConfig) jetstream.StreamConfig {
-	cfg.Subjects = append(cfg.Subjects, SubjectHold)
+// scheduled adds to a stream the subject of its message schedules, which
+// no consumer reads: the server publishes each on the stream's subject it
+// targets when it is due. SMS_CLEARED holds the messages throttle keeps
+// until a time (SubjectHold), so that a message scheduled days ahead is
+// not an event held (delivered, not acked) by a consumer all that time;
+// SMS_ACCEPTED the campaign batches ingest releases at their short code's
+// pace (SubjectRelease). Message schedules need nats-server 2.12 or later.
+func scheduled(cfg jetstream.StreamConfig, schedules string) jetstream.StreamConfig {
+	cfg.Subjects = append(cfg.Subjects, schedules)
 	cfg.AllowMsgSchedules = true
 	return cfg
 }

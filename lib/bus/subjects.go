@@ -22,6 +22,10 @@ const (
 	// SMS_CLEARED as a JetStream message schedule that the server
 	// publishes again on its sms.cleared subject at that time.
 	SubjectHold = "sms.hold.>"
+	// sms.release.<short_code>.<key>: a CampaignBatch ingest releases
+	// later, stored in SMS_ACCEPTED as a JetStream message schedule that
+	// the server publishes on its sms.accepted subject when it is due.
+	SubjectRelease = "sms.release.>"
 )
 
 // Report states that end a segment's life: billing listens to these.
@@ -44,6 +48,10 @@ func ClearedSubject(tenant, shortCode string) string {
 // HoldSubject is where throttle schedules a held message of shortCode;
 // key names the message (a subject token: no dots or wildcards).
 func HoldSubject(shortCode, key string) string { return join("sms.hold", shortCode, key) }
+
+// ReleaseSubject is where ingest schedules a campaign batch of shortCode;
+// key names the batch (a subject token: no dots or wildcards).
+func ReleaseSubject(shortCode, key string) string { return join("sms.release", shortCode, key) }
 
 // SubmitSubject is where throttle releases segments of a short code.
 func SubmitSubject(shortCode string) string { return join("sms.submit", shortCode) }

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"hash/fnv"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"pushsms.io/lib/bus"
@@ -25,14 +28,57 @@ var textPolicy = gsm.French()
 // the event (and the clock, for validity and the sending window), so a
 // redelivery publishes nothing new.
 func (s *Service) handle(ctx context.Context, m *bus.Msg) error {
+	if m.Type == campaignBatchType {
+		return s.handleBatch(ctx, m)
+	}
 	var acc eventsv1.MessageAccepted
 	if err := m.Decode(&acc); err != nil {
 		return err
 	}
-	if acc.GetMessageId() == "" {
-		return fault.Permanent(fmt.Errorf("accepted event on %s has no message_id", m.Subject))
+	return s.clear(ctx, m.Subject, &acc)
+}
+
+var campaignBatchType = string((&eventsv1.CampaignBatch{}).ProtoReflect().Descriptor().FullName())
+
+// handleBatch decides a campaign's messages one after the other, each in
+// a trace of its own (one SMS, one trace) linked to the batch's. A message
+// that can never be decided is logged and skipped, as a single one would
+// be terminated; any other error redelivers the batch, whose messages
+// already decided publish nothing new (handle).
+func (s *Service) handleBatch(ctx context.Context, m *bus.Msg) error {
+	var b eventsv1.CampaignBatch
+	if err := m.Decode(&b); err != nil {
+		return err
 	}
-	c := &Candidate{Accepted: &acc, Now: s.now()}
+	link := trace.LinkFromContext(ctx)
+	for _, acc := range b.GetMessages() {
+		mctx, span := s.tracer.Start(ctx, "clear campaign message", trace.WithNewRoot(), trace.WithLinks(link))
+		if span.IsRecording() {
+			span.SetAttributes(attribute.String("pushsms.message_id", acc.GetMessageId()), attribute.String("pushsms.campaign_id", acc.GetCampaignId()))
+		}
+		err := s.clear(mctx, m.Subject, acc)
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "not decided")
+		}
+		span.End()
+		switch {
+		case err == nil:
+		case fault.IsPermanent(err):
+			s.Log.ErrorContext(ctx, "campaign message cannot be decided; skipped", "message_id", acc.GetMessageId(), "campaign_id", acc.GetCampaignId(), "err", err)
+		default:
+			return err
+		}
+	}
+	return nil
+}
+
+// clear decides one accepted message of subject.
+func (s *Service) clear(ctx context.Context, subject string, acc *eventsv1.MessageAccepted) error {
+	if acc.GetMessageId() == "" {
+		return fault.Permanent(fmt.Errorf("accepted event on %s has no message_id", subject))
+	}
+	c := &Candidate{Accepted: acc, Now: s.now()}
 	// One rule set for the whole decision: a reload meanwhile applies to
 	// the next message.
 	rs := s.rules.Load()
@@ -43,7 +89,7 @@ func (s *Service) handle(ctx context.Context, m *bus.Msg) error {
 	if v.Reason != partnerv1.Reason_REASON_UNSPECIFIED {
 		return s.reject(ctx, rs, c, v)
 	}
-	segs, err := split(&acc)
+	segs, err := split(acc)
 	if errors.Is(err, gsm.ErrTooLong) {
 		return s.reject(ctx, rs, c, Verdict{Reason: partnerv1.Reason_REASON_CONTENT, Detail: "text needs more than 255 parts", rule: "length", source: sourceLength})
 	}
@@ -61,12 +107,12 @@ func (s *Service) handle(ctx context.Context, m *bus.Msg) error {
 	}
 	// Before the cleared event: a STOP answering this message must find
 	// its brand.
-	if err := recordIssuer(ctx, s.issuers, &acc, c.Number, c.Now); err != nil {
+	if err := recordIssuer(ctx, s.issuers, acc, c.Number, c.Now); err != nil {
 		return err
 	}
 	now := timestamppb.New(c.Now)
 	cleared := &eventsv1.MessageCleared{
-		Message:       &acc,
+		Message:       acc,
 		RecipientE164: c.Number.E164(),
 		Segments:      segs,
 		ClearedAt:     now,

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 	// The window is French time wherever the binary runs, also in an
 	// image without /usr/share/zoneinfo.
 	_ "time/tzdata"
@@ -128,6 +130,8 @@ type Service struct {
 	mo      *moConsumer
 	// ported is the ported-numbers table, nil without a database.
 	ported *ported.Table
+	// tracer starts the trace of each message of a campaign batch.
+	tracer trace.Tracer
 }
 
 // New connects to the bus, loads the policy (the bucket's, else
@@ -208,6 +212,7 @@ func open(ctx context.Context, core *service.Core, cfg Config, plan *numplan.Pla
 		now:     time.Now,
 		issuers: issuers,
 		ported:  table,
+		tracer:  core.Tel.Tracer("pushsms.io/services/compliance"),
 	}
 	// The file's policy must compile: a replica that cannot decide with its
 	// fallback would stop at the first bucket deletion.

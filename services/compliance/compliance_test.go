@@ -717,3 +717,36 @@ func TestPolicyHotReload(t *testing.T) {
 		t.Errorf("a replica started after the push does not use the bucket's policy: %s", e2.log.String())
 	}
 }
+
+// A campaign batch is decided message by message, as single events are: a
+// message that can never be decided does not hold back the others, and a
+// batch delivered again publishes nothing new.
+func TestCampaignBatch(t *testing.T) {
+	e := start(t)
+	ok := accepted("batch-ok", "06 07 12 34 56", marketing, "Soldes -20 %")
+	fixed := accepted("batch-fixed", "+33 1 23 45 67 89", marketing, "Soldes -20 %")
+	noID := accepted("", "06 07 12 34 57", marketing, "Soldes -20 %")
+	last := accepted("batch-last", "06 07 12 34 58", marketing, "Soldes -20 %")
+	b := &eventsv1.CampaignBatch{Messages: []*eventsv1.MessageAccepted{ok, fixed, noID, last}}
+	subject := bus.AcceptedSubject("acme", "36123")
+	for _, id := range []string{"batch", "batch#again"} {
+		if err := e.pub.Publish(context.Background(), subject, b, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.idle(t, 2)
+	out := e.outputs(t)
+	if len(out) != 3 {
+		t.Errorf("%d messages decided, want 3 (the one without an id skipped)", len(out))
+	}
+	for _, m := range []*eventsv1.MessageAccepted{ok, last} {
+		if o := out[m.GetMessageId()]; o.cleared == nil {
+			t.Errorf("%s: not cleared: %v", m.GetMessageId(), o.rejected)
+		} else {
+			checkCleared(t, m.GetMessageId(), m, o, o.cleared.GetRecipientE164(), 1)
+		}
+	}
+	if o := out["batch-fixed"]; o.rejected.GetReason() != partnerv1.Reason_REASON_NOT_MOBILE {
+		t.Errorf("fixed line: %v, want rejected NOT_MOBILE", o.rejected)
+	}
+}

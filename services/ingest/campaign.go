@@ -8,15 +8,18 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"pushsms.io/lib/bus"
 	"pushsms.io/lib/fault"
 	"pushsms.io/lib/gsm"
+	"pushsms.io/lib/rate"
 	eventsv1 "pushsms.io/proto/gen/pushsms/events/v1"
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
 )
@@ -82,15 +85,85 @@ func scanCampaign(row pgx.Row) (campaignRow, error) {
 	return c, err
 }
 
+// ReleaseConfig paces a campaign's messages from ingest to compliance.
+//
+// A campaign goes out at its short code's rate, 10 to 150 SMS/s: a million
+// recipients take hours. Ingest stores every message at once (the partner
+// is answered once all are durable) but does not hand them all to
+// compliance at once: the first Rate × Lead messages are published, and the
+// rest are stored as message schedules that the server publishes at Rate
+// messages a second. Compliance and the status view then do a campaign's
+// work as it goes out instead of racing its upload (an upload of a million
+// took 3 min 14 s against 4.5 s for 200 000 without that race), and a
+// subscriber's STOP or a partner's opt-out reaches the campaign's later
+// messages before compliance clears them.
+//
+// Rate defaults to rate.MaxRate, the highest rate any short code may have,
+// so the release never holds back the throttle, whatever the short code's
+// rate is now or becomes (rates change without a restart).
+type ReleaseConfig struct {
+	// Rate is the pace beyond the lead, messages a second.
+	Rate int
+	// Lead is how far ahead of the pace a campaign is released.
+	Lead time.Duration
+}
+
+// DefaultReleaseConfig releases 10 s of the highest rate at once, then
+// rate.MaxRate messages a second.
+func DefaultReleaseConfig() ReleaseConfig {
+	return ReleaseConfig{Rate: rate.MaxRate, Lead: 10 * time.Second}
+}
+
+// Validate checks the pace.
+func (c ReleaseConfig) Validate() error {
+	if c.Rate < 1 || c.Lead < 0 {
+		return fmt.Errorf("campaign release: rate %d/s, lead %v: want a rate of at least 1 and a lead of 0 or more", c.Rate, c.Lead)
+	}
+	return nil
+}
+
+// at is when the n-th message (0-based) of a campaign starting at start is
+// due at compliance; zero means now (within the lead, or already due).
+func (c ReleaseConfig) at(start, now time.Time, n int64) time.Time {
+	due := start.Add(time.Duration(float64(n)/float64(c.Rate)*float64(time.Second)) - c.Lead)
+	// Schedules have a resolution of a second: one due within it goes now.
+	if due.Before(now.Add(time.Second)) {
+		return time.Time{}
+	}
+	return due
+}
+
+// maxBatchBytes bounds a CampaignBatch: well under the server's 1 MB
+// message limit, whatever the texts' lengths.
+const maxBatchBytes = 256 << 10
+
 // upload is one SubmitCampaign in progress.
 type upload struct {
 	s        *Service
 	campaign campaignRow
 	header   header
 	tpl      template
-	// position is the 0-based index of the next recipient in the stream.
+	// started is when the upload began: a campaign that starts at once
+	// is released from then.
+	started time.Time
+	// position is the 0-based index of the next recipient in the stream
+	// (receive's reading goroutine only).
 	position int64
-	errors   []*partnerv1.RecipientError
+	// accepted and refused count what is stored (receive's storing side).
+	accepted, refused int64
+	// errors lists the first refused recipients, from both sides.
+	mu     sync.Mutex
+	errors []*partnerv1.RecipientError
+}
+
+// refuse records a refused recipient for the response (the first
+// maxRecipientErrors).
+func (u *upload) refuse(pos int64, reason partnerv1.Reason, detail string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.errors) < maxRecipientErrors {
+		u.errors = append(u.errors, &partnerv1.RecipientError{Position: pos, Reason: reason, Detail: detail})
+	}
 }
 
 // SubmitCampaign takes the spec, then batches of recipients. Each chunk of
@@ -213,35 +286,78 @@ func (s *Service) startCampaign(ctx context.Context, tenant string, spec *partne
 		return nil, err
 	}
 	s.Log.InfoContext(ctx, "campaign receiving", "campaign_id", c.ID, "tenant", tenant, "start_at", c.StartAt)
-	return &upload{s: s, campaign: c, header: h, tpl: tpl}, nil
+	return &upload{s: s, campaign: c, header: h, tpl: tpl, started: now}, nil
 }
 
+// receive reads the recipients and stores them chunk by chunk. Reading
+// and rendering the next chunks (a goroutine of their own) overlap the
+// storing of the current one (a transaction, a COPY, publishes): each side
+// waits on the other's machine otherwise.
 func (u *upload) receive(ctx context.Context, stream partnerv1.MessagingService_SubmitCampaignServer) error {
-	for {
-		req, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return nil
+	type item struct {
+		c   prepared
+		err error
+	}
+	items := make(chan item, 2)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		defer close(items)
+		send := func(it item) bool {
+			select {
+			case items <- it:
+				return it.err == nil
+			case <-done:
+				return false
+			}
 		}
-		if err != nil {
+		for {
+			req, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			if err != nil {
+				send(item{err: err})
+				return
+			}
+			batch := req.GetRecipients()
+			if batch == nil {
+				send(item{err: fault.Invalidf("spec", "only the first item of the stream may be a spec")})
+				return
+			}
+			rs := batch.GetRecipients()
+			for len(rs) > 0 {
+				n := min(len(rs), campaignChunk)
+				c, err := u.prepare(rs[:n])
+				if !send(item{c: c, err: err}) {
+					return
+				}
+				rs = rs[n:]
+			}
+		}
+	}()
+	for it := range items {
+		if it.err != nil {
+			return it.err
+		}
+		if err := u.store(ctx, it.c); err != nil {
 			return err
 		}
-		batch := req.GetRecipients()
-		if batch == nil {
-			return fault.Invalidf("spec", "only the first item of the stream may be a spec")
-		}
-		rs := batch.GetRecipients()
-		for len(rs) > 0 {
-			n := min(len(rs), campaignChunk)
-			if err := u.chunk(ctx, rs[:n]); err != nil {
-				return err
-			}
-			rs = rs[n:]
-		}
 	}
+	return nil
 }
 
-// chunk renders, records and publishes some recipients in one transaction.
-func (u *upload) chunk(ctx context.Context, rs []*partnerv1.Recipient) error {
+// prepared is a chunk rendered: its rows and events, ready to store.
+type prepared struct {
+	now       time.Time
+	rows      [][]any
+	events    []bus.Event
+	positions []int64
+	refused   int64
+}
+
+// prepare renders some recipients.
+func (u *upload) prepare(rs []*partnerv1.Recipient) (prepared, error) {
 	s, c := u.s, u.campaign
 	now := s.now().UTC().Truncate(time.Microsecond)
 	rows := make([][]any, 0, len(rs))
@@ -252,7 +368,7 @@ func (u *upload) chunk(ctx context.Context, rs []*partnerv1.Recipient) error {
 	accepted := enumText(partnerv1.MessageState_MESSAGE_STATE_ACCEPTED)
 	campaignID, err := uuid.Parse(c.ID)
 	if err != nil {
-		return err
+		return prepared{}, err
 	}
 	// Shared by the chunk's events: only marshalled, never changed.
 	attestations := &partnerv1.ContentAttestations{
@@ -265,19 +381,19 @@ func (u *upload) chunk(ctx context.Context, rs []*partnerv1.Recipient) error {
 		text, an, reason, detail := u.render(r)
 		if reason != partnerv1.Reason_REASON_UNSPECIFIED {
 			refused++
-			if len(u.errors) < maxRecipientErrors {
-				u.errors = append(u.errors, &partnerv1.RecipientError{Position: pos, Reason: reason, Detail: detail})
-			}
+			u.refuse(pos, reason, detail)
 			continue
 		}
 		id, err := uuid.NewV7()
 		if err != nil {
-			return fmt.Errorf("message id: %w", err)
+			return prepared{}, fmt.Errorf("message id: %w", err)
 		}
 		rcpt := newRecipient(r.GetMsisdn())
 		positions = append(positions, pos)
 		rows = append(rows, []any{
-			[16]byte(id), c.TenantID, campaignID, "", c.ShortCode, c.Brand, c.Category, c.Sender,
+			// [16]byte, not uuid.UUID: pgx encodes an array as a uuid
+			// directly, a uuid.UUID through its driver.Valuer, as text.
+			[16]byte(id), c.TenantID, [16]byte(campaignID), "", c.ShortCode, c.Brand, c.Category, c.Sender,
 			rcpt.masked, rcpt.hash, enumText(partnerv1.Encoding(an.Encoding)), int32(an.Segments),
 			accepted, now, notBefore, c.ExpiresAt, now,
 			c.Sector, c.StopInformed, c.FreeClaimAttested, c.AppendStopMention,
@@ -308,8 +424,14 @@ func (u *upload) chunk(ctx context.Context, rs []*partnerv1.Recipient) error {
 			},
 		})
 	}
+	return prepared{now: now, rows: rows, events: events, positions: positions, refused: refused}, nil
+}
+
+// store records and publishes a prepared chunk in one transaction.
+func (u *upload) store(ctx context.Context, p prepared) error {
+	s, c, now, refused := u.s, u.campaign, p.now, p.refused
 	// Recipients beyond a prepaid tenant's credit are refused one by one.
-	rows, events, hold, noCredit, err := u.reserveChunk(ctx, rows, events, positions)
+	rows, events, hold, noCredit, err := u.reserveChunk(ctx, p.rows, p.events, p.positions)
 	if err != nil {
 		return err
 	}
@@ -335,7 +457,7 @@ func (u *upload) chunk(ctx context.Context, rs []*partnerv1.Recipient) error {
 		// no message the bus does not know.
 		pctx, cancel := context.WithTimeout(ctx, publishTimeout)
 		defer cancel()
-		if err := s.Bus.PublishAll(pctx, events); err != nil {
+		if err := s.Bus.PublishAll(pctx, u.batches(events, now)); err != nil {
 			return fmt.Errorf("campaign %s: %w", c.ID, errors.Join(err, fault.ErrUnavailable))
 		}
 		return nil
@@ -344,9 +466,43 @@ func (u *upload) chunk(ctx context.Context, rs []*partnerv1.Recipient) error {
 		return err
 	}
 	hold.keep()
-	u.campaign.Accepted += int64(len(rows))
-	u.campaign.Refused += refused
+	u.accepted += int64(len(rows))
+	u.refused += refused
 	return nil
+}
+
+// batches packs a chunk's events, in order, into CampaignBatch events of
+// at most maxBatchBytes, each published now or scheduled for when the
+// release pace reaches its first message (ReleaseConfig).
+func (u *upload) batches(events []bus.Event, now time.Time) []bus.Event {
+	c := u.campaign
+	start := u.started
+	if c.StartAt.After(start) {
+		start = c.StartAt
+	}
+	var out []bus.Event
+	var cur *eventsv1.CampaignBatch
+	size := 0
+	for i, ev := range events {
+		m := ev.Msg.(*eventsv1.MessageAccepted)
+		n := proto.Size(m) + 4
+		if cur == nil || size+n > maxBatchBytes {
+			cur, size = &eventsv1.CampaignBatch{}, 0
+			at := u.s.cfg.Release.at(start, now, u.accepted+int64(i))
+			out = append(out, bus.Event{
+				Subject: ev.Subject,
+				Msg:     cur,
+				// The first message's id names the batch: ids are fresh
+				// UUIDs, and a retried publish of this chunk reuses them.
+				MsgID: m.GetMessageId() + "/batch",
+				At:    at,
+				Hold:  bus.ReleaseSubject(c.ShortCode, m.GetMessageId()),
+			})
+		}
+		cur.Messages = append(cur.Messages, m)
+		size += n
+	}
+	return out
 }
 
 // render makes one recipient's text and counts it, or says why the
@@ -389,7 +545,7 @@ func (u *upload) finish(ctx context.Context) (*partnerv1.Campaign, error) {
 		u.abandon(ctx, err)
 		return nil, dbErr("finish campaign", err)
 	}
-	s.Log.InfoContext(ctx, "campaign submitted", "campaign_id", u.campaign.ID, "accepted", u.campaign.Accepted, "refused", u.campaign.Refused)
+	s.Log.InfoContext(ctx, "campaign submitted", "campaign_id", u.campaign.ID, "accepted", u.accepted, "refused", u.refused)
 	return s.getCampaign(ctx, u.campaign.TenantID, u.campaign.ID)
 }
 
@@ -400,7 +556,7 @@ func (u *upload) abandon(ctx context.Context, cause error) {
 	defer cancel()
 	s := u.s
 	s.Log.WarnContext(ctx, "campaign upload interrupted; cancelling the campaign", "campaign_id", u.campaign.ID,
-		"accepted", u.campaign.Accepted, "err", cause)
+		"accepted", u.accepted, "err", cause)
 	if _, err := s.cancelCampaign(ctx, u.campaign.TenantID, u.campaign.ID); err != nil {
 		s.Log.ErrorContext(ctx, "cancel interrupted campaign", "campaign_id", u.campaign.ID, "err", err)
 	}

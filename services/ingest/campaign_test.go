@@ -3,6 +3,7 @@ package ingest_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"pushsms.io/lib/bus/bustest"
 	eventsv1 "pushsms.io/proto/gen/pushsms/events/v1"
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
+	"pushsms.io/services/ingest"
 )
 
 func campaignSpec(ref string) *partnerv1.CampaignSpec {
@@ -100,17 +102,18 @@ func TestCampaign(t *testing.T) {
 		t.Errorf("second error %v, want position 50 CONTENT (missing variable)", e1)
 	}
 
-	events := e.streamMsgs(t, bus.StreamAccepted)
+	events := e.acceptedMessages(t)
 	if len(events) != n-refused {
 		t.Fatalf("%d MessageAccepted, want %d", len(events), n-refused)
 	}
-	var acc eventsv1.MessageAccepted
-	events[1].decode(t, &acc)
+	acc := events[1]
 	if acc.GetCampaignId() != c.GetCampaignId() || acc.GetText() != "Bonjour Client1, -20% avec le code HIVER. STOP 36123" {
 		t.Errorf("event campaign %q text %q", acc.GetCampaignId(), acc.GetText())
 	}
-	if events[1].msgID != acc.GetMessageId() || events[1].subject != bus.AcceptedSubject(tenantA, scA) {
-		t.Errorf("event %s on %s", events[1].msgID, events[1].subject)
+	// A campaign this small is released at once, in batches of the
+	// upload's chunks.
+	if first := e.streamMsgs(t, bus.StreamAccepted)[0]; first.msgID != events[0].GetMessageId()+"/batch" || first.subject != bus.AcceptedSubject(tenantA, scA) {
+		t.Errorf("first event %s on %s, want %s/batch on %s", first.msgID, first.subject, events[0].GetMessageId(), bus.AcceptedSubject(tenantA, scA))
 	}
 	if !acc.GetNotBefore().AsTime().Equal(c.GetStartAt().AsTime()) ||
 		acc.GetExpiresAt().AsTime().Sub(c.GetStartAt().AsTime()) != 6*time.Hour {
@@ -118,7 +121,7 @@ func TestCampaign(t *testing.T) {
 	}
 
 	// The status view moves the campaign's counts.
-	e.clear(t, &acc, 1)
+	e.clear(t, acc, 1)
 	bustest.Eventually(t, 10*time.Second, func() error {
 		got, err := e.client.GetCampaign(as(e.keyA), &partnerv1.GetCampaignRequest{CampaignId: c.GetCampaignId()})
 		if err != nil {
@@ -154,7 +157,7 @@ func TestCampaign(t *testing.T) {
 		t.Errorf("bucket holds %v (%v), want cancelled", v, err)
 	}
 	// Throttle reports the messages it drops.
-	e.reject(t, &acc, "cancelled", partnerv1.Reason_REASON_CANCELLED, "campaign cancelled")
+	e.reject(t, acc, "cancelled", partnerv1.Reason_REASON_CANCELLED, "campaign cancelled")
 	e.waitState(t, acc.GetMessageId(), partnerv1.MessageState_MESSAGE_STATE_CANCELLED)
 	// Cancelling again changes nothing.
 	if _, err := e.client.CancelCampaign(as(e.keyA), &partnerv1.CancelCampaignRequest{CampaignId: c.GetCampaignId()}); err != nil {
@@ -177,9 +180,8 @@ func TestCampaignScheduled(t *testing.T) {
 	if got := resp.GetCampaign().GetState(); got != partnerv1.CampaignState_CAMPAIGN_STATE_SCHEDULED {
 		t.Errorf("state %v, want SCHEDULED", got)
 	}
-	var acc eventsv1.MessageAccepted
-	e.streamMsgs(t, bus.StreamAccepted)[0].decode(t, &acc)
-	e.clear(t, &acc, 1)
+	acc := e.acceptedMessages(t)[0]
+	e.clear(t, acc, 1)
 	e.waitState(t, acc.GetMessageId(), partnerv1.MessageState_MESSAGE_STATE_DEFERRED)
 }
 
@@ -247,4 +249,70 @@ func TestCampaignInterrupted(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A campaign beyond its lead reaches compliance at the release pace: its
+// later batches wait on the server as message schedules, not on the
+// accepted subject compliance reads.
+func TestCampaignRelease(t *testing.T) {
+	e := startWith(t, func(c *ingest.Config) { c.Release = ingest.ReleaseConfig{Rate: 200, Lead: 0} })
+	begin := time.Now()
+	// Three chunks of 500: due at once, 2.5 s and 5 s after the upload's start.
+	resp, err := e.submit(t, campaignSpec("paced"), 1500, 500, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := resp.GetCampaign().GetAccepted(); got != 1500 {
+		t.Fatalf("accepted %d, want 1500", got)
+	}
+	published, scheduled := 0, 0
+	for _, m := range e.streamMsgs(t, bus.StreamAccepted) {
+		switch {
+		case strings.HasPrefix(m.subject, "sms.accepted."):
+			published++
+		case strings.HasPrefix(m.subject, "sms.release."+scA+"."):
+			scheduled++
+		}
+	}
+	if published != 1 || scheduled != 2 {
+		t.Fatalf("%d batches published and %d scheduled at the upload's end, want 1 and 2", published, scheduled)
+	}
+
+	// Every message reaches the accepted subject, in the partner's order,
+	// the last batch not before its time (schedules are rounded down to
+	// the second).
+	var arrived []time.Duration
+	var got []*eventsv1.MessageAccepted
+	bustest.Eventually(t, 20*time.Second, func() error {
+		var msgs []*eventsv1.MessageAccepted
+		batches := 0
+		for _, m := range e.streamMsgs(t, bus.StreamAccepted) {
+			if !strings.HasPrefix(m.subject, "sms.accepted.") {
+				continue
+			}
+			var b eventsv1.CampaignBatch
+			m.decode(t, &b)
+			msgs = append(msgs, b.GetMessages()...)
+			batches++
+		}
+		for len(arrived) < batches {
+			arrived = append(arrived, time.Since(begin))
+		}
+		got = msgs
+		if len(msgs) < 1500 {
+			return fmt.Errorf("%d of 1500 messages on the accepted subject", len(msgs))
+		}
+		return nil
+	})
+	if len(arrived) != 3 {
+		t.Fatalf("%d batches, want 3", len(arrived))
+	}
+	if arrived[2] < 3500*time.Millisecond {
+		t.Errorf("last batch on the accepted subject %v after the upload began, want ≥ 4 s (due at 5 s)", arrived[2])
+	}
+	for i, m := range got {
+		if want := fmt.Sprintf("06%08d", i); m.GetRecipient() != want {
+			t.Fatalf("message %d to %s, want %s: out of order", i, m.GetRecipient(), want)
+		}
+	}
 }

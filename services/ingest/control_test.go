@@ -9,7 +9,6 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"pushsms.io/lib/bus"
-	eventsv1 "pushsms.io/proto/gen/pushsms/events/v1"
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
 )
 
@@ -24,8 +23,7 @@ func TestCampaignPauseResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := resp.GetCampaign().GetCampaignId()
-	var acc eventsv1.MessageAccepted
-	e.streamMsgs(t, bus.StreamAccepted)[0].decode(t, &acc)
+	acc := e.acceptedMessages(t)[0]
 	if acc.GetWeight() != 3 {
 		t.Errorf("MessageAccepted.weight %d, want the spec's 3", acc.GetWeight())
 	}

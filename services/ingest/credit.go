@@ -248,13 +248,7 @@ func (u *upload) reserveChunk(ctx context.Context, rows [][]any, events []bus.Ev
 			continue
 		}
 		refused++
-		if len(u.errors) < maxRecipientErrors {
-			u.errors = append(u.errors, &partnerv1.RecipientError{
-				Position: positions[i],
-				Reason:   reasonNoCredit,
-				Detail:   fmt.Sprintf("prepaid credit exhausted: needs %d segments, %d left", msgs[i].segments, max(d.GetAvailable(), 0)),
-			})
-		}
+		u.refuse(positions[i], reasonNoCredit, fmt.Sprintf("prepaid credit exhausted: needs %d segments, %d left", msgs[i].segments, max(d.GetAvailable(), 0)))
 	}
 	if refused > 0 {
 		u.s.Log.InfoContext(ctx, "campaign recipients beyond the prepaid credit", "campaign_id", u.campaign.ID, "refused", refused)

@@ -7,7 +7,6 @@ import (
 
 	"google.golang.org/grpc/codes"
 
-	"pushsms.io/lib/bus"
 	eventsv1 "pushsms.io/proto/gen/pushsms/events/v1"
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
 )
@@ -90,11 +89,9 @@ func TestSendMessageBadSector(t *testing.T) {
 func (e *env) campaignAccepted(t *testing.T, id string) []*eventsv1.MessageAccepted {
 	t.Helper()
 	var out []*eventsv1.MessageAccepted
-	for _, m := range e.streamMsgs(t, bus.StreamAccepted) {
-		var acc eventsv1.MessageAccepted
-		m.decode(t, &acc)
+	for _, acc := range e.acceptedMessages(t) {
 		if acc.GetCampaignId() == id {
-			out = append(out, &acc)
+			out = append(out, acc)
 		}
 	}
 	return out

@@ -58,6 +58,8 @@ type Config struct {
 	CreditAddr string
 	// CreditTTL is how long the list of prepaid tenants is trusted.
 	CreditTTL time.Duration
+	// Release paces a campaign's messages to compliance (campaign.go).
+	Release ReleaseConfig
 }
 
 // DefaultConfig listens on :9090 with 8 status-view workers.
@@ -67,6 +69,7 @@ func DefaultConfig() Config {
 		DB:        pgdb.Config{MaxConns: 20},
 		Workers:   8,
 		CreditTTL: DefaultCreditTTL,
+		Release:   DefaultReleaseConfig(),
 	}
 }
 
@@ -78,6 +81,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Workers, "workers", c.Workers, "status-view events applied at once by this replica, per consumer")
 	fs.StringVar(&c.CreditAddr, "credit-addr", c.CreditAddr, "billing's gRPC address: prepaid tenants' messages reserve credit there (empty: no prepaid check)")
 	fs.DurationVar(&c.CreditTTL, "credit-cache-ttl", c.CreditTTL, "how long the list of prepaid tenants is trusted")
+	fs.IntVar(&c.Release.Rate, "campaign-release-rate", c.Release.Rate, "a campaign's messages go to compliance at most this many a second, beyond the lead (messages/s)")
+	fs.DurationVar(&c.Release.Lead, "campaign-release-lead", c.Release.Lead, "how far ahead of that pace a campaign is released: its first rate × lead messages go at once")
 }
 
 // Validate checks the configuration.
@@ -90,6 +95,9 @@ func (c Config) Validate() error {
 		errs = append(errs, pgdb.ErrNoURL)
 	}
 	if err := service.ValidateWorkers(c.Workers, 256); err != nil {
+		errs = append(errs, fmt.Errorf("ingest: %w", err))
+	}
+	if err := c.Release.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("ingest: %w", err))
 	}
 	if c.CreditAddr != "" && (c.CreditTTL <= 0 || c.CreditTTL > 5*time.Minute) {

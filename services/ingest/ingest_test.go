@@ -22,6 +22,7 @@ import (
 	"pushsms.io/lib/pgdb"
 	"pushsms.io/lib/pgtest"
 	"pushsms.io/lib/telemetry"
+	eventsv1 "pushsms.io/proto/gen/pushsms/events/v1"
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
 	"pushsms.io/services/ingest"
 )
@@ -52,6 +53,12 @@ type env struct {
 
 func start(t *testing.T) *env {
 	t.Helper()
+	return startWith(t, nil)
+}
+
+// startWith starts ingest with its configuration changed by configure.
+func startWith(t *testing.T, configure func(*ingest.Config)) *env {
+	t.Helper()
 	e := &env{nats: bustest.Start(t), spans: tracetest.NewSpanRecorder()}
 	e.db = pgtest.New(t, pgtest.Migrated(ingest.Schema, ingest.Migrations()))
 	e.bus = bustest.Connect(t, e.nats)
@@ -63,6 +70,9 @@ func start(t *testing.T) *env {
 	cfg.Workers = 4
 	cfg.Telemetry = telemetry.Config{LogLevel: "error", LogFormat: "text",
 		TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(e.spans))}
+	if configure != nil {
+		configure(&cfg)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	svc, err := ingest.New(ctx, cfg)
@@ -154,6 +164,27 @@ func (e *env) streamMsgs(t *testing.T, stream string) []*streamMsg {
 			continue
 		}
 		out = append(out, &streamMsg{subject: m.Subject, msgID: m.Header.Get(bus.HeaderMsgID), typ: m.Header.Get(bus.HeaderType), data: m.Data})
+	}
+	return out
+}
+
+// acceptedMessages returns every message of SMS_ACCEPTED in order: single
+// MessageAccepted events and the messages of campaign batches, published or
+// still scheduled.
+func (e *env) acceptedMessages(t *testing.T) []*eventsv1.MessageAccepted {
+	t.Helper()
+	var out []*eventsv1.MessageAccepted
+	for _, m := range e.streamMsgs(t, bus.StreamAccepted) {
+		switch m.typ {
+		case "pushsms.events.v1.CampaignBatch":
+			var b eventsv1.CampaignBatch
+			m.decode(t, &b)
+			out = append(out, b.GetMessages()...)
+		default:
+			var acc eventsv1.MessageAccepted
+			m.decode(t, &acc)
+			out = append(out, &acc)
+		}
 	}
 	return out
 }

@@ -219,6 +219,58 @@ func (x *MessageAccepted) GetWeight() uint32 {
 	return 0
 }
 
+// CampaignBatch: consecutive messages of one campaign upload, in the
+// order of the partner's recipients (subject
+// sms.accepted.<tenant>.<short_code>, as MessageAccepted). A campaign is
+// stored in batches: one event per few hundred recipients rather than one
+// each. Ingest publishes the first batches at once and schedules the rest
+// (sms.release.<short_code>.<key>, published again by the server when
+// due) at the pace its short code could at most send them, so that
+// compliance clears a campaign as it goes out, not all at its upload.
+type CampaignBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Messages      []*MessageAccepted     `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CampaignBatch) Reset() {
+	*x = CampaignBatch{}
+	mi := &file_pushsms_events_v1_events_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CampaignBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CampaignBatch) ProtoMessage() {}
+
+func (x *CampaignBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_pushsms_events_v1_events_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CampaignBatch.ProtoReflect.Descriptor instead.
+func (*CampaignBatch) Descriptor() ([]byte, []int) {
+	return file_pushsms_events_v1_events_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *CampaignBatch) GetMessages() []*MessageAccepted {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
 // MessageCleared: compliance passed the message and split it into segments
 // (subject sms.cleared.<tenant>.<short_code>).
 type MessageCleared struct {
@@ -236,7 +288,7 @@ type MessageCleared struct {
 
 func (x *MessageCleared) Reset() {
 	*x = MessageCleared{}
-	mi := &file_pushsms_events_v1_events_proto_msgTypes[1]
+	mi := &file_pushsms_events_v1_events_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -248,7 +300,7 @@ func (x *MessageCleared) String() string {
 func (*MessageCleared) ProtoMessage() {}
 
 func (x *MessageCleared) ProtoReflect() protoreflect.Message {
-	mi := &file_pushsms_events_v1_events_proto_msgTypes[1]
+	mi := &file_pushsms_events_v1_events_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -261,7 +313,7 @@ func (x *MessageCleared) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageCleared.ProtoReflect.Descriptor instead.
 func (*MessageCleared) Descriptor() ([]byte, []int) {
-	return file_pushsms_events_v1_events_proto_rawDescGZIP(), []int{1}
+	return file_pushsms_events_v1_events_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *MessageCleared) GetMessage() *MessageAccepted {
@@ -317,7 +369,7 @@ type Segment struct {
 
 func (x *Segment) Reset() {
 	*x = Segment{}
-	mi := &file_pushsms_events_v1_events_proto_msgTypes[2]
+	mi := &file_pushsms_events_v1_events_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -329,7 +381,7 @@ func (x *Segment) String() string {
 func (*Segment) ProtoMessage() {}
 
 func (x *Segment) ProtoReflect() protoreflect.Message {
-	mi := &file_pushsms_events_v1_events_proto_msgTypes[2]
+	mi := &file_pushsms_events_v1_events_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -342,7 +394,7 @@ func (x *Segment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Segment.ProtoReflect.Descriptor instead.
 func (*Segment) Descriptor() ([]byte, []int) {
-	return file_pushsms_events_v1_events_proto_rawDescGZIP(), []int{2}
+	return file_pushsms_events_v1_events_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Segment) GetIndex() int32 {
@@ -399,7 +451,7 @@ type MessageRejected struct {
 
 func (x *MessageRejected) Reset() {
 	*x = MessageRejected{}
-	mi := &file_pushsms_events_v1_events_proto_msgTypes[3]
+	mi := &file_pushsms_events_v1_events_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -411,7 +463,7 @@ func (x *MessageRejected) String() string {
 func (*MessageRejected) ProtoMessage() {}
 
 func (x *MessageRejected) ProtoReflect() protoreflect.Message {
-	mi := &file_pushsms_events_v1_events_proto_msgTypes[3]
+	mi := &file_pushsms_events_v1_events_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -424,7 +476,7 @@ func (x *MessageRejected) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageRejected.ProtoReflect.Descriptor instead.
 func (*MessageRejected) Descriptor() ([]byte, []int) {
-	return file_pushsms_events_v1_events_proto_rawDescGZIP(), []int{3}
+	return file_pushsms_events_v1_events_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *MessageRejected) GetMessageId() string {
@@ -507,7 +559,7 @@ type SegmentSubmit struct {
 
 func (x *SegmentSubmit) Reset() {
 	*x = SegmentSubmit{}
-	mi := &file_pushsms_events_v1_events_proto_msgTypes[4]
+	mi := &file_pushsms_events_v1_events_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -519,7 +571,7 @@ func (x *SegmentSubmit) String() string {
 func (*SegmentSubmit) ProtoMessage() {}
 
 func (x *SegmentSubmit) ProtoReflect() protoreflect.Message {
-	mi := &file_pushsms_events_v1_events_proto_msgTypes[4]
+	mi := &file_pushsms_events_v1_events_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -532,7 +584,7 @@ func (x *SegmentSubmit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SegmentSubmit.ProtoReflect.Descriptor instead.
 func (*SegmentSubmit) Descriptor() ([]byte, []int) {
-	return file_pushsms_events_v1_events_proto_rawDescGZIP(), []int{4}
+	return file_pushsms_events_v1_events_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SegmentSubmit) GetMessageId() string {
@@ -638,7 +690,7 @@ type SegmentReport struct {
 
 func (x *SegmentReport) Reset() {
 	*x = SegmentReport{}
-	mi := &file_pushsms_events_v1_events_proto_msgTypes[5]
+	mi := &file_pushsms_events_v1_events_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -650,7 +702,7 @@ func (x *SegmentReport) String() string {
 func (*SegmentReport) ProtoMessage() {}
 
 func (x *SegmentReport) ProtoReflect() protoreflect.Message {
-	mi := &file_pushsms_events_v1_events_proto_msgTypes[5]
+	mi := &file_pushsms_events_v1_events_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -663,7 +715,7 @@ func (x *SegmentReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SegmentReport.ProtoReflect.Descriptor instead.
 func (*SegmentReport) Descriptor() ([]byte, []int) {
-	return file_pushsms_events_v1_events_proto_rawDescGZIP(), []int{5}
+	return file_pushsms_events_v1_events_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SegmentReport) GetMessageId() string {
@@ -767,7 +819,7 @@ type MobileOriginated struct {
 
 func (x *MobileOriginated) Reset() {
 	*x = MobileOriginated{}
-	mi := &file_pushsms_events_v1_events_proto_msgTypes[6]
+	mi := &file_pushsms_events_v1_events_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -779,7 +831,7 @@ func (x *MobileOriginated) String() string {
 func (*MobileOriginated) ProtoMessage() {}
 
 func (x *MobileOriginated) ProtoReflect() protoreflect.Message {
-	mi := &file_pushsms_events_v1_events_proto_msgTypes[6]
+	mi := &file_pushsms_events_v1_events_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -792,7 +844,7 @@ func (x *MobileOriginated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MobileOriginated.ProtoReflect.Descriptor instead.
 func (*MobileOriginated) Descriptor() ([]byte, []int) {
-	return file_pushsms_events_v1_events_proto_rawDescGZIP(), []int{6}
+	return file_pushsms_events_v1_events_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *MobileOriginated) GetMoId() string {
@@ -868,7 +920,9 @@ const file_pushsms_events_v1_events_proto_rawDesc = "" +
 	"\x06sector\x18\x10 \x01(\tR\x06sector\x12K\n" +
 	"\fattestations\x18\x11 \x01(\v2'.pushsms.partner.v1.ContentAttestationsR\fattestations\x122\n" +
 	"\x15stop_mention_appended\x18\x12 \x01(\bR\x13stopMentionAppended\x12\x16\n" +
-	"\x06weight\x18\x13 \x01(\rR\x06weight\"\xa2\x02\n" +
+	"\x06weight\x18\x13 \x01(\rR\x06weight\"O\n" +
+	"\rCampaignBatch\x12>\n" +
+	"\bmessages\x18\x01 \x03(\v2\".pushsms.events.v1.MessageAcceptedR\bmessages\"\xa2\x02\n" +
 	"\x0eMessageCleared\x12<\n" +
 	"\amessage\x18\x01 \x01(\v2\".pushsms.events.v1.MessageAcceptedR\amessage\x12%\n" +
 	"\x0erecipient_e164\x18\x02 \x01(\tR\rrecipientE164\x126\n" +
@@ -953,52 +1007,54 @@ func file_pushsms_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_pushsms_events_v1_events_proto_rawDescData
 }
 
-var file_pushsms_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_pushsms_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_pushsms_events_v1_events_proto_goTypes = []any{
 	(*MessageAccepted)(nil),        // 0: pushsms.events.v1.MessageAccepted
-	(*MessageCleared)(nil),         // 1: pushsms.events.v1.MessageCleared
-	(*Segment)(nil),                // 2: pushsms.events.v1.Segment
-	(*MessageRejected)(nil),        // 3: pushsms.events.v1.MessageRejected
-	(*SegmentSubmit)(nil),          // 4: pushsms.events.v1.SegmentSubmit
-	(*SegmentReport)(nil),          // 5: pushsms.events.v1.SegmentReport
-	(*MobileOriginated)(nil),       // 6: pushsms.events.v1.MobileOriginated
-	(v1.TrafficCategory)(0),        // 7: pushsms.partner.v1.TrafficCategory
-	(*timestamppb.Timestamp)(nil),  // 8: google.protobuf.Timestamp
-	(v1.Encoding)(0),               // 9: pushsms.partner.v1.Encoding
-	(*v1.ContentAttestations)(nil), // 10: pushsms.partner.v1.ContentAttestations
-	(*v1.Decision)(nil),            // 11: pushsms.partner.v1.Decision
-	(v1.Reason)(0),                 // 12: pushsms.partner.v1.Reason
-	(v1.SegmentState)(0),           // 13: pushsms.partner.v1.SegmentState
+	(*CampaignBatch)(nil),          // 1: pushsms.events.v1.CampaignBatch
+	(*MessageCleared)(nil),         // 2: pushsms.events.v1.MessageCleared
+	(*Segment)(nil),                // 3: pushsms.events.v1.Segment
+	(*MessageRejected)(nil),        // 4: pushsms.events.v1.MessageRejected
+	(*SegmentSubmit)(nil),          // 5: pushsms.events.v1.SegmentSubmit
+	(*SegmentReport)(nil),          // 6: pushsms.events.v1.SegmentReport
+	(*MobileOriginated)(nil),       // 7: pushsms.events.v1.MobileOriginated
+	(v1.TrafficCategory)(0),        // 8: pushsms.partner.v1.TrafficCategory
+	(*timestamppb.Timestamp)(nil),  // 9: google.protobuf.Timestamp
+	(v1.Encoding)(0),               // 10: pushsms.partner.v1.Encoding
+	(*v1.ContentAttestations)(nil), // 11: pushsms.partner.v1.ContentAttestations
+	(*v1.Decision)(nil),            // 12: pushsms.partner.v1.Decision
+	(v1.Reason)(0),                 // 13: pushsms.partner.v1.Reason
+	(v1.SegmentState)(0),           // 14: pushsms.partner.v1.SegmentState
 }
 var file_pushsms_events_v1_events_proto_depIdxs = []int32{
-	7,  // 0: pushsms.events.v1.MessageAccepted.category:type_name -> pushsms.partner.v1.TrafficCategory
-	8,  // 1: pushsms.events.v1.MessageAccepted.accepted_at:type_name -> google.protobuf.Timestamp
-	8,  // 2: pushsms.events.v1.MessageAccepted.not_before:type_name -> google.protobuf.Timestamp
-	8,  // 3: pushsms.events.v1.MessageAccepted.expires_at:type_name -> google.protobuf.Timestamp
-	9,  // 4: pushsms.events.v1.MessageAccepted.encoding:type_name -> pushsms.partner.v1.Encoding
-	10, // 5: pushsms.events.v1.MessageAccepted.attestations:type_name -> pushsms.partner.v1.ContentAttestations
-	0,  // 6: pushsms.events.v1.MessageCleared.message:type_name -> pushsms.events.v1.MessageAccepted
-	2,  // 7: pushsms.events.v1.MessageCleared.segments:type_name -> pushsms.events.v1.Segment
-	8,  // 8: pushsms.events.v1.MessageCleared.cleared_at:type_name -> google.protobuf.Timestamp
-	11, // 9: pushsms.events.v1.MessageCleared.decision:type_name -> pushsms.partner.v1.Decision
-	9,  // 10: pushsms.events.v1.Segment.encoding:type_name -> pushsms.partner.v1.Encoding
-	12, // 11: pushsms.events.v1.MessageRejected.reason:type_name -> pushsms.partner.v1.Reason
-	8,  // 12: pushsms.events.v1.MessageRejected.at:type_name -> google.protobuf.Timestamp
-	11, // 13: pushsms.events.v1.MessageRejected.decision:type_name -> pushsms.partner.v1.Decision
-	7,  // 14: pushsms.events.v1.SegmentSubmit.category:type_name -> pushsms.partner.v1.TrafficCategory
-	2,  // 15: pushsms.events.v1.SegmentSubmit.segment:type_name -> pushsms.events.v1.Segment
-	8,  // 16: pushsms.events.v1.SegmentSubmit.expires_at:type_name -> google.protobuf.Timestamp
-	8,  // 17: pushsms.events.v1.SegmentSubmit.released_at:type_name -> google.protobuf.Timestamp
-	13, // 18: pushsms.events.v1.SegmentReport.state:type_name -> pushsms.partner.v1.SegmentState
-	8,  // 19: pushsms.events.v1.SegmentReport.smsc_timestamp:type_name -> google.protobuf.Timestamp
-	8,  // 20: pushsms.events.v1.SegmentReport.at:type_name -> google.protobuf.Timestamp
-	8,  // 21: pushsms.events.v1.MobileOriginated.received_at:type_name -> google.protobuf.Timestamp
-	8,  // 22: pushsms.events.v1.MobileOriginated.smsc_timestamp:type_name -> google.protobuf.Timestamp
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	8,  // 0: pushsms.events.v1.MessageAccepted.category:type_name -> pushsms.partner.v1.TrafficCategory
+	9,  // 1: pushsms.events.v1.MessageAccepted.accepted_at:type_name -> google.protobuf.Timestamp
+	9,  // 2: pushsms.events.v1.MessageAccepted.not_before:type_name -> google.protobuf.Timestamp
+	9,  // 3: pushsms.events.v1.MessageAccepted.expires_at:type_name -> google.protobuf.Timestamp
+	10, // 4: pushsms.events.v1.MessageAccepted.encoding:type_name -> pushsms.partner.v1.Encoding
+	11, // 5: pushsms.events.v1.MessageAccepted.attestations:type_name -> pushsms.partner.v1.ContentAttestations
+	0,  // 6: pushsms.events.v1.CampaignBatch.messages:type_name -> pushsms.events.v1.MessageAccepted
+	0,  // 7: pushsms.events.v1.MessageCleared.message:type_name -> pushsms.events.v1.MessageAccepted
+	3,  // 8: pushsms.events.v1.MessageCleared.segments:type_name -> pushsms.events.v1.Segment
+	9,  // 9: pushsms.events.v1.MessageCleared.cleared_at:type_name -> google.protobuf.Timestamp
+	12, // 10: pushsms.events.v1.MessageCleared.decision:type_name -> pushsms.partner.v1.Decision
+	10, // 11: pushsms.events.v1.Segment.encoding:type_name -> pushsms.partner.v1.Encoding
+	13, // 12: pushsms.events.v1.MessageRejected.reason:type_name -> pushsms.partner.v1.Reason
+	9,  // 13: pushsms.events.v1.MessageRejected.at:type_name -> google.protobuf.Timestamp
+	12, // 14: pushsms.events.v1.MessageRejected.decision:type_name -> pushsms.partner.v1.Decision
+	8,  // 15: pushsms.events.v1.SegmentSubmit.category:type_name -> pushsms.partner.v1.TrafficCategory
+	3,  // 16: pushsms.events.v1.SegmentSubmit.segment:type_name -> pushsms.events.v1.Segment
+	9,  // 17: pushsms.events.v1.SegmentSubmit.expires_at:type_name -> google.protobuf.Timestamp
+	9,  // 18: pushsms.events.v1.SegmentSubmit.released_at:type_name -> google.protobuf.Timestamp
+	14, // 19: pushsms.events.v1.SegmentReport.state:type_name -> pushsms.partner.v1.SegmentState
+	9,  // 20: pushsms.events.v1.SegmentReport.smsc_timestamp:type_name -> google.protobuf.Timestamp
+	9,  // 21: pushsms.events.v1.SegmentReport.at:type_name -> google.protobuf.Timestamp
+	9,  // 22: pushsms.events.v1.MobileOriginated.received_at:type_name -> google.protobuf.Timestamp
+	9,  // 23: pushsms.events.v1.MobileOriginated.smsc_timestamp:type_name -> google.protobuf.Timestamp
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_pushsms_events_v1_events_proto_init() }
@@ -1012,7 +1068,7 @@ func file_pushsms_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pushsms_events_v1_events_proto_rawDesc), len(file_pushsms_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
