@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"pushsms.io/lib/bus"
@@ -247,5 +249,61 @@ func TestConsumeFromStartSequence(t *testing.T) {
 	}
 	if v := <-got; v != "3" {
 		t.Fatalf("after a restart with start 1: %q, want the new event \"3\" (the durable keeps its place)", v)
+	}
+}
+
+// A platform upgraded from a release without campaign schedules: Ensure
+// adds the schedules' subject to the SMS_ACCEPTED that holds its events,
+// and a batch scheduled there is published on its subject when due.
+func TestEnsureAddsScheduledRelease(t *testing.T) {
+	b := connect(t, bustest.Start(t), nil)
+	ctx := context.Background()
+	if err := b.JS.DeleteStream(ctx, bus.StreamAccepted); err != nil {
+		t.Fatal(err)
+	}
+	old := jetstream.StreamConfig{Name: bus.StreamAccepted, Subjects: []string{bus.SubjectAccepted},
+		Storage: jetstream.FileStorage, MaxAge: 7 * 24 * time.Hour, Duplicates: bus.DuplicateWindow}
+	if _, err := b.JS.CreateStream(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	subject := bus.AcceptedSubject("acme", "36000")
+	if err := b.Publish(ctx, subject, wrapperspb.String("before"), "before"); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.Ensure(ctx, b.JS, 1); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().Add(2 * time.Second)
+	err := b.PublishAll(ctx, []bus.Event{{Subject: subject, Msg: wrapperspb.String("later"), MsgID: "later/batch", At: at, Hold: bus.ReleaseSubject("36000", "later")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.JS.Stream(ctx, bus.StreamAccepted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.GetLastMsgForSubject(ctx, subject); err != nil {
+		t.Fatal(err)
+	}
+	bustest.Eventually(t, 10*time.Second, func() error {
+		m, err := st.GetLastMsgForSubject(ctx, subject)
+		if err != nil {
+			return err
+		}
+		var v wrapperspb.StringValue
+		if err := proto.Unmarshal(m.Data, &v); err != nil || v.GetValue() != "later" {
+			return fmt.Errorf("last event on %s is %q (%v)", subject, v.GetValue(), err)
+		}
+		if time.Now().Before(at.Truncate(time.Second)) {
+			t.Errorf("batch published at %v, before it was due (%v)", time.Now(), at)
+		}
+		return nil
+	})
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 2 {
+		t.Errorf("%d events in %s, want 2: the one from before the upgrade and the released batch (its schedule removed)", info.State.Msgs, bus.StreamAccepted)
 	}
 }
