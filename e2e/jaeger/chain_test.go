@@ -29,8 +29,8 @@ func TestChain(t *testing.T) {
 	}
 	// What the platform produces (names from a run against Jaeger).
 	good := []span{
-		sp("a", "ingest", "send sms.accepted", "", "campaign-call"),
-		sp("b", "compliance", "process sms.accepted", "a", ""),
+		sp("a", "ingest", "accept campaign message", "", "campaign-call"),
+		sp("b", "compliance", "clear campaign message", "a", "batch"),
 		sp("c", "compliance", "send sms.cleared", "b", ""),
 		sp("d", "throttle", "process sms.cleared", "c", ""),
 		sp("e", "throttle", "send sms.submit", "d", ""),
@@ -56,7 +56,7 @@ func TestChain(t *testing.T) {
 		{"a parent that never reached Jaeger",
 			with(5, sp("f", "smsc-link", "process sms.submit", "lost", "")), "not in trace"},
 		{"rooted at compliance",
-			with(0, sp("a", "compliance", "process sms.accepted", "", "")), "want one span of ingest"},
+			with(0, sp("a", "compliance", "clear campaign message", "", "batch")), "want one span of ingest"},
 		{"the DR's report not under the submit: billing hangs off throttle",
 			with(9, sp("j", "billing", "process sms.report.delivered", "e", "")), "no span of billing"},
 	} {

@@ -202,14 +202,17 @@ func TestSweep(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "owner"), []byte(strconv.Itoa(dead.Process.Pid)), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	orphan := &pgcluster.Cluster{DataDir: filepath.Join(dir, "data"), NoSync: true}
 	if _, err := orphan.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { orphan.Stop(context.Background()) })
+	// The dead owner only once the cluster runs: a test binary of another
+	// package starting meanwhile sweeps too, and would remove the
+	// directory under initdb.
+	if err := os.WriteFile(filepath.Join(dir, "owner"), []byte(strconv.Itoa(dead.Process.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	sweep(t.Context())
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {

@@ -8,6 +8,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -41,7 +42,8 @@ func (s *Service) handle(ctx context.Context, m *bus.Msg) error {
 var campaignBatchType = string((&eventsv1.CampaignBatch{}).ProtoReflect().Descriptor().FullName())
 
 // handleBatch decides a campaign's messages one after the other, each in
-// a trace of its own (one SMS, one trace) linked to the batch's. A message
+// its own trace (one SMS, one trace: ingest started it) linked to the
+// batch's. A message
 // that can never be decided is logged and skipped, as a single one would
 // be terminated; any other error redelivers the batch, whose messages
 // already decided publish nothing new (handle).
@@ -52,7 +54,15 @@ func (s *Service) handleBatch(ctx context.Context, m *bus.Msg) error {
 	}
 	link := trace.LinkFromContext(ctx)
 	for _, acc := range b.GetMessages() {
-		mctx, span := s.tracer.Start(ctx, "clear campaign message", trace.WithNewRoot(), trace.WithLinks(link))
+		// The message's own trace, which ingest started; a new one if
+		// the message carries none.
+		mctx, opts := ctx, []trace.SpanStartOption{trace.WithLinks(link)}
+		if tc := acc.GetTraceContext(); len(tc) > 0 {
+			mctx = s.Tel.Propagator.Extract(trace.ContextWithSpanContext(ctx, trace.SpanContext{}), propagation.MapCarrier(tc))
+		} else {
+			opts = append(opts, trace.WithNewRoot())
+		}
+		mctx, span := s.tracer.Start(mctx, "clear campaign message", opts...)
 		if span.IsRecording() {
 			span.SetAttributes(attribute.String("pushsms.message_id", acc.GetMessageId()), attribute.String("pushsms.campaign_id", acc.GetCampaignId()))
 		}

@@ -144,10 +144,12 @@ func (e env) idle(t *testing.T, n uint64) {
 
 // output is one event compliance stored.
 type output struct {
-	msgID    string
-	subject  string
-	cleared  *eventsv1.MessageCleared
-	rejected *eventsv1.MessageRejected
+	msgID string
+	// traceparent is the W3C trace context the event carries.
+	traceparent string
+	subject     string
+	cleared     *eventsv1.MessageCleared
+	rejected    *eventsv1.MessageRejected
 }
 
 // outputs reads every event of SMS_CLEARED and SMS_REPORTS, by message id.
@@ -170,7 +172,7 @@ func (e env) outputs(t *testing.T) map[string]output {
 			if err != nil {
 				t.Fatal(err)
 			}
-			o := output{msgID: raw.Header.Get(bus.HeaderMsgID), subject: raw.Subject}
+			o := output{msgID: raw.Header.Get(bus.HeaderMsgID), subject: raw.Subject, traceparent: raw.Header.Get("traceparent")}
 			var id string
 			switch typ := raw.Header.Get(bus.HeaderType); typ {
 			case "pushsms.events.v1.MessageCleared":
@@ -727,6 +729,9 @@ func TestCampaignBatch(t *testing.T) {
 	fixed := accepted("batch-fixed", "+33 1 23 45 67 89", marketing, "Soldes -20 %")
 	noID := accepted("", "06 07 12 34 57", marketing, "Soldes -20 %")
 	last := accepted("batch-last", "06 07 12 34 58", marketing, "Soldes -20 %")
+	// The message's own trace, as ingest starts it.
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	ok.TraceContext = map[string]string{"traceparent": "00-" + traceID + "-00f067aa0ba902b7-01"}
 	b := &eventsv1.CampaignBatch{Messages: []*eventsv1.MessageAccepted{ok, fixed, noID, last}}
 	subject := bus.AcceptedSubject("acme", "36123")
 	for _, id := range []string{"batch", "batch#again"} {
@@ -745,6 +750,12 @@ func TestCampaignBatch(t *testing.T) {
 		} else {
 			checkCleared(t, m.GetMessageId(), m, o, o.cleared.GetRecipientE164(), 1)
 		}
+	}
+	if tp := out["batch-ok"].traceparent; !strings.Contains(tp, "-"+traceID+"-") {
+		t.Errorf("cleared in trace %q, want the message's own trace %s", tp, traceID)
+	}
+	if tp := out["batch-last"].traceparent; tp == "" || strings.Contains(tp, traceID) {
+		t.Errorf("a message without a trace context cleared in trace %q, want a trace of its own", tp)
 	}
 	if o := out["batch-fixed"]; o.rejected.GetReason() != partnerv1.Reason_REASON_NOT_MOBILE {
 		t.Errorf("fixed line: %v, want rejected NOT_MOBILE", o.rejected)

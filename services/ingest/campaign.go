@@ -13,6 +13,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -328,7 +331,7 @@ func (u *upload) receive(ctx context.Context, stream partnerv1.MessagingService_
 			rs := batch.GetRecipients()
 			for len(rs) > 0 {
 				n := min(len(rs), campaignChunk)
-				c, err := u.prepare(rs[:n])
+				c, err := u.prepare(ctx, rs[:n])
 				if !send(item{c: c, err: err}) {
 					return
 				}
@@ -356,9 +359,13 @@ type prepared struct {
 	refused   int64
 }
 
-// prepare renders some recipients.
-func (u *upload) prepare(rs []*partnerv1.Recipient) (prepared, error) {
+// prepare renders some recipients. Each message starts a trace of its own
+// (one SMS, one trace), linked to the SubmitCampaign call's span: its
+// context travels in the message, since the batch's headers carry the
+// batch's.
+func (u *upload) prepare(ctx context.Context, rs []*partnerv1.Recipient) (prepared, error) {
 	s, c := u.s, u.campaign
+	link := trace.LinkFromContext(ctx)
 	now := s.now().UTC().Truncate(time.Microsecond)
 	rows := make([][]any, 0, len(rs))
 	events := make([]bus.Event, 0, len(rs))
@@ -421,6 +428,7 @@ func (u *upload) prepare(rs []*partnerv1.Recipient) (prepared, error) {
 				Attestations:        attestations,
 				StopMentionAppended: c.AppendStopMention,
 				Weight:              uint32(c.Weight),
+				TraceContext:        u.traceContext(ctx, id.String(), link),
 			},
 		})
 	}
@@ -503,6 +511,20 @@ func (u *upload) batches(events []bus.Event, now time.Time) []bus.Event {
 		size += n
 	}
 	return out
+}
+
+// traceContext starts and ends the root span of a campaign message's trace
+// and returns its context, for compliance to continue.
+func (u *upload) traceContext(ctx context.Context, id string, link trace.Link) map[string]string {
+	_, span := u.s.tracer.Start(ctx, "accept campaign message", trace.WithNewRoot(), trace.WithLinks(link),
+		trace.WithSpanKind(trace.SpanKindProducer))
+	defer span.End()
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("pushsms.message_id", id), attribute.String("pushsms.campaign_id", u.campaign.ID))
+	}
+	carrier := propagation.MapCarrier{}
+	u.s.Tel.Propagator.Inject(trace.ContextWithSpan(ctx, span), carrier)
+	return carrier
 }
 
 // render makes one recipient's text and counts it, or says why the

@@ -310,9 +310,16 @@ func TestCampaignRelease(t *testing.T) {
 	if arrived[2] < 3500*time.Millisecond {
 		t.Errorf("last batch on the accepted subject %v after the upload began, want ≥ 4 s (due at 5 s)", arrived[2])
 	}
+	// One SMS, one trace: each message carries the context of its own.
+	traces := map[string]bool{}
 	for i, m := range got {
 		if want := fmt.Sprintf("06%08d", i); m.GetRecipient() != want {
 			t.Fatalf("message %d to %s, want %s: out of order", i, m.GetRecipient(), want)
 		}
+		tp := m.GetTraceContext()["traceparent"]
+		if len(tp) != 55 || traces[tp[3:35]] {
+			t.Fatalf("message %d carries trace context %q: want a traceparent of a trace of its own", i, tp)
+		}
+		traces[tp[3:35]] = true
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"io/fs"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -121,6 +123,8 @@ type Service struct {
 	now       func() time.Time
 	// credit is nil when no prepaid check is configured.
 	credit *creditCheck
+	// tracer starts the trace of each campaign message (campaign.go).
+	tracer trace.Tracer
 }
 
 // New checks cfg, sets up telemetry, connects to the bus (ensuring streams
@@ -145,7 +149,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	auth.pool = core.Pool
-	s := &Service{Core: core, cfg: cfg, now: time.Now}
+	s := &Service{Core: core, cfg: cfg, now: time.Now, tracer: core.Tel.Tracer("pushsms.io/services/ingest")}
 	if s.campaigns, err = core.Bus.JS.KeyValue(ctx, bus.BucketCampaigns); err != nil {
 		core.Close()
 		return nil, fmt.Errorf("bucket %s: %w", bus.BucketCampaigns, err)
