@@ -275,9 +275,9 @@ func (p *platform) startServices(ctx context.Context) error {
 				}
 			}
 			spec.args = append(append([]string{"-grpc-addr", hostPort(spec.port)}, common...), spec.args...)
-			// The collector's target of deploy/k8s (pushsms-env), unless
-			// the bench's own environment says otherwise.
-			if os.Getenv("GOGC") == "" {
+			// The collector's target of deploy/k8s (the pacing services'),
+			// unless the bench's own environment says otherwise.
+			if os.Getenv("GOGC") == "" && slices.Contains(stack.PacingServices, s.name) {
 				spec.env = append(slices.Clone(spec.env), "GOGC="+strconv.Itoa(stack.DeploymentGOGC))
 			}
 			pr, err := p.startService(ctx, spec)

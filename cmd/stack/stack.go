@@ -491,10 +491,14 @@ func portOr(p, def int) int {
 	return p
 }
 
-// DeploymentGOGC is the Go collector's target every service runs with in
-// deploy/k8s (GOGC in pushsms-env): the one-machine process, which holds
-// them all, runs with it too.
+// DeploymentGOGC is the Go collector's target of the pacing path's
+// services in deploy/k8s (throttle and smsc-link; the others keep the
+// default, 100, for their memory): the one-machine process, which holds
+// that path, runs with it too.
 const DeploymentGOGC = 200
+
+// PacingServices are the services deploy/k8s runs with DeploymentGOGC.
+var PacingServices = []string{throttle.Name, smsclink.Name}
 
 // TuneGC sets the process's collector target to DeploymentGOGC, unless
 // GOGC in the environment says otherwise.

@@ -55,10 +55,12 @@ func (s *Service) handleBatch(ctx context.Context, m *bus.Msg) error {
 	link := trace.LinkFromContext(ctx)
 	for _, acc := range b.GetMessages() {
 		// The message's own trace, which ingest started; a new one if
-		// the message carries none.
+		// the message carries none (not sampled at ingest).
 		mctx, opts := ctx, []trace.SpanStartOption{trace.WithLinks(link)}
-		if tc := acc.GetTraceContext(); len(tc) > 0 {
-			mctx = s.Tel.Propagator.Extract(trace.ContextWithSpanContext(ctx, trace.SpanContext{}), propagation.MapCarrier(tc))
+		if tp := acc.GetTraceparent(); tp != "" {
+			mctx = s.Tel.Propagator.Extract(trace.ContextWithSpanContext(ctx, trace.SpanContext{}), propagation.MapCarrier{"traceparent": tp})
+			// From here the events' headers carry it.
+			acc.Traceparent = ""
 		} else {
 			opts = append(opts, trace.WithNewRoot())
 		}

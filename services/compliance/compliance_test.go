@@ -731,7 +731,7 @@ func TestCampaignBatch(t *testing.T) {
 	last := accepted("batch-last", "06 07 12 34 58", marketing, "Soldes -20 %")
 	// The message's own trace, as ingest starts it.
 	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
-	ok.TraceContext = map[string]string{"traceparent": "00-" + traceID + "-00f067aa0ba902b7-01"}
+	ok.Traceparent = "00-" + traceID + "-00f067aa0ba902b7-01"
 	b := &eventsv1.CampaignBatch{Messages: []*eventsv1.MessageAccepted{ok, fixed, noID, last}}
 	subject := bus.AcceptedSubject("acme", "36123")
 	for _, id := range []string{"batch", "batch#again"} {
@@ -748,11 +748,18 @@ func TestCampaignBatch(t *testing.T) {
 		if o := out[m.GetMessageId()]; o.cleared == nil {
 			t.Errorf("%s: not cleared: %v", m.GetMessageId(), o.rejected)
 		} else {
-			checkCleared(t, m.GetMessageId(), m, o, o.cleared.GetRecipientE164(), 1)
+			// The accepted message as cleared: its traceparent moves to
+			// the event's headers.
+			want := proto.CloneOf(m)
+			want.Traceparent = ""
+			checkCleared(t, m.GetMessageId(), want, o, o.cleared.GetRecipientE164(), 1)
 		}
 	}
 	if tp := out["batch-ok"].traceparent; !strings.Contains(tp, "-"+traceID+"-") {
 		t.Errorf("cleared in trace %q, want the message's own trace %s", tp, traceID)
+	}
+	if tp := out["batch-ok"].cleared.GetMessage().GetTraceparent(); tp != "" {
+		t.Errorf("MessageCleared still carries the message's traceparent %q: its headers do", tp)
 	}
 	if tp := out["batch-last"].traceparent; tp == "" || strings.Contains(tp, traceID) {
 		t.Errorf("a message without a trace context cleared in trace %q, want a trace of its own", tp)

@@ -428,7 +428,7 @@ func (u *upload) prepare(ctx context.Context, rs []*partnerv1.Recipient) (prepar
 				Attestations:        attestations,
 				StopMentionAppended: c.AppendStopMention,
 				Weight:              uint32(c.Weight),
-				TraceContext:        u.traceContext(ctx, id.String(), link),
+				Traceparent:         u.traceparent(ctx, id.String(), link),
 			},
 		})
 	}
@@ -513,18 +513,20 @@ func (u *upload) batches(events []bus.Event, now time.Time) []bus.Event {
 	return out
 }
 
-// traceContext starts and ends the root span of a campaign message's trace
-// and returns its context, for compliance to continue.
-func (u *upload) traceContext(ctx context.Context, id string, link trace.Link) map[string]string {
+// traceparent starts and ends the root span of a campaign message's trace
+// and returns its context, for compliance to continue; "" if the trace is
+// not sampled (nothing would be recorded: the bytes are saved).
+func (u *upload) traceparent(ctx context.Context, id string, link trace.Link) string {
 	_, span := u.s.tracer.Start(ctx, "accept campaign message", trace.WithNewRoot(), trace.WithLinks(link),
 		trace.WithSpanKind(trace.SpanKindProducer))
 	defer span.End()
-	if span.IsRecording() {
-		span.SetAttributes(attribute.String("pushsms.message_id", id), attribute.String("pushsms.campaign_id", u.campaign.ID))
+	if !span.SpanContext().IsSampled() {
+		return ""
 	}
+	span.SetAttributes(attribute.String("pushsms.message_id", id), attribute.String("pushsms.campaign_id", u.campaign.ID))
 	carrier := propagation.MapCarrier{}
 	u.s.Tel.Propagator.Inject(trace.ContextWithSpan(ctx, span), carrier)
-	return carrier
+	return carrier.Get("traceparent")
 }
 
 // render makes one recipient's text and counts it, or says why the

@@ -316,7 +316,7 @@ func TestCampaignRelease(t *testing.T) {
 		if want := fmt.Sprintf("06%08d", i); m.GetRecipient() != want {
 			t.Fatalf("message %d to %s, want %s: out of order", i, m.GetRecipient(), want)
 		}
-		tp := m.GetTraceContext()["traceparent"]
+		tp := m.GetTraceparent()
 		if len(tp) != 55 || traces[tp[3:35]] {
 			t.Fatalf("message %d carries trace context %q: want a traceparent of a trace of its own", i, tp)
 		}

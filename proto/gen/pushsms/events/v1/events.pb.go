@@ -52,10 +52,11 @@ type MessageAccepted struct {
 	StopMentionAppended bool `protobuf:"varint,18,opt,name=stop_mention_appended,json=stopMentionAppended,proto3" json:"stop_mention_appended,omitempty"`
 	// The campaign's weight on its short code (CampaignSpec.weight), 0 = 1.
 	Weight uint32 `protobuf:"varint,19,opt,name=weight,proto3" json:"weight,omitempty"`
-	// The W3C trace context (traceparent, tracestate) of the message's own
-	// trace, when it travels in a CampaignBatch: the batch's NATS headers
-	// carry the batch's trace, and one SMS is one trace.
-	TraceContext  map[string]string `protobuf:"bytes,20,rep,name=trace_context,json=traceContext,proto3" json:"trace_context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The W3C traceparent of the message's own trace when it travels in a
+	// CampaignBatch and is sampled: the batch's NATS headers carry the
+	// batch's trace, and one SMS is one trace. Compliance clears it: from
+	// there the events' headers carry the message's trace.
+	Traceparent   string `protobuf:"bytes,20,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -223,11 +224,11 @@ func (x *MessageAccepted) GetWeight() uint32 {
 	return 0
 }
 
-func (x *MessageAccepted) GetTraceContext() map[string]string {
+func (x *MessageAccepted) GetTraceparent() string {
 	if x != nil {
-		return x.TraceContext
+		return x.Traceparent
 	}
-	return nil
+	return ""
 }
 
 // CampaignBatch: consecutive messages of one campaign upload, in the
@@ -904,7 +905,7 @@ var File_pushsms_events_v1_events_proto protoreflect.FileDescriptor
 
 const file_pushsms_events_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x1epushsms/events/v1/events.proto\x12\x11pushsms.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1epushsms/partner/v1/types.proto\"\xb8\a\n" +
+	"\x1epushsms/events/v1/events.proto\x12\x11pushsms.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1epushsms/partner/v1/types.proto\"\xbe\x06\n" +
 	"\x0fMessageAccepted\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x1b\n" +
@@ -931,11 +932,8 @@ const file_pushsms_events_v1_events_proto_rawDesc = "" +
 	"\x06sector\x18\x10 \x01(\tR\x06sector\x12K\n" +
 	"\fattestations\x18\x11 \x01(\v2'.pushsms.partner.v1.ContentAttestationsR\fattestations\x122\n" +
 	"\x15stop_mention_appended\x18\x12 \x01(\bR\x13stopMentionAppended\x12\x16\n" +
-	"\x06weight\x18\x13 \x01(\rR\x06weight\x12Y\n" +
-	"\rtrace_context\x18\x14 \x03(\v24.pushsms.events.v1.MessageAccepted.TraceContextEntryR\ftraceContext\x1a?\n" +
-	"\x11TraceContextEntry\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"O\n" +
+	"\x06weight\x18\x13 \x01(\rR\x06weight\x12 \n" +
+	"\vtraceparent\x18\x14 \x01(\tR\vtraceparent\"O\n" +
 	"\rCampaignBatch\x12>\n" +
 	"\bmessages\x18\x01 \x03(\v2\".pushsms.events.v1.MessageAcceptedR\bmessages\"\xa2\x02\n" +
 	"\x0eMessageCleared\x12<\n" +
@@ -1022,7 +1020,7 @@ func file_pushsms_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_pushsms_events_v1_events_proto_rawDescData
 }
 
-var file_pushsms_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_pushsms_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_pushsms_events_v1_events_proto_goTypes = []any{
 	(*MessageAccepted)(nil),        // 0: pushsms.events.v1.MessageAccepted
 	(*CampaignBatch)(nil),          // 1: pushsms.events.v1.CampaignBatch
@@ -1032,46 +1030,44 @@ var file_pushsms_events_v1_events_proto_goTypes = []any{
 	(*SegmentSubmit)(nil),          // 5: pushsms.events.v1.SegmentSubmit
 	(*SegmentReport)(nil),          // 6: pushsms.events.v1.SegmentReport
 	(*MobileOriginated)(nil),       // 7: pushsms.events.v1.MobileOriginated
-	nil,                            // 8: pushsms.events.v1.MessageAccepted.TraceContextEntry
-	(v1.TrafficCategory)(0),        // 9: pushsms.partner.v1.TrafficCategory
-	(*timestamppb.Timestamp)(nil),  // 10: google.protobuf.Timestamp
-	(v1.Encoding)(0),               // 11: pushsms.partner.v1.Encoding
-	(*v1.ContentAttestations)(nil), // 12: pushsms.partner.v1.ContentAttestations
-	(*v1.Decision)(nil),            // 13: pushsms.partner.v1.Decision
-	(v1.Reason)(0),                 // 14: pushsms.partner.v1.Reason
-	(v1.SegmentState)(0),           // 15: pushsms.partner.v1.SegmentState
+	(v1.TrafficCategory)(0),        // 8: pushsms.partner.v1.TrafficCategory
+	(*timestamppb.Timestamp)(nil),  // 9: google.protobuf.Timestamp
+	(v1.Encoding)(0),               // 10: pushsms.partner.v1.Encoding
+	(*v1.ContentAttestations)(nil), // 11: pushsms.partner.v1.ContentAttestations
+	(*v1.Decision)(nil),            // 12: pushsms.partner.v1.Decision
+	(v1.Reason)(0),                 // 13: pushsms.partner.v1.Reason
+	(v1.SegmentState)(0),           // 14: pushsms.partner.v1.SegmentState
 }
 var file_pushsms_events_v1_events_proto_depIdxs = []int32{
-	9,  // 0: pushsms.events.v1.MessageAccepted.category:type_name -> pushsms.partner.v1.TrafficCategory
-	10, // 1: pushsms.events.v1.MessageAccepted.accepted_at:type_name -> google.protobuf.Timestamp
-	10, // 2: pushsms.events.v1.MessageAccepted.not_before:type_name -> google.protobuf.Timestamp
-	10, // 3: pushsms.events.v1.MessageAccepted.expires_at:type_name -> google.protobuf.Timestamp
-	11, // 4: pushsms.events.v1.MessageAccepted.encoding:type_name -> pushsms.partner.v1.Encoding
-	12, // 5: pushsms.events.v1.MessageAccepted.attestations:type_name -> pushsms.partner.v1.ContentAttestations
-	8,  // 6: pushsms.events.v1.MessageAccepted.trace_context:type_name -> pushsms.events.v1.MessageAccepted.TraceContextEntry
-	0,  // 7: pushsms.events.v1.CampaignBatch.messages:type_name -> pushsms.events.v1.MessageAccepted
-	0,  // 8: pushsms.events.v1.MessageCleared.message:type_name -> pushsms.events.v1.MessageAccepted
-	3,  // 9: pushsms.events.v1.MessageCleared.segments:type_name -> pushsms.events.v1.Segment
-	10, // 10: pushsms.events.v1.MessageCleared.cleared_at:type_name -> google.protobuf.Timestamp
-	13, // 11: pushsms.events.v1.MessageCleared.decision:type_name -> pushsms.partner.v1.Decision
-	11, // 12: pushsms.events.v1.Segment.encoding:type_name -> pushsms.partner.v1.Encoding
-	14, // 13: pushsms.events.v1.MessageRejected.reason:type_name -> pushsms.partner.v1.Reason
-	10, // 14: pushsms.events.v1.MessageRejected.at:type_name -> google.protobuf.Timestamp
-	13, // 15: pushsms.events.v1.MessageRejected.decision:type_name -> pushsms.partner.v1.Decision
-	9,  // 16: pushsms.events.v1.SegmentSubmit.category:type_name -> pushsms.partner.v1.TrafficCategory
-	3,  // 17: pushsms.events.v1.SegmentSubmit.segment:type_name -> pushsms.events.v1.Segment
-	10, // 18: pushsms.events.v1.SegmentSubmit.expires_at:type_name -> google.protobuf.Timestamp
-	10, // 19: pushsms.events.v1.SegmentSubmit.released_at:type_name -> google.protobuf.Timestamp
-	15, // 20: pushsms.events.v1.SegmentReport.state:type_name -> pushsms.partner.v1.SegmentState
-	10, // 21: pushsms.events.v1.SegmentReport.smsc_timestamp:type_name -> google.protobuf.Timestamp
-	10, // 22: pushsms.events.v1.SegmentReport.at:type_name -> google.protobuf.Timestamp
-	10, // 23: pushsms.events.v1.MobileOriginated.received_at:type_name -> google.protobuf.Timestamp
-	10, // 24: pushsms.events.v1.MobileOriginated.smsc_timestamp:type_name -> google.protobuf.Timestamp
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	8,  // 0: pushsms.events.v1.MessageAccepted.category:type_name -> pushsms.partner.v1.TrafficCategory
+	9,  // 1: pushsms.events.v1.MessageAccepted.accepted_at:type_name -> google.protobuf.Timestamp
+	9,  // 2: pushsms.events.v1.MessageAccepted.not_before:type_name -> google.protobuf.Timestamp
+	9,  // 3: pushsms.events.v1.MessageAccepted.expires_at:type_name -> google.protobuf.Timestamp
+	10, // 4: pushsms.events.v1.MessageAccepted.encoding:type_name -> pushsms.partner.v1.Encoding
+	11, // 5: pushsms.events.v1.MessageAccepted.attestations:type_name -> pushsms.partner.v1.ContentAttestations
+	0,  // 6: pushsms.events.v1.CampaignBatch.messages:type_name -> pushsms.events.v1.MessageAccepted
+	0,  // 7: pushsms.events.v1.MessageCleared.message:type_name -> pushsms.events.v1.MessageAccepted
+	3,  // 8: pushsms.events.v1.MessageCleared.segments:type_name -> pushsms.events.v1.Segment
+	9,  // 9: pushsms.events.v1.MessageCleared.cleared_at:type_name -> google.protobuf.Timestamp
+	12, // 10: pushsms.events.v1.MessageCleared.decision:type_name -> pushsms.partner.v1.Decision
+	10, // 11: pushsms.events.v1.Segment.encoding:type_name -> pushsms.partner.v1.Encoding
+	13, // 12: pushsms.events.v1.MessageRejected.reason:type_name -> pushsms.partner.v1.Reason
+	9,  // 13: pushsms.events.v1.MessageRejected.at:type_name -> google.protobuf.Timestamp
+	12, // 14: pushsms.events.v1.MessageRejected.decision:type_name -> pushsms.partner.v1.Decision
+	8,  // 15: pushsms.events.v1.SegmentSubmit.category:type_name -> pushsms.partner.v1.TrafficCategory
+	3,  // 16: pushsms.events.v1.SegmentSubmit.segment:type_name -> pushsms.events.v1.Segment
+	9,  // 17: pushsms.events.v1.SegmentSubmit.expires_at:type_name -> google.protobuf.Timestamp
+	9,  // 18: pushsms.events.v1.SegmentSubmit.released_at:type_name -> google.protobuf.Timestamp
+	14, // 19: pushsms.events.v1.SegmentReport.state:type_name -> pushsms.partner.v1.SegmentState
+	9,  // 20: pushsms.events.v1.SegmentReport.smsc_timestamp:type_name -> google.protobuf.Timestamp
+	9,  // 21: pushsms.events.v1.SegmentReport.at:type_name -> google.protobuf.Timestamp
+	9,  // 22: pushsms.events.v1.MobileOriginated.received_at:type_name -> google.protobuf.Timestamp
+	9,  // 23: pushsms.events.v1.MobileOriginated.smsc_timestamp:type_name -> google.protobuf.Timestamp
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_pushsms_events_v1_events_proto_init() }
@@ -1085,7 +1081,7 @@ func file_pushsms_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pushsms_events_v1_events_proto_rawDesc), len(file_pushsms_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
