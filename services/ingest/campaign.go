@@ -382,6 +382,20 @@ func (u *upload) prepare(ctx context.Context, rs []*partnerv1.Recipient) (prepar
 		StopInformedAtCollection: c.StopInformed,
 		FreeClaimSubstantiated:   c.FreeClaimAttested,
 	}
+	acceptedAt, notBeforeTS, expiresAt := timestamppb.New(now), timestamppb.New(notBefore), timestamppb.New(c.ExpiresAt)
+	subject := bus.AcceptedSubject(c.TenantID, c.ShortCode)
+	// The chunk's row, its values boxed once: a row copies them and sets
+	// its own (id, recipient, encoding, segments), instead of boxing all
+	// 21 again for each recipient.
+	// [16]byte, not uuid.UUID: pgx encodes an array as a uuid directly, a
+	// uuid.UUID through its driver.Valuer, as text.
+	base := []any{
+		nil, c.TenantID, [16]byte(campaignID), "", c.ShortCode, c.Brand, c.Category, c.Sender,
+		nil, nil, nil, nil,
+		accepted, now, notBefore, c.ExpiresAt, now,
+		c.Sector, c.StopInformed, c.FreeClaimAttested, c.AppendStopMention,
+	}
+	encodings := map[partnerv1.Encoding]any{}
 	for _, r := range rs {
 		pos := u.position
 		u.position++
@@ -391,25 +405,26 @@ func (u *upload) prepare(ctx context.Context, rs []*partnerv1.Recipient) (prepar
 			u.refuse(pos, reason, detail)
 			continue
 		}
-		id, err := uuid.NewV7()
+		uid, err := uuid.NewV7()
 		if err != nil {
 			return prepared{}, fmt.Errorf("message id: %w", err)
 		}
+		id := uid.String()
 		rcpt := newRecipient(r.GetMsisdn())
 		positions = append(positions, pos)
-		rows = append(rows, []any{
-			// [16]byte, not uuid.UUID: pgx encodes an array as a uuid
-			// directly, a uuid.UUID through its driver.Valuer, as text.
-			[16]byte(id), c.TenantID, [16]byte(campaignID), "", c.ShortCode, c.Brand, c.Category, c.Sender,
-			rcpt.masked, rcpt.hash, enumText(partnerv1.Encoding(an.Encoding)), int32(an.Segments),
-			accepted, now, notBefore, c.ExpiresAt, now,
-			c.Sector, c.StopInformed, c.FreeClaimAttested, c.AppendStopMention,
-		})
+		row := make([]any, len(base))
+		copy(row, base)
+		enc := partnerv1.Encoding(an.Encoding)
+		if _, ok := encodings[enc]; !ok {
+			encodings[enc] = enumText(enc)
+		}
+		row[0], row[8], row[9], row[10], row[11] = [16]byte(uid), rcpt.masked, rcpt.hash, encodings[enc], int32(an.Segments)
+		rows = append(rows, row)
 		events = append(events, bus.Event{
-			Subject: bus.AcceptedSubject(c.TenantID, c.ShortCode),
-			MsgID:   id.String(),
+			Subject: subject,
+			MsgID:   id,
 			Msg: &eventsv1.MessageAccepted{
-				MessageId:    id.String(),
+				MessageId:    id,
 				TenantId:     c.TenantID,
 				CampaignId:   c.ID,
 				ShortCode:    c.ShortCode,
@@ -418,9 +433,9 @@ func (u *upload) prepare(ctx context.Context, rs []*partnerv1.Recipient) (prepar
 				Sender:       c.Sender,
 				Recipient:    r.GetMsisdn(),
 				Text:         text,
-				AcceptedAt:   timestamppb.New(now),
-				NotBefore:    timestamppb.New(notBefore),
-				ExpiresAt:    timestamppb.New(c.ExpiresAt),
+				AcceptedAt:   acceptedAt,
+				NotBefore:    notBeforeTS,
+				ExpiresAt:    expiresAt,
 				Encoding:     partnerv1.Encoding(an.Encoding),
 				SegmentCount: int32(an.Segments),
 
@@ -428,7 +443,7 @@ func (u *upload) prepare(ctx context.Context, rs []*partnerv1.Recipient) (prepar
 				Attestations:        attestations,
 				StopMentionAppended: c.AppendStopMention,
 				Weight:              uint32(c.Weight),
-				Traceparent:         u.traceparent(ctx, id.String(), link),
+				Traceparent:         u.traceparent(ctx, id, link),
 			},
 		})
 	}
