@@ -238,14 +238,33 @@ func (p *platform) simCost(sys *System, before usage) {
 	sys.Notes = append(sys.Notes, fmt.Sprintf("the simulator (not in the totals) used %.2f CPU s", after.CPU-before.CPU))
 }
 
-func (p *platform) runOurs(ctx context.Context, msgs []message, segments int) (System, error) {
-	sys := System{Name: "pushsms", Messages: len(msgs), Segments: segments,
-		Guarantee: "every accepted message is in JetStream file storage before SendMessage/SubmitCampaign answers; billed once (ledger primary key)"}
+// ourStart begins a run of ours: its System, the processes it watches and
+// their figures before.
+func (p *platform) ourStart(msgs []message, segments int, guarantee string) (System, []watched, map[string]usage, error) {
+	sys := System{Name: "pushsms", Messages: len(msgs), Segments: segments, Guarantee: guarantee}
 	ws, err := p.ourProcesses()
 	if err != nil {
-		return sys, err
+		return sys, nil, nil, err
 	}
 	before, err := sample(ws)
+	return sys, ws, before, err
+}
+
+// servicesRSS sums the peak RSS of the five services (not NATS, not
+// PostgreSQL) in u.
+func servicesRSS(ws []watched, u map[string]usage) int64 {
+	var n int64
+	for _, w := range ws {
+		if w.name != "nats-server" && w.name != "postgresql" {
+			n += u[w.name].PeakRSS
+		}
+	}
+	return n
+}
+
+func (p *platform) runOurs(ctx context.Context, msgs []message, segments int) (System, error) {
+	sys, ws, before, err := p.ourStart(msgs, segments,
+		"every accepted message is in JetStream file storage before SendMessage/SubmitCampaign answers; billed once (ledger primary key)")
 	if err != nil {
 		return sys, err
 	}
@@ -287,13 +306,8 @@ func (p *platform) runOurs(ctx context.Context, msgs []message, segments int) (S
 // the platform work on them for AcceptWatch before reading each process's
 // figures: the peak RSS is the high-water mark of the whole run.
 func (p *platform) runAccept(ctx context.Context, msgs []message, segments int) (System, error) {
-	sys := System{Name: "pushsms", Messages: len(msgs), Segments: segments,
-		Guarantee: "every accepted message is in JetStream file storage and PostgreSQL before SubmitCampaign answers"}
-	ws, err := p.ourProcesses()
-	if err != nil {
-		return sys, err
-	}
-	before, err := sample(ws)
+	sys, ws, before, err := p.ourStart(msgs, segments,
+		"every accepted message is in JetStream file storage and PostgreSQL before SubmitCampaign answers")
 	if err != nil {
 		return sys, err
 	}
@@ -309,14 +323,8 @@ func (p *platform) runAccept(ctx context.Context, msgs []message, segments int) 
 	if err != nil {
 		return sys, err
 	}
-	var services int64
-	for _, w := range ws {
-		if w.name != "nats-server" && w.name != "postgresql" {
-			services += accepted[w.name].PeakRSS
-		}
-	}
 	sys.Notes = append(sys.Notes, fmt.Sprintf("%d recipients accepted in %v (%.0f/s); the five services' peak RSS then: %d MB together",
-		len(msgs), sys.Wall.Round(time.Millisecond), sys.Accepted.PerSecond, services>>20))
+		len(msgs), sys.Wall.Round(time.Millisecond), sys.Accepted.PerSecond, servicesRSS(ws, accepted)>>20))
 	p.log.Info("accepted; the platform works on", "took", sys.Wall, "watch", p.cfg.AcceptWatch)
 	select {
 	case <-ctx.Done():
@@ -328,13 +336,7 @@ func (p *platform) runAccept(ctx context.Context, msgs []message, segments int) 
 		return sys, err
 	}
 	costs(&sys, ws, before, after)
-	services = 0
-	for _, pr := range sys.Processes {
-		if pr.Name != "nats-server" && pr.Name != "postgresql" {
-			services += pr.PeakRSS
-		}
-	}
-	sys.Notes = append(sys.Notes, fmt.Sprintf("after %v more of the platform working on them: the five services' peak RSS %d MB together", p.cfg.AcceptWatch, services>>20))
+	sys.Notes = append(sys.Notes, fmt.Sprintf("after %v more of the platform working on them: the five services' peak RSS %d MB together", p.cfg.AcceptWatch, servicesRSS(ws, after)>>20))
 	if sys.Lag, err = p.lag(ctx); err != nil {
 		return sys, err
 	}

@@ -253,7 +253,7 @@ func TestCampaignInterrupted(t *testing.T) {
 
 // A campaign beyond its lead reaches compliance at the release pace: its
 // later batches wait on the server as message schedules, not on the
-// accepted subject compliance reads.
+// accepted subject compliance reads, and survive the server's restart.
 func TestCampaignRelease(t *testing.T) {
 	e := startWith(t, func(c *ingest.Config) { c.Release = ingest.ReleaseConfig{Rate: 200, Lead: 0} })
 	begin := time.Now()
@@ -277,6 +277,12 @@ func TestCampaignRelease(t *testing.T) {
 	if published != 1 || scheduled != 2 {
 		t.Fatalf("%d batches published and %d scheduled at the upload's end, want 1 and 2", published, scheduled)
 	}
+	// The schedules are stored: a NATS restart loses none.
+	e.nats.Restart(t)
+	bustest.Eventually(t, 10*time.Second, func() error {
+		_, err := e.bus.JS.Stream(context.Background(), bus.StreamAccepted)
+		return err
+	})
 
 	// Every message reaches the accepted subject, in the partner's order,
 	// the last batch not before its time (schedules are rounded down to
