@@ -22,6 +22,7 @@ func TestRefCache(t *testing.T) {
 	tests := []struct {
 		name   string
 		max    int
+		keep   time.Duration // 0: an hour
 		maxAge time.Duration
 		puts   []put
 		at     time.Duration     // lookups at t0 + at
@@ -55,6 +56,18 @@ func TestRefCache(t *testing.T) {
 			want: map[string]string{"k1": "", "k2": "m2"},
 		},
 		{
+			name: "kept no longer than keep", max: 10, keep: time.Minute, maxAge: time.Hour,
+			puts: []put{{"k1", "m1", 0}, {"k2", "m2", 30 * time.Second}, {"k3", "m3", 61 * time.Second}},
+			at:   61 * time.Second,
+			want: map[string]string{"k1": "", "k2": "m2", "k3": "m3"},
+		},
+		{
+			name: "written again after its age, then evicted once", max: 2, maxAge: time.Minute,
+			puts: []put{{"k1", "m1", 0}, {"k1", "m2", 2 * time.Minute}, {"k2", "m3", 2 * time.Minute}, {"k3", "m4", 2 * time.Minute}},
+			at:   2 * time.Minute,
+			want: map[string]string{"k1": "", "k2": "m3", "k3": "m4"},
+		},
+		{
 			name: "written again after its age", max: 10, maxAge: time.Minute,
 			puts: []put{{"k1", "m1", 0}, {"k1", "m2", 2 * time.Minute}},
 			at:   2 * time.Minute,
@@ -63,7 +76,11 @@ func TestRefCache(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := newRefCache(tt.max, tt.maxAge)
+			keep := tt.keep
+			if keep == 0 {
+				keep = time.Hour
+			}
+			c := newRefCache(tt.max, keep, tt.maxAge)
 			for _, p := range tt.puts {
 				c.put(p.key, ref(p.id), t0.Add(p.at))
 			}
@@ -82,7 +99,7 @@ func TestRefCache(t *testing.T) {
 
 // The ring keeps its bound over many turns.
 func TestRefCacheBound(t *testing.T) {
-	c := newRefCache(100, time.Hour)
+	c := newRefCache(100, time.Hour, time.Hour)
 	now := time.Now()
 	for i := range 1000 {
 		c.put(fmt.Sprintf("k%d", i), segmentRef{MessageID: fmt.Sprint(i)}, now)

@@ -151,6 +151,9 @@ type Config struct {
 	// submitted its segment skips the bucket read; 0 turns it off. The
 	// bucket stays the truth for the other replicas and after a restart.
 	RefCache int
+	// RefCacheFor is how long a ref stays cached at most: a DR later than
+	// that reads the bucket.
+	RefCacheFor time.Duration
 }
 
 // DefaultConfig listens on :9093 with a window of 10, a 10 s ACK timeout
@@ -171,6 +174,7 @@ func DefaultConfig() Config {
 		DefaultRate:        rate.DefaultRate,
 		RateSlack:          0,
 		RefCache:           DefaultRefCache,
+		RefCacheFor:        DefaultRefCacheFor,
 	}
 }
 
@@ -207,6 +211,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&c.Rates, "rates", `per short code rates under the bucket's, e.g. "36000=20,36001=50"`)
 	fs.DurationVar(&c.RateSlack, "rate-slack", c.RateSlack, "the rate guard counts its limit over 1s plus this (0 is exact: a 51 counts until 1s after its ACK), for an SMSC that counts with a margin of its own")
 	fs.IntVar(&c.RefCache, "smsc-ref-cache", c.RefCache, "correlation keys kept in memory after their submit, so that its DRs skip the bucket read (0: off; the bucket stays the truth)")
+	fs.DurationVar(&c.RefCacheFor, "smsc-ref-cache-for", c.RefCacheFor, "how long a correlation key stays in memory at most after its submit (most DRs come within seconds; a later one reads the bucket)")
 	fs.Var(&c.ListenAccounts, "listen-accounts", "logins the SMSC must use (OT 60) on -listen-addr, <login>:<password> comma-separated (empty: no login; a secret)")
 }
 
@@ -291,6 +296,9 @@ func (c Config) Validate() error {
 	}
 	if c.RateSlack < 0 || c.RateSlack > 100*time.Millisecond {
 		add("rate-slack %v: want 0 to 100ms", c.RateSlack)
+	}
+	if c.RefCacheFor <= 0 {
+		add("smsc-ref-cache-for %v: want more than 0", c.RefCacheFor)
 	}
 	if c.RefCache < 0 || c.RefCache > 10_000_000 {
 		add("smsc-ref-cache %d: want 0 to 10000000", c.RefCache)
@@ -429,7 +437,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		expRsn:  make(map[int]bool, len(cfg.ExpiredRsn)),
 		waiters: make(map[string][]chan struct{}),
 		storing: make(map[string]int),
-		refs:    newRefCache(cfg.RefCache, keyTTL()),
+		refs:    newRefCache(cfg.RefCache, cfg.RefCacheFor, keyTTL()),
 
 		resolveC: make(chan struct{}, 1),
 	}
