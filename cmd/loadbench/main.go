@@ -33,6 +33,7 @@ func main() {
 	flag.Float64Var(&cfg.Pace, "pace", cfg.Pace, "offered load, messages/s, both systems (0: all at once, ours as one campaign per short code)")
 	flag.IntVar(&cfg.Parallel, "parallel", cfg.Parallel, "requests in flight at most: SendMessage with -pace, Kannel's sendsms always")
 	flag.DurationVar(&cfg.AcceptWatch, "accept-watch", cfg.AcceptWatch, "measure the acceptance only: the campaigns' SubmitCampaign time, then this long of the platform working on them, then each process's CPU and peak RSS (0: the full run)")
+	flag.DurationVar(&cfg.Profile, "profile", cfg.Profile, "a CPU profile of each service over this long from the start of the measured run, into the work directory (then kept)")
 	flag.StringVar(&cfg.JSON, "json", cfg.JSON, "also write the report as JSON to this file")
 	flag.BoolVar(&cfg.Keep, "keep", cfg.Keep, "keep the work directory (logs, data, kannel.conf)")
 	flag.BoolVar(&cfg.Chaos, "chaos", cfg.Chaos, "the chaos suite: faults at random times during the run, then the invariants (docs/chaos.md)")

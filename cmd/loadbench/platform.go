@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -11,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -197,6 +200,9 @@ type svcSpec struct {
 	args []string
 	env  []string
 	port int
+	// metrics is the address of its metrics and profiles (-profile: with
+	// -pprof), or "".
+	metrics string
 }
 
 // replicas of a service in this run: several where the service shares its
@@ -275,6 +281,14 @@ func (p *platform) startServices(ctx context.Context) error {
 				}
 			}
 			spec.args = append(append([]string{"-grpc-addr", hostPort(spec.port)}, common...), spec.args...)
+			if p.cfg.Profile > 0 {
+				port, err := freePort()
+				if err != nil {
+					return err
+				}
+				spec.metrics = hostPort(port)
+				spec.args = append(spec.args, "-metrics-addr", spec.metrics, "-pprof")
+			}
 			// The collector's target of deploy/k8s (the pacing services'),
 			// unless the bench's own environment says otherwise.
 			if os.Getenv("GOGC") == "" && slices.Contains(stack.PacingServices, s.name) {
@@ -290,6 +304,57 @@ func (p *platform) startServices(ctx context.Context) error {
 	}
 	p.apiAddr = hostPort(apiPort)
 	return nil
+}
+
+// profile takes a CPU profile of every service over the next
+// cfg.Profile, each into <work dir>/<service>.cpu.pprof, and returns a
+// function that waits for them and tells where they are (nothing without
+// -profile).
+func (p *platform) profile(ctx context.Context) func() string {
+	if p.cfg.Profile <= 0 {
+		return func() string { return "" }
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(p.specs))
+	for i, s := range p.specs {
+		wg.Go(func() {
+			errs[i] = fetchProfile(ctx, s.metrics, p.cfg.Profile, filepath.Join(p.dir, s.name+".cpu.pprof"))
+		})
+	}
+	return func() string {
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return fmt.Sprintf("CPU profiles: %v", err)
+		}
+		return fmt.Sprintf("CPU profiles of the services over %v of the run: %s/<service>.cpu.pprof", p.cfg.Profile, p.dir)
+	}
+}
+
+// fetchProfile writes the CPU profile of the next d of the process serving
+// addr's /debug/pprof (lib/service.HandleProfiles) to file.
+func fetchProfile(ctx context.Context, addr string, d time.Duration, file string) error {
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("profile %s: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile %s: %s", addr, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("profile %s: %w", addr, err)
+	}
+	return f.Close()
 }
 
 // startService starts one service process and waits for its gRPC port:

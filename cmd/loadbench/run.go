@@ -43,6 +43,10 @@ type Config struct {
 	JSON     string
 	// Keep keeps the work directory (logs, data, kannel.conf).
 	Keep bool
+	// Profile, when above 0, takes a CPU profile of each service over
+	// this long from the start of the measured run, into the work
+	// directory, which is then kept.
+	Profile time.Duration
 	// AcceptWatch, when above 0, measures the acceptance only: how long the
 	// campaigns (one per short code, Messages in all) take to be accepted,
 	// then this long of the platform working on them, after which every
@@ -159,7 +163,7 @@ func newPlatform(cfg Config) (*platform, string, error) {
 // run failed.
 func (p *platform) finish(err error) error {
 	err = errors.Join(err, p.close())
-	if p.cfg.Keep || err != nil {
+	if p.cfg.Keep || p.cfg.Profile > 0 || err != nil {
 		p.log.Info("work directory kept (logs, data)", "dir", p.dir)
 		return err
 	}
@@ -269,6 +273,7 @@ func (p *platform) runOurs(ctx context.Context, msgs []message, segments int) (S
 		return sys, err
 	}
 	simBefore, _ := treeUsage("/proc", p.sim.pid(), false)
+	profiled := p.profile(ctx)
 	p.log.Info("driving the platform", "messages", len(msgs), "segments", segments)
 	start := time.Now()
 	if err := p.submitOurs(ctx, msgs); err != nil {
@@ -288,6 +293,9 @@ func (p *platform) runOurs(ctx context.Context, msgs []message, segments int) (S
 	}
 	costs(&sys, ws, before, after)
 	p.simCost(&sys, simBefore)
+	if note := profiled(); note != "" {
+		sys.Notes = append(sys.Notes, note)
+	}
 	if err := p.collectOurs(ctx, &sys, start); err != nil {
 		return sys, err
 	}
@@ -311,6 +319,7 @@ func (p *platform) runAccept(ctx context.Context, msgs []message, segments int) 
 	if err != nil {
 		return sys, err
 	}
+	profiled := p.profile(ctx)
 	p.log.Info("submitting the campaigns", "recipients", len(msgs))
 	start := time.Now()
 	if err := p.submitOurs(ctx, msgs); err != nil {
@@ -336,6 +345,9 @@ func (p *platform) runAccept(ctx context.Context, msgs []message, segments int) 
 		return sys, err
 	}
 	costs(&sys, ws, before, after)
+	if note := profiled(); note != "" {
+		sys.Notes = append(sys.Notes, note)
+	}
 	sys.Notes = append(sys.Notes, fmt.Sprintf("after %v more of the platform working on them: the five services' peak RSS %d MB together", p.cfg.AcceptWatch, servicesRSS(ws, after)>>20))
 	if sys.Lag, err = p.lag(ctx); err != nil {
 		return sys, err

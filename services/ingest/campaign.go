@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -101,9 +102,12 @@ func scanCampaign(row pgx.Row) (campaignRow, error) {
 // subscriber's STOP or a partner's opt-out reaches the campaign's later
 // messages before compliance clears them.
 //
-// Rate defaults to rate.MaxRate, the highest rate any short code may have,
-// so the release never holds back the throttle, whatever the short code's
-// rate is now or becomes (rates change without a restart).
+// A campaign is released at twice its short code's contracted rate (its
+// "<sc>.rate" in SHORT_CODES when the upload starts), at most Rate: it can
+// never be sent faster than that rate, and twice leaves room for the rate
+// to be raised while it runs. Without a rate in the bucket (the throttle's
+// flags decide) it is released at Rate, which defaults to rate.MaxRate,
+// the highest rate any short code may have.
 type ReleaseConfig struct {
 	// Rate is the pace beyond the lead, messages a second.
 	Rate int
@@ -125,15 +129,42 @@ func (c ReleaseConfig) Validate() error {
 	return nil
 }
 
-// at is when the n-th message (0-based) of a campaign starting at start is
-// due at compliance; zero means now (within the lead, or already due).
-func (c ReleaseConfig) at(start, now time.Time, n int64) time.Time {
-	due := start.Add(time.Duration(float64(n)/float64(c.Rate)*float64(time.Second)) - c.Lead)
+// forShortCode is the pace of a campaign on a short code whose contracted
+// rate (SMS-MT a second) is contracted, if known: twice that, so that a
+// campaign never waits on its release even after its short code's rate is
+// doubled, and never more than c.Rate. Unknown (no rate in the bucket,
+// the throttle's flags decide) or 0 (held): c.Rate.
+func (c ReleaseConfig) forShortCode(contracted int, known bool) int {
+	if !known || contracted <= 0 {
+		return c.Rate
+	}
+	return min(c.Rate, 2*contracted)
+}
+
+// at is when the n-th message (0-based) of a campaign starting at start,
+// released at rate messages a second, is due at compliance; zero means now
+// (within the lead, or already due).
+func (c ReleaseConfig) at(rate int, start, now time.Time, n int64) time.Time {
+	due := start.Add(time.Duration(float64(n)/float64(rate)*float64(time.Second)) - c.Lead)
 	// Schedules have a resolution of a second: one due within it goes now.
 	if due.Before(now.Add(time.Second)) {
 		return time.Time{}
 	}
 	return due
+}
+
+// contractedRate reads sc's rate in the SHORT_CODES bucket kv, if it is
+// there.
+func contractedRate(ctx context.Context, kv jetstream.KeyValue, sc string) (int, bool, error) {
+	e, err := kv.Get(ctx, sc+".rate")
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return 0, false, nil
+	case err != nil:
+		return 0, false, fmt.Errorf("short code %s: rate: %w", sc, errors.Join(err, fault.ErrUnavailable))
+	}
+	r, err := rate.ParseRate(e.Value())
+	return r, err == nil, nil
 }
 
 // maxBatchBytes bounds a CampaignBatch: well under the server's 1 MB
@@ -147,8 +178,9 @@ type upload struct {
 	header   header
 	tpl      template
 	// started is when the upload began: a campaign that starts at once
-	// is released from then.
+	// is released from then, at release messages a second.
 	started time.Time
+	release int
 	// position is the 0-based index of the next recipient in the stream
 	// (receive's reading goroutine only).
 	position int64
@@ -289,7 +321,15 @@ func (s *Service) startCampaign(ctx context.Context, tenant string, spec *partne
 		return nil, err
 	}
 	s.Log.InfoContext(ctx, "campaign receiving", "campaign_id", c.ID, "tenant", tenant, "start_at", c.StartAt)
-	return &upload{s: s, campaign: c, header: h, tpl: tpl, started: now}, nil
+	kv, err := s.shortCodesKV(ctx)
+	if err != nil {
+		return nil, err
+	}
+	contracted, known, err := contractedRate(ctx, kv, c.ShortCode)
+	if err != nil {
+		return nil, err
+	}
+	return &upload{s: s, campaign: c, header: h, tpl: tpl, started: now, release: s.cfg.Release.forShortCode(contracted, known)}, nil
 }
 
 // receive reads the recipients and stores them chunk by chunk. Reading
@@ -511,7 +551,7 @@ func (u *upload) batches(events []bus.Event, now time.Time) []bus.Event {
 		n := proto.Size(m) + 4
 		if cur == nil || size+n > maxBatchBytes {
 			cur, size = &eventsv1.CampaignBatch{}, 0
-			at := u.s.cfg.Release.at(start, now, u.accepted+int64(i))
+			at := u.s.cfg.Release.at(u.release, start, now, u.accepted+int64(i))
 			out = append(out, bus.Event{
 				Subject: ev.Subject,
 				Msg:     cur,

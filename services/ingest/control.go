@@ -252,21 +252,18 @@ func (s *Service) shortCodeView(ctx context.Context, kv jetstream.KeyValue, sc s
 	if !ctl.CancelledBefore.IsZero() {
 		out.CancelledBefore = timestamppb.New(ctl.CancelledBefore)
 	}
-	e, err := kv.Get(ctx, sc+".rate")
-	switch {
-	case errors.Is(err, jetstream.ErrKeyNotFound):
-	case err != nil:
-		return nil, fmt.Errorf("short code %s: rate: %w", sc, errors.Join(err, fault.ErrUnavailable))
-	default:
-		if r, err := rate.ParseRate(e.Value()); err == nil {
-			out.ContractedRate = int32(r)
-		}
+	r, known, err := contractedRate(ctx, kv, sc)
+	if err != nil {
+		return nil, err
+	}
+	if known {
+		out.ContractedRate = int32(r)
 	}
 	link, err := s.Bus.JS.KeyValue(ctx, bus.BucketLinkState)
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", bus.BucketLinkState, errors.Join(err, fault.ErrUnavailable))
 	}
-	e, err = link.Get(ctx, sc)
+	e, err := link.Get(ctx, sc)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 	case err != nil:
