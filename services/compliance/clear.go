@@ -43,10 +43,9 @@ var campaignBatchType = string((&eventsv1.CampaignBatch{}).ProtoReflect().Descri
 
 // handleBatch decides a campaign's messages one after the other, each in
 // its own trace (one SMS, one trace: ingest started it) linked to the
-// batch's. A message
-// that can never be decided is logged and skipped, as a single one would
-// be terminated; any other error redelivers the batch, whose messages
-// already decided publish nothing new (handle).
+// batch's. A message that can never be decided is logged and skipped, as
+// a single one would be terminated; any other error redelivers the batch,
+// whose messages already decided publish nothing new (handle).
 func (s *Service) handleBatch(ctx context.Context, m *bus.Msg) error {
 	var b eventsv1.CampaignBatch
 	if err := m.Decode(&b); err != nil {

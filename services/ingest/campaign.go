@@ -94,9 +94,9 @@ func scanCampaign(row pgx.Row) (campaignRow, error) {
 // A campaign goes out at its short code's rate, 10 to 150 SMS/s: a million
 // recipients take hours. Ingest stores every message at once (the partner
 // is answered once all are durable) but does not hand them all to
-// compliance at once: the first Rate × Lead messages are published, and the
-// rest are stored as message schedules that the server publishes at Rate
-// messages a second. Compliance and the status view then do a campaign's
+// compliance at once: the first Lead's worth at the release pace is
+// published, and the rest is stored as message schedules that the server
+// publishes at that pace. Compliance and the status view then do a campaign's
 // work as it goes out instead of racing its upload (an upload of a million
 // took 3 min 14 s against 4.5 s for 200 000 without that race), and a
 // subscriber's STOP or a partner's opt-out reaches the campaign's later
@@ -115,8 +115,8 @@ type ReleaseConfig struct {
 	Lead time.Duration
 }
 
-// DefaultReleaseConfig releases 10 s of the highest rate at once, then
-// rate.MaxRate messages a second.
+// DefaultReleaseConfig releases 10 s of the pace at once, the pace being
+// at most rate.MaxRate messages a second.
 func DefaultReleaseConfig() ReleaseConfig {
 	return ReleaseConfig{Rate: rate.MaxRate, Lead: 10 * time.Second}
 }
