@@ -7,7 +7,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -226,10 +225,10 @@ func (c *chaos) apply(ctx context.Context, f Fault) error {
 // simulator, not of the link.
 func (c *chaos) cutLink(ctx context.Context) error {
 	p := c.p
-	if err := send(ctx, http.MethodPut, "http://"+p.simHTTP+"/faults", `{"drop_submits":true}`); err != nil {
+	if err := request(ctx, http.MethodPut, "http://"+p.simHTTP+"/faults", `{"drop_submits":true}`, nil); err != nil {
 		return err
 	}
-	if err := send(ctx, http.MethodPost, "http://"+p.simHTTP+"/drop", ""); err != nil {
+	if err := request(ctx, http.MethodPost, "http://"+p.simHTTP+"/drop", "", nil); err != nil {
 		return err
 	}
 	var subs []simSubmit
@@ -250,25 +249,6 @@ func (c *chaos) cutLink(ctx context.Context) error {
 	}
 	// The new simulator starts without faults (-faults is not given).
 	return p.runSim(ctx)
-}
-
-func send(ctx context.Context, method, url, body string) error {
-	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
-	if err != nil {
-		return err
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, url, err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s %s: %s", method, url, resp.Status)
-	}
-	return nil
 }
 
 // drive offers msgs through SendMessage at the configured pace. Each

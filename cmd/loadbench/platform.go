@@ -334,27 +334,17 @@ func (p *platform) profile(ctx context.Context) func() string {
 // addr's /debug/pprof (lib/service.HandleProfiles) to file.
 func fetchProfile(ctx context.Context, addr string, d time.Duration, file string) error {
 	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds()))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("profile %s: %w", addr, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("profile %s: %s", addr, resp.Status)
-	}
-	f, err := os.Create(file)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return fmt.Errorf("profile %s: %w", addr, err)
-	}
-	return f.Close()
+	return request(ctx, http.MethodGet, url, "", func(r io.Reader) error {
+		f, err := os.Create(file)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(f, r); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	})
 }
 
 // startService starts one service process and waits for its gRPC port:
@@ -432,23 +422,35 @@ type simSubmit struct {
 	Msg string `json:"msg"`
 }
 
-func getJSON(ctx context.Context, url string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+// request sends an HTTP request (a JSON body, if any) and hands the body
+// of a 200 answer to read (nil: the body is not wanted).
+func request(ctx context.Context, method, url, body string, read func(io.Reader) error) error {
+	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
 	if err != nil {
 		return err
 	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("GET %s: %w", url, err)
+		return fmt.Errorf("%s %s: %w", method, url, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
+		return fmt.Errorf("%s %s: %s", method, url, resp.Status)
 	}
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		return fmt.Errorf("GET %s: %w", url, err)
+	if read == nil {
+		return nil
+	}
+	if err := read(resp.Body); err != nil {
+		return fmt.Errorf("%s %s: %w", method, url, err)
 	}
 	return nil
+}
+
+func getJSON(ctx context.Context, url string, v any) error {
+	return request(ctx, http.MethodGet, url, "", func(r io.Reader) error { return json.NewDecoder(r).Decode(v) })
 }
 
 func (p *platform) stats(ctx context.Context) (simStats, error) {

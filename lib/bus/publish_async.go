@@ -94,8 +94,7 @@ func (b *Bus) publishWindow(ctx context.Context, events []Event, link trace.Link
 		m := nats.NewMsg(ev.Subject)
 		if !ev.At.IsZero() {
 			m = nats.NewMsg(ev.Hold)
-			m.Header.Set(jetstream.ScheduleHeader, "@at "+ev.At.UTC().Truncate(time.Second).Format(time.RFC3339))
-			m.Header.Set(jetstream.ScheduleTargetHeader, ev.Subject)
+			setSchedule(m.Header, ev.At, ev.Subject)
 		}
 		m.Data = data
 		m.Header.Set(HeaderType, typ)

@@ -33,10 +33,21 @@ func (b *Bus) Schedule(ctx context.Context, m *Msg, subject string, at time.Time
 			nm.Header[k] = vs
 		}
 	}
-	at = at.Truncate(time.Second)
-	err := b.store(ctx, nm, jetstream.WithMsgID(msgID), jetstream.WithScheduleAt(at), jetstream.WithScheduleTarget(m.Subject))
-	if err != nil {
+	at = setSchedule(nm.Header, at, m.Subject)
+	if err := b.store(ctx, nm, jetstream.WithMsgID(msgID)); err != nil {
 		return fmt.Errorf("schedule %s at %s: %w", m.Subject, at.UTC().Format(time.RFC3339), err)
 	}
 	return nil
+}
+
+// setSchedule makes a message with header h a schedule that the server
+// publishes on target at at, rounded down to the second (the schedules'
+// resolution), and returns that time. In the headers rather than as
+// publish options, so that a copy of the message for a retry is the same
+// schedule (PublishAll).
+func setSchedule(h nats.Header, at time.Time, target string) time.Time {
+	at = at.Truncate(time.Second)
+	h.Set(jetstream.ScheduleHeader, "@at "+at.UTC().Format(time.RFC3339))
+	h.Set(jetstream.ScheduleTargetHeader, target)
+	return at
 }

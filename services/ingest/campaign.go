@@ -390,11 +390,11 @@ func (u *upload) receive(ctx context.Context, stream partnerv1.MessagingService_
 	return nil
 }
 
-// prepared is a chunk rendered: its rows and events, ready to store.
+// prepared is a chunk rendered: its rows and messages, ready to store.
 type prepared struct {
 	now       time.Time
 	rows      [][]any
-	events    []bus.Event
+	msgs      []*eventsv1.MessageAccepted
 	positions []int64
 	refused   int64
 }
@@ -408,7 +408,7 @@ func (u *upload) prepare(ctx context.Context, rs []*partnerv1.Recipient) (prepar
 	link := trace.LinkFromContext(ctx)
 	now := s.now().UTC().Truncate(time.Microsecond)
 	rows := make([][]any, 0, len(rs))
-	events := make([]bus.Event, 0, len(rs))
+	msgs := make([]*eventsv1.MessageAccepted, 0, len(rs))
 	positions := make([]int64, 0, len(rs))
 	refused := int64(0)
 	notBefore := c.StartAt
@@ -423,7 +423,6 @@ func (u *upload) prepare(ctx context.Context, rs []*partnerv1.Recipient) (prepar
 		FreeClaimSubstantiated:   c.FreeClaimAttested,
 	}
 	acceptedAt, notBeforeTS, expiresAt := timestamppb.New(now), timestamppb.New(notBefore), timestamppb.New(c.ExpiresAt)
-	subject := bus.AcceptedSubject(c.TenantID, c.ShortCode)
 	// The chunk's row, its values boxed once: a row copies them and sets
 	// its own (id, recipient, encoding, segments), instead of boxing all
 	// 21 again for each recipient.
@@ -460,41 +459,37 @@ func (u *upload) prepare(ctx context.Context, rs []*partnerv1.Recipient) (prepar
 		}
 		row[0], row[8], row[9], row[10], row[11] = [16]byte(uid), rcpt.masked, rcpt.hash, encodings[enc], int32(an.Segments)
 		rows = append(rows, row)
-		events = append(events, bus.Event{
-			Subject: subject,
-			MsgID:   id,
-			Msg: &eventsv1.MessageAccepted{
-				MessageId:    id,
-				TenantId:     c.TenantID,
-				CampaignId:   c.ID,
-				ShortCode:    c.ShortCode,
-				Brand:        c.Brand,
-				Category:     u.header.category,
-				Sender:       c.Sender,
-				Recipient:    r.GetMsisdn(),
-				Text:         text,
-				AcceptedAt:   acceptedAt,
-				NotBefore:    notBeforeTS,
-				ExpiresAt:    expiresAt,
-				Encoding:     partnerv1.Encoding(an.Encoding),
-				SegmentCount: int32(an.Segments),
+		msgs = append(msgs, &eventsv1.MessageAccepted{
+			MessageId:    id,
+			TenantId:     c.TenantID,
+			CampaignId:   c.ID,
+			ShortCode:    c.ShortCode,
+			Brand:        c.Brand,
+			Category:     u.header.category,
+			Sender:       c.Sender,
+			Recipient:    r.GetMsisdn(),
+			Text:         text,
+			AcceptedAt:   acceptedAt,
+			NotBefore:    notBeforeTS,
+			ExpiresAt:    expiresAt,
+			Encoding:     partnerv1.Encoding(an.Encoding),
+			SegmentCount: int32(an.Segments),
 
-				Sector:              c.Sector,
-				Attestations:        attestations,
-				StopMentionAppended: c.AppendStopMention,
-				Weight:              uint32(c.Weight),
-				Traceparent:         u.traceparent(ctx, id, link),
-			},
+			Sector:              c.Sector,
+			Attestations:        attestations,
+			StopMentionAppended: c.AppendStopMention,
+			Weight:              uint32(c.Weight),
+			Traceparent:         u.traceparent(ctx, id, link),
 		})
 	}
-	return prepared{now: now, rows: rows, events: events, positions: positions, refused: refused}, nil
+	return prepared{now: now, rows: rows, msgs: msgs, positions: positions, refused: refused}, nil
 }
 
 // store records and publishes a prepared chunk in one transaction.
 func (u *upload) store(ctx context.Context, p prepared) error {
 	s, c, now, refused := u.s, u.campaign, p.now, p.refused
 	// Recipients beyond a prepaid tenant's credit are refused one by one.
-	rows, events, hold, noCredit, err := u.reserveChunk(ctx, p.rows, p.events, p.positions)
+	rows, msgs, hold, noCredit, err := u.reserveChunk(ctx, p.rows, p.msgs, p.positions)
 	if err != nil {
 		return err
 	}
@@ -520,7 +515,7 @@ func (u *upload) store(ctx context.Context, p prepared) error {
 		// no message the bus does not know.
 		pctx, cancel := context.WithTimeout(ctx, publishTimeout)
 		defer cancel()
-		if err := s.Bus.PublishAll(pctx, u.batches(events, now)); err != nil {
+		if err := s.Bus.PublishAll(pctx, u.batches(msgs, now)); err != nil {
 			return fmt.Errorf("campaign %s: %w", c.ID, errors.Join(err, fault.ErrUnavailable))
 		}
 		return nil
@@ -534,11 +529,12 @@ func (u *upload) store(ctx context.Context, p prepared) error {
 	return nil
 }
 
-// batches packs a chunk's events, in order, into CampaignBatch events of
+// batches packs a chunk's messages, in order, into CampaignBatch events of
 // at most maxBatchBytes, each published now or scheduled for when the
 // release pace reaches its first message (ReleaseConfig).
-func (u *upload) batches(events []bus.Event, now time.Time) []bus.Event {
+func (u *upload) batches(msgs []*eventsv1.MessageAccepted, now time.Time) []bus.Event {
 	c := u.campaign
+	subject := bus.AcceptedSubject(c.TenantID, c.ShortCode)
 	start := u.started
 	if c.StartAt.After(start) {
 		start = c.StartAt
@@ -546,14 +542,13 @@ func (u *upload) batches(events []bus.Event, now time.Time) []bus.Event {
 	var out []bus.Event
 	var cur *eventsv1.CampaignBatch
 	size := 0
-	for i, ev := range events {
-		m := ev.Msg.(*eventsv1.MessageAccepted)
+	for i, m := range msgs {
 		n := proto.Size(m) + 4
 		if cur == nil || size+n > maxBatchBytes {
 			cur, size = &eventsv1.CampaignBatch{}, 0
 			at := u.s.cfg.Release.at(u.release, start, now, u.accepted+int64(i))
 			out = append(out, bus.Event{
-				Subject: ev.Subject,
+				Subject: subject,
 				Msg:     cur,
 				// The first message's id names the batch: ids are fresh
 				// UUIDs, and a retried publish of this chunk reuses them.

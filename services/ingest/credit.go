@@ -13,7 +13,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"pushsms.io/lib/bus"
 	"pushsms.io/lib/fault"
 	adminv1 "pushsms.io/proto/gen/pushsms/admin/v1"
 	eventsv1 "pushsms.io/proto/gen/pushsms/events/v1"
@@ -223,37 +222,36 @@ func (s *Service) reserveMessage(ctx context.Context, tenant, id string, segment
 	return h, nil
 }
 
-// reserveChunk reserves a campaign chunk's messages (rows and events in
-// the same order, positions their places in the upload) and drops those
+// reserveChunk reserves a campaign chunk's messages (rows and msgs in the
+// same order, positions their places in the upload) and drops those
 // beyond the credit, each refused as a recipient error. It returns what is
 // left to accept and how many were refused.
-func (u *upload) reserveChunk(ctx context.Context, rows [][]any, events []bus.Event, positions []int64) ([][]any, []bus.Event, *creditHold, int64, error) {
-	if u.s.credit == nil || len(events) == 0 {
-		return rows, events, nil, 0, nil
+func (u *upload) reserveChunk(ctx context.Context, rows [][]any, msgs []*eventsv1.MessageAccepted, positions []int64) ([][]any, []*eventsv1.MessageAccepted, *creditHold, int64, error) {
+	if u.s.credit == nil || len(msgs) == 0 {
+		return rows, msgs, nil, 0, nil
 	}
-	msgs := make([]creditMessage, len(events))
-	for i, e := range events {
-		m := e.Msg.(*eventsv1.MessageAccepted)
-		msgs[i] = creditMessage{m.GetMessageId(), int(m.GetSegmentCount())}
+	cms := make([]creditMessage, len(msgs))
+	for i, m := range msgs {
+		cms[i] = creditMessage{m.GetMessageId(), int(m.GetSegmentCount())}
 	}
-	ds, h, err := u.s.credit.reserve(ctx, u.campaign.TenantID, msgs, u.campaign.ExpiresAt)
+	ds, h, err := u.s.credit.reserve(ctx, u.campaign.TenantID, cms, u.campaign.ExpiresAt)
 	if err != nil || ds == nil {
-		return rows, events, nil, 0, err
+		return rows, msgs, nil, 0, err
 	}
-	keptRows, keptEvents := rows[:0], events[:0]
+	keptRows, keptMsgs := rows[:0], msgs[:0]
 	refused := int64(0)
 	for i, d := range ds {
 		if d.GetReserved() {
-			keptRows, keptEvents = append(keptRows, rows[i]), append(keptEvents, events[i])
+			keptRows, keptMsgs = append(keptRows, rows[i]), append(keptMsgs, msgs[i])
 			continue
 		}
 		refused++
-		u.refuse(positions[i], reasonNoCredit, fmt.Sprintf("prepaid credit exhausted: needs %d segments, %d left", msgs[i].segments, max(d.GetAvailable(), 0)))
+		u.refuse(positions[i], reasonNoCredit, fmt.Sprintf("prepaid credit exhausted: needs %d segments, %d left", cms[i].segments, max(d.GetAvailable(), 0)))
 	}
 	if refused > 0 {
 		u.s.Log.InfoContext(ctx, "campaign recipients beyond the prepaid credit", "campaign_id", u.campaign.ID, "refused", refused)
 	}
-	return keptRows, keptEvents, h, refused, nil
+	return keptRows, keptMsgs, h, refused, nil
 }
 
 // errNoCreditTTL is a -credit-cache-ttl out of range.
