@@ -269,7 +269,7 @@ func (s *Stack) addr(port int) string {
 }
 
 func (s *Stack) startServices(ctx, runCtx context.Context) error {
-	busCfg := bus.Config{URL: s.nats.URL(), Replicas: 1}
+	busCfg := bus.Config{URL: s.nats.URL(), Replicas: 1, InProcess: s.nats.Server}
 	start := func(name string, svc interface {
 		closer
 		Serve(context.Context) error
