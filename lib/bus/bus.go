@@ -85,7 +85,7 @@ func Connect(ctx context.Context, cfg Config, service string, tel *telemetry.Tel
 		nats.Name(service),
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond),
+		nats.ReconnectWait(250 * time.Millisecond),
 		// While disconnected, a publish fails at once instead of waiting in
 		// the client's buffer: a caller told "unavailable" must be able to
 		// trust that nothing will be stored later behind its back.
