@@ -51,9 +51,9 @@ func (s *Service) startProjection(ctx context.Context) error {
 		Durable:        DurableCleared,
 		FilterSubjects: []string{bus.SubjectCleared},
 		Workers:        s.cfg.Workers,
-	}, projectionBatch, projectionWait, s.batch(clearedMessageID, func(ctx context.Context, db dbTx, msgs []*bus.Msg) error {
+	}, projectionBatch, projectionWait, s.batch(clearedMessageID, func(ctx context.Context, r *statusRows, msgs []*bus.Msg) error {
 		for _, m := range msgs {
-			if err := s.handleCleared(ctx, db, m); err != nil {
+			if err := s.handleCleared(ctx, r, m); err != nil {
 				return err
 			}
 		}
@@ -71,22 +71,18 @@ func (s *Service) startProjection(ctx context.Context) error {
 	return err
 }
 
-// dbTx begins a transaction: the pool, or a savepoint of a transaction.
-type dbTx interface {
-	Begin(ctx context.Context) (pgx.Tx, error)
-}
-
 // batch applies a batch of status-view events with apply in one
 // transaction: one commit for the batch instead of one per event (three
 // or more per SMS: cleared, submitted, delivered), which was most of
-// PostgreSQL's work on the full path. Events go in message id order,
-// stream order within a message: every batch and replica takes the
+// PostgreSQL's work on the full path, and the batch's rows read and
+// written in a round trip each (statusRows). Events go in message id
+// order, stream order within a message: every batch and replica takes the
 // messages' row locks in one order, so two batches cannot deadlock on
 // them. When an event fails, the batch is applied again with each event in
 // a savepoint of its own: the failing one is rolled back alone and settled
 // by its error (terminated or redelivered), the others commit. Savepoints
-// cost two round trips an event, so only a batch that needs them has them.
-func (s *Service) batch(idOf func(*bus.Msg) string, apply func(context.Context, dbTx, []*bus.Msg) error) bus.BatchHandler {
+// cost round trips of their own, so only a batch that needs them has them.
+func (s *Service) batch(idOf func(*bus.Msg) string, apply func(context.Context, *statusRows, []*bus.Msg) error) bus.BatchHandler {
 	return func(ctx context.Context, msgs []*bus.Msg) error {
 		type item struct {
 			i  int
@@ -101,17 +97,26 @@ func (s *Service) batch(idOf func(*bus.Msg) string, apply func(context.Context, 
 		})
 		// A message's events together (apply holds its row once for them).
 		var groups [][]*bus.Msg
+		var ids []string
 		for k, it := range order {
 			if k == 0 || it.id == "" || it.id != order[k-1].id {
 				groups = append(groups, nil)
+				ids = appendLockable(ids, it.id)
 			}
 			groups[len(groups)-1] = append(groups[len(groups)-1], msgs[it.i])
 		}
 		err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+			r, err := lockRows(ctx, tx, ids)
+			if err != nil {
+				return err
+			}
 			for _, g := range groups {
-				if err := apply(ctx, noSavepoint{tx}, g); err != nil {
+				if err := apply(ctx, r, g); err != nil {
 					return errEventFailed
 				}
+			}
+			if err := r.flush(ctx); err != nil {
+				return errEventFailed
 			}
 			return nil
 		})
@@ -122,7 +127,17 @@ func (s *Service) batch(idOf func(*bus.Msg) string, apply func(context.Context, 
 		err = pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
 			clear(errs) // a retried commit starts again
 			for _, it := range order {
-				if err := apply(ctx, tx, msgs[it.i:it.i+1]); err != nil {
+				err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
+					r, err := lockRows(ctx, sp, appendLockable(nil, it.id))
+					if err != nil {
+						return err
+					}
+					if err := apply(ctx, r, msgs[it.i:it.i+1]); err != nil {
+						return err
+					}
+					return r.flush(ctx)
+				})
+				if err != nil {
 					errs[it.i] = err
 				}
 			}
@@ -138,21 +153,17 @@ func (s *Service) batch(idOf func(*bus.Msg) string, apply func(context.Context, 
 	}
 }
 
+// appendLockable appends id if it is a message id (a UUID, which sorts as
+// its text): the handler refuses the others.
+func appendLockable(ids []string, id string) []string {
+	if _, err := uuid.Parse(id); err != nil {
+		return ids
+	}
+	return append(ids, id)
+}
+
 // errEventFailed rolls back a batch applied without savepoints.
 var errEventFailed = errors.New("an event of the batch failed")
-
-// noSavepoint runs an event's work in the batch's transaction itself.
-type noSavepoint struct{ pgx.Tx }
-
-// Begin returns the transaction as it is: its Commit and Rollback, which
-// pgx.BeginFunc calls, do nothing, so that the batch's transaction is
-// committed (or rolled back) once, by the batch.
-func (t noSavepoint) Begin(context.Context) (pgx.Tx, error) { return inBatch{t.Tx}, nil }
-
-type inBatch struct{ pgx.Tx }
-
-func (inBatch) Commit(context.Context) error   { return nil }
-func (inBatch) Rollback(context.Context) error { return nil }
 
 // clearedMessageID is the message id of a MessageCleared (its message's
 // field 1), read without decoding the rest: the handler decodes it once.
@@ -193,7 +204,7 @@ func field1(b []byte) []byte {
 // PENDING. A MessageCleared whose message has no row (its SendMessage
 // commit failed after the publish) creates the row from the event, since
 // the message is on its way to the subscriber all the same.
-func (s *Service) handleCleared(ctx context.Context, db dbTx, m *bus.Msg) error {
+func (s *Service) handleCleared(ctx context.Context, r *statusRows, m *bus.Msg) error {
 	var ev eventsv1.MessageCleared
 	if err := m.Decode(&ev); err != nil {
 		return err
@@ -210,45 +221,41 @@ func (s *Service) handleCleared(ctx context.Context, db dbTx, m *bus.Msg) error 
 	if count < 1 || count > 255 {
 		return fault.Permanent(fmt.Errorf("cleared message %s: %d segments", id, count))
 	}
-	return pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-		msg, err := lockMessage(ctx, tx, id)
-		if errors.Is(err, pgx.ErrNoRows) {
-			if err := insertMessageFromEvent(ctx, tx, acc, s.now()); err != nil {
-				return err
-			}
-			msg, err = lockMessage(ctx, tx, id)
-		}
-		if errors.Is(err, pgx.ErrNoRows) {
-			// Its client reference belongs to another message.
-			return fault.Permanent(fmt.Errorf("cleared message %s: no row and none can be made", id))
-		}
-		if err != nil {
+	msg, err := r.message(ctx, id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		if err := insertMessageFromEvent(ctx, r.tx, acc, s.now()); err != nil {
 			return err
 		}
-		if msg.TenantID != acc.GetTenantId() {
-			return fault.Permanent(fmt.Errorf("cleared message %s: tenant %s, event says %s", id, msg.TenantID, acc.GetTenantId()))
+		msg, err = r.message(ctx, id)
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		// Its client reference belongs to another message.
+		return fault.Permanent(fmt.Errorf("cleared message %s: no row and none can be made", id))
+	}
+	if err != nil {
+		return err
+	}
+	if msg.TenantID != acc.GetTenantId() {
+		return fault.Permanent(fmt.Errorf("cleared message %s: tenant %s, event says %s", id, msg.TenantID, acc.GetTenantId()))
+	}
+	added := r.ensureSegments(id, count)
+	before := msg
+	msg.Cleared = true
+	msg.SegmentCount = count
+	// Compliance may hold the message later than the partner asked
+	// (a marketing message outside its sending window): DEFERRED.
+	if ts := acc.GetNotBefore(); ts.IsValid() {
+		if t := ts.AsTime(); msg.NotBefore == nil || t.After(*msg.NotBefore) {
+			msg.NotBefore = &t
 		}
-		added, err := ensureSegments(ctx, tx, id, count)
-		if err != nil {
-			return err
-		}
-		before := msg
-		msg.Cleared = true
-		msg.SegmentCount = count
-		// Compliance may hold the message later than the partner asked
-		// (a marketing message outside its sending window): DEFERRED.
-		if ts := acc.GetNotBefore(); ts.IsValid() {
-			if t := ts.AsTime(); msg.NotBefore == nil || t.After(*msg.NotBefore) {
-				msg.NotBefore = &t
-			}
-		}
-		// A refusal stands: the cleared event of a message refused later
-		// (its validity ended while deferred) may come after the refusal.
-		if d := decisionFrom(ev.GetDecision()); d.Outcome != "" && !d.same(msg.Decision) && msg.Decision.Outcome != outcomeRefused {
-			msg.Decision = d
-		}
-		return s.recompute(ctx, tx, before, msg, added, nil)
-	})
+	}
+	// A refusal stands: the cleared event of a message refused later
+	// (its validity ended while deferred) may come after the refusal.
+	if d := decisionFrom(ev.GetDecision()); d.Outcome != "" && !d.same(msg.Decision) && msg.Decision.Outcome != outcomeRefused {
+		msg.Decision = d
+	}
+	r.writeMessage(before, s.derived(msg, r.segments(id), nil), added, s.now())
+	return nil
 }
 
 // report is a decoded event of SMS_REPORTS.
@@ -307,80 +314,54 @@ func decodeReport(m *bus.Msg) (report, error) {
 }
 
 // handleReports applies reports of one message, in stream order, holding
-// its row once: the message's segments read once and the message written
-// once, whatever the number of reports (a message's parts are reported
-// together). Any report that fails fails them all (batch then applies
-// each alone).
-func (s *Service) handleReports(ctx context.Context, db dbTx, msgs []*bus.Msg) error {
+// its row once: the message written once, whatever the number of reports
+// (a message's parts are reported together). Any report that fails fails
+// them all (batch then applies each alone).
+func (s *Service) handleReports(ctx context.Context, r *statusRows, msgs []*bus.Msg) error {
 	rs := make([]report, len(msgs))
 	for i, m := range msgs {
-		r, err := decodeReport(m)
+		rp, err := decodeReport(m)
 		if err != nil {
 			return err
 		}
-		rs[i] = r
+		rs[i] = rp
 	}
 	id := rs[0].messageID()
-	return s.withMessage(ctx, db, msgs[0], id, rs[0].tenantID(), func(tx pgx.Tx, before messageRow) error {
-		msg := before
-		var segs []segmentRow
-		changed := false
-		for _, r := range rs {
-			if r.messageID() != id || r.tenantID() != msg.TenantID {
-				return fault.Permanent(fmt.Errorf("report on %s: message %s of tenant %s among message %s's", r.m.Subject, r.messageID(), r.tenantID(), id))
-			}
-			if r.rejected != nil {
-				msg = rejectedChange(msg, r.rejected, r.state == "cancelled")
-				if segs == nil {
-					var err error
-					if segs, err = loadSegments(ctx, tx, id); err != nil {
-						return err
-					}
-				}
-				msg = s.derived(msg, segs, nil)
-				continue
-			}
-			ev := r.segment
-			idx := ev.GetSegmentIndex()
-			switch {
-			case !msg.Cleared:
-				// A report may come before the cleared event: its count
-				// makes the segments known.
-				count := max(ev.GetSegmentCount(), idx)
-				added, err := ensureSegments(ctx, tx, id, count)
-				if err != nil {
-					return err
-				}
-				msg.SegmentCount = count
-				if added {
-					changed = true
-					segs = nil // read again, with the new ones
-				}
-			case idx > msg.SegmentCount:
-				return fault.Permanent(fmt.Errorf("report on message %s: segment %d of %d", id, idx, msg.SegmentCount))
-			}
-			if segs == nil {
-				var err error
-				if segs, err = loadSegments(ctx, tx, id); err != nil {
-					return err
-				}
-			}
-			moved, err := applyToSegment(ctx, tx, id, ev)
-			if err != nil {
-				return err
-			}
-			if moved {
-				changed = true
-				for i := range segs {
-					if segs[i].Index == idx {
-						segs[i].State = ev.GetState()
-					}
-				}
-			}
-			msg = s.derived(msg, segs, &failure{report: ev, nacked: r.state == "nacked"})
+	before, err := s.reportedMessage(ctx, r, msgs[0], id, rs[0].tenantID())
+	if err != nil {
+		return err
+	}
+	msg := before
+	changed := false
+	for _, rp := range rs {
+		if rp.messageID() != id || rp.tenantID() != msg.TenantID {
+			return fault.Permanent(fmt.Errorf("report on %s: message %s of tenant %s among message %s's", rp.m.Subject, rp.messageID(), rp.tenantID(), id))
 		}
-		return s.writeMessage(ctx, tx, before, msg, changed)
-	})
+		if rp.rejected != nil {
+			msg = s.derived(rejectedChange(msg, rp.rejected, rp.state == "cancelled"), r.segments(id), nil)
+			continue
+		}
+		ev := rp.segment
+		idx := ev.GetSegmentIndex()
+		switch {
+		case !msg.Cleared:
+			// A report may come before the cleared event: its count
+			// makes the segments known.
+			count := max(ev.GetSegmentCount(), idx)
+			if r.ensureSegments(id, count) {
+				changed = true
+			}
+			msg.SegmentCount = count
+		case idx > msg.SegmentCount:
+			return fault.Permanent(fmt.Errorf("report on message %s: segment %d of %d", id, idx, msg.SegmentCount))
+		}
+		if r.applyToSegment(id, ev) {
+			changed = true
+		}
+		msg = s.derived(msg, r.segments(id), &failure{report: ev, nacked: rp.state == "nacked"})
+	}
+	r.writeMessage(before, msg, changed, s.now())
+	return nil
 }
 
 // reportState is the <state> token of sms.report.<state>.<tenant>.<short_code>.
@@ -440,71 +421,33 @@ func rejectionDecision(ev *eventsv1.MessageRejected) decisionRow {
 	return d
 }
 
-// withMessage runs fn in a transaction (or savepoint) of db holding the
-// message's row lock, so that the events of one message apply one at a
-// time, whichever consumer or replica they reach.
-func (s *Service) withMessage(ctx context.Context, db dbTx, m *bus.Msg, id, tenant string, fn func(pgx.Tx, messageRow) error) error {
+// reportedMessage returns the locked row of the message a report is
+// about, so that the events of one message apply one at a time, whichever
+// consumer or replica they reach.
+func (s *Service) reportedMessage(ctx context.Context, r *statusRows, m *bus.Msg, id, tenant string) (messageRow, error) {
 	if _, err := uuid.Parse(id); err != nil {
-		return fault.Permanent(fmt.Errorf("report on %s: bad message id", m.Subject))
+		return messageRow{}, fault.Permanent(fmt.Errorf("report on %s: bad message id", m.Subject))
 	}
-	return pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-		msg, err := lockMessage(ctx, tx, id)
-		if errors.Is(err, pgx.ErrNoRows) {
-			if !m.Time.IsZero() && s.now().Sub(m.Time) > orphanWait {
-				return fault.Permanent(fmt.Errorf("report on %s for message %s: no such message after %v", m.Subject, id, orphanWait))
-			}
-			// Its accept has not committed yet, or its cleared event will
-			// make the row: try again later.
-			return fmt.Errorf("report for message %s: message not recorded yet", id)
+	msg, err := r.message(ctx, id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		if !m.Time.IsZero() && s.now().Sub(m.Time) > orphanWait {
+			return msg, fault.Permanent(fmt.Errorf("report on %s for message %s: no such message after %v", m.Subject, id, orphanWait))
 		}
-		if err != nil {
-			return err
-		}
-		if msg.TenantID != tenant {
-			return fault.Permanent(fmt.Errorf("report on %s for message %s: the message is of tenant %s", m.Subject, id, msg.TenantID))
-		}
-		return fn(tx, msg)
-	})
+		// Its accept has not committed yet, or its cleared event will
+		// make the row: try again later.
+		return msg, fmt.Errorf("report for message %s: message not recorded yet", id)
+	}
+	if err != nil {
+		return msg, err
+	}
+	if msg.TenantID != tenant {
+		return msg, fault.Permanent(fmt.Errorf("report on %s for message %s: the message is of tenant %s", m.Subject, id, msg.TenantID))
+	}
+	return msg, nil
 }
 
 func lockMessage(ctx context.Context, tx pgx.Tx, id string) (messageRow, error) {
 	return scanMessage(tx.QueryRow(ctx, `SELECT `+messageColumns+` FROM ingest.messages WHERE id = $1 FOR UPDATE`, id))
-}
-
-// ensureSegments creates the missing segments 1..count, PENDING, and
-// reports whether there were any.
-func ensureSegments(ctx context.Context, tx pgx.Tx, id string, count int32) (bool, error) {
-	tag, err := tx.Exec(ctx, `INSERT INTO ingest.segments (message_id, idx, state, updated_at)
-		SELECT $1, i, $3, now() FROM generate_series(1, $2::integer) AS i
-		ON CONFLICT (message_id, idx) DO NOTHING`,
-		id, count, enumText(partnerv1.SegmentState_SEGMENT_STATE_PENDING))
-	return tag.RowsAffected() > 0, err
-}
-
-// applyToSegment moves the reported segment forward and reports whether
-// it did; a late or duplicate report changes nothing (docs/messages.md).
-// One conditional UPDATE: the segment's row needs no lock of its own,
-// every writer of a message's segments holds the message's row.
-func applyToSegment(ctx context.Context, tx pgx.Tx, id string, ev *eventsv1.SegmentReport) (bool, error) {
-	at := reportTime(ev)
-	var submittedAt, doneAt *time.Time
-	if ts := ev.GetSmscTimestamp(); ts.IsValid() {
-		// SCTS is the SMSC's time of the submission.
-		t := ts.AsTime()
-		submittedAt = &t
-	} else if ev.GetState() == partnerv1.SegmentState_SEGMENT_STATE_SUBMITTED {
-		submittedAt = &at
-	}
-	if segmentRank(ev.GetState()) == segmentRank(partnerv1.SegmentState_SEGMENT_STATE_DELIVERED) {
-		doneAt = &at
-	}
-	tag, err := tx.Exec(ctx, `UPDATE ingest.segments SET state = $3,
-			ucp_error_code = CASE WHEN $4 <> '' THEN $4 ELSE ucp_error_code END,
-			submitted_at = coalesce(submitted_at, $5), done_at = coalesce(done_at, $6), updated_at = now()
-		WHERE message_id = $1 AND idx = $2 AND state = ANY($7)`,
-		id, ev.GetSegmentIndex(), enumText(ev.GetState()), ev.GetUcpErrorCode(), submittedAt, doneAt,
-		statesBefore(ev.GetState()))
-	return err == nil && tag.RowsAffected() > 0, err
 }
 
 // statesBefore lists, as stored, the segment states that to advances.
@@ -546,17 +489,6 @@ func (f *failure) reason() (partnerv1.Reason, string) {
 	return partnerv1.Reason_REASON_DELIVERY_FAILED, detail
 }
 
-// recompute derives msg's state from its facts and segments with THE rule
-// and writes the message back, unless nothing changed since before (a
-// redelivered or late event): updated_at is the time of the last change.
-func (s *Service) recompute(ctx context.Context, tx pgx.Tx, before, msg messageRow, segmentsChanged bool, f *failure) error {
-	segs, err := loadSegments(ctx, tx, msg.ID)
-	if err != nil {
-		return err
-	}
-	return s.writeMessage(ctx, tx, before, s.derived(msg, segs, f), segmentsChanged)
-}
-
 // derived is msg with the state THE rule derives from its facts and
 // segments, and, when that is FAILED or EXPIRED and it has none yet, the
 // reason of f, the report that may have made it so.
@@ -571,27 +503,6 @@ func (s *Service) derived(msg messageRow, segs []segmentRow, f *failure) message
 		}
 	}
 	return msg
-}
-
-// writeMessage writes msg back, with its campaign's decision counts,
-// unless nothing changed since before.
-func (s *Service) writeMessage(ctx context.Context, tx pgx.Tx, before, msg messageRow, segmentsChanged bool) error {
-	if !segmentsChanged && msg == before {
-		return nil
-	}
-	if err := countDecision(ctx, tx, msg, before.Decision, msg.Decision); err != nil {
-		return err
-	}
-	d := msg.Decision
-	_, err := tx.Exec(ctx, `UPDATE ingest.messages SET state = $2, rejected = $3, cancelled = $4, cleared = $5,
-			segment_count = $6, reason = $7, reason_detail = $8, updated_at = $9, not_before = $10,
-			decision_outcome = $11, decision_reason = $12, decision_rule = $13, decision_source = $14,
-			decision_detail = $15, decision_not_before = $16, decision_policy_version = $17, decided_at = $18
-		WHERE id = $1`,
-		msg.ID, msg.State, msg.Rejected, msg.Cancelled, msg.Cleared,
-		msg.SegmentCount, msg.Reason, msg.ReasonDetail, s.now(), msg.NotBefore,
-		d.Outcome, d.Reason, d.Rule, d.Source, d.Detail, d.NotBefore, d.PolicyVersion, d.DecidedAt)
-	return err
 }
 
 // facts gathers what the rule needs.

@@ -27,13 +27,13 @@ func reported(d decisionRow) bool {
 	return d.Outcome == outcomeRefused || d.Outcome == outcomeDeferred
 }
 
-// countDecision moves a campaign message from the report's count of its
-// previous decision to that of its new one. It runs in the transaction
-// that writes the message's decision, under the message's row lock, so a
-// redelivered event (which changes nothing) counts nothing.
-func countDecision(ctx context.Context, tx pgx.Tx, msg messageRow, from, to decisionRow) error {
+// countDecision queues the move of a campaign message from the report's
+// count of its previous decision to that of its new one. It goes in the
+// transaction that writes the message's decision, under the message's row
+// lock, so a redelivered event (which changes nothing) counts nothing.
+func countDecision(b *pgx.Batch, msg messageRow, from, to decisionRow) {
 	if msg.CampaignID == "" || (from.Outcome == to.Outcome && from.Reason == to.Reason) {
-		return nil
+		return
 	}
 	type delta struct {
 		d decisionRow
@@ -52,15 +52,11 @@ func countDecision(ctx context.Context, tx pgx.Tx, msg messageRow, from, to deci
 	})
 	shard := messageShard(msg.ID)
 	for _, d := range ds {
-		_, err := tx.Exec(ctx, `INSERT INTO ingest.campaign_decisions AS c (campaign_id, outcome, reason, shard, count)
+		b.Queue(`INSERT INTO ingest.campaign_decisions AS c (campaign_id, outcome, reason, shard, count)
 			VALUES ($1, $2, $3, $4, $5)
 			ON CONFLICT (campaign_id, outcome, reason, shard) DO UPDATE SET count = c.count + excluded.count`,
 			msg.CampaignID, d.d.Outcome, d.d.Reason, shard, d.n)
-		if err != nil {
-			return err
-		}
 	}
-	return nil
 }
 
 // messageShard spreads a campaign's messages over the shards: the last

@@ -52,9 +52,9 @@ func BenchmarkCountDecision(b *testing.B) {
 				return
 			}
 			msg := messageRow{ID: id.String(), CampaignID: campaign}
-			if err := pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
-				return countDecision(ctx, tx, msg, decisionRow{}, refused)
-			}); err != nil {
+			var batch pgx.Batch
+			countDecision(&batch, msg, decisionRow{}, refused)
+			if err := db.Pool.SendBatch(ctx, &batch).Close(); err != nil {
 				b.Error(err)
 				return
 			}
