@@ -194,7 +194,7 @@ func (b *Bus) handleBatch(ctx context.Context, spec ConsumerSpec, batch []jetstr
 	msgs := make([]*Msg, len(batch))
 	spans := make([]trace.Span, len(batch))
 	for i, jm := range batch {
-		m := newMsg(&deferrableMsg{Msg: jm})
+		m := newMsg(&deferrableMsg{Msg: jm}, spec.AckWait)
 		// Each event's span joins its publisher's trace, not the batch's:
 		// the message's trace goes on through billing.
 		_, spans[i] = b.startProcess(context.Background(), spec, m, trace.WithLinks(batchLink))

@@ -31,6 +31,9 @@ type Msg struct {
 	// Time the event was stored.
 	Time time.Time
 	raw  *deferrableMsg
+	// ackWait is the consumer's: how long the server waits for an ack
+	// before it hands the event to another worker or replica.
+	ackWait time.Duration
 }
 
 // Decode unmarshals the payload into v.
@@ -44,6 +47,39 @@ func (m *Msg) Decode(v proto.Message) error {
 // InProgress tells the server the handler is still working, so the event is
 // not redelivered to another replica while a long handler holds it.
 func (m *Msg) InProgress() error { return m.raw.InProgress() }
+
+// KeepInProgress calls InProgress every third of the consumer's AckWait
+// until stop is called: for a handler that may outlast AckWait (a slow
+// SMSC, a bus that is away), so that no other replica takes the event
+// meanwhile and does its work a second time.
+func (m *Msg) KeepInProgress() (stop func()) {
+	every := m.ackWait / 3
+	if every <= 0 {
+		every = 10 * time.Second
+	}
+	// A timer, not a goroutine: almost every handler is done long before
+	// the first tick, and a goroutine per event would be started (and its
+	// stack grown) for nothing.
+	var mu sync.Mutex
+	stopped := false
+	var t *time.Timer
+	mu.Lock()
+	defer mu.Unlock()
+	t = time.AfterFunc(every, func() {
+		_ = m.InProgress() // a lost one is repeated at the next tick
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			t.Reset(every)
+		}
+	})
+	return func() {
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+		t.Stop()
+	}
+}
 
 // Handler processes one event. Its error decides the ack: nil acks the
 // event, a permanent error (fault.IsPermanent) terminates it, any other
@@ -267,7 +303,7 @@ func (w *workers) close() {
 }
 
 func (b *Bus) handle(ctx context.Context, spec ConsumerSpec, jm *deferrableMsg, h Handler) {
-	m := newMsg(jm)
+	m := newMsg(jm, spec.AckWait)
 	ctx, span := b.startProcess(ctx, spec, m)
 	defer span.End()
 
@@ -338,8 +374,8 @@ func (b *Bus) durable(ctx context.Context, spec ConsumerSpec) (ConsumerSpec, jet
 }
 
 // newMsg is the event of a delivery.
-func newMsg(jm *deferrableMsg) *Msg {
-	m := &Msg{Subject: jm.Subject(), Data: jm.Data(), Header: jm.Headers(), raw: jm}
+func newMsg(jm *deferrableMsg, ackWait time.Duration) *Msg {
+	m := &Msg{Subject: jm.Subject(), Data: jm.Data(), Header: jm.Headers(), raw: jm, ackWait: ackWait}
 	if m.Header != nil {
 		m.Type = m.Header.Get(HeaderType)
 	}

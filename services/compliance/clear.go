@@ -51,6 +51,9 @@ func (s *Service) handleBatch(ctx context.Context, m *bus.Msg) error {
 	if err := m.Decode(&b); err != nil {
 		return err
 	}
+	// A batch of 500 takes a quarter of a second, but its publishes wait
+	// out a bus that is away: no other replica decides it meanwhile.
+	defer m.KeepInProgress()()
 	link := trace.LinkFromContext(ctx)
 	for _, acc := range b.GetMessages() {
 		// The message's own trace, which ingest started; a new one if

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -112,8 +111,7 @@ func (s *Service) submit(ctx context.Context, m *bus.Msg, ev *eventsv1.SegmentSu
 
 	// Redeliveries wait on the window and the ACK like first deliveries:
 	// keep the event ours meanwhile.
-	stop := keepInProgress(m, s.cfg.ackWait()/3)
-	defer stop()
+	defer m.KeepInProgress()()
 
 	akey := attemptKey(ref.MessageID, ref.Index)
 	prior, err := s.beginAttempt(ctx, akey)
@@ -409,31 +407,4 @@ func (s *Service) parseSCTS(scts string) time.Time {
 		return time.Time{}
 	}
 	return t
-}
-
-// keepInProgress tells the server every interval that the event is still
-// being worked on, until the returned stop is called.
-func keepInProgress(m *bus.Msg, interval time.Duration) (stop func()) {
-	// A timer, not a goroutine: almost every submit is done long before
-	// the first tick, and a goroutine per segment was started (and its
-	// stack grown) for nothing.
-	var mu sync.Mutex
-	stopped := false
-	var t *time.Timer
-	mu.Lock()
-	defer mu.Unlock()
-	t = time.AfterFunc(interval, func() {
-		_ = m.InProgress()
-		mu.Lock()
-		defer mu.Unlock()
-		if !stopped {
-			t.Reset(interval)
-		}
-	})
-	return func() {
-		mu.Lock()
-		stopped = true
-		mu.Unlock()
-		t.Stop()
-	}
 }
