@@ -23,19 +23,27 @@ import (
 
 func connect(t *testing.T, s *bustest.Server, rec *tracetest.SpanRecorder) *bus.Bus {
 	t.Helper()
-	cfg := telemetry.Config{LogLevel: "error", LogFormat: "text"}
+	return connectWith(t, bus.Config{URL: s.URL(), Replicas: 1}, rec)
+}
+
+// connectWith connects with cfg; rec, when set, records the bus's spans.
+func connectWith(tb testing.TB, cfg bus.Config, rec *tracetest.SpanRecorder) *bus.Bus {
+	tb.Helper()
+	tcfg := telemetry.Config{LogLevel: "error", LogFormat: "text"}
 	if rec != nil {
-		cfg.TracerProvider = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+		tcfg.TracerProvider = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	}
-	tel, err := telemetry.Setup(context.Background(), "test", cfg)
+	tel, err := telemetry.Setup(context.Background(), "test", tcfg)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	b, err := bus.Connect(context.Background(), bus.Config{URL: s.URL(), Replicas: 1}, "test", tel)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b, err := bus.Connect(ctx, cfg, "test", tel)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { b.Close() })
+	tb.Cleanup(func() { b.Close() })
 	return b
 }
 

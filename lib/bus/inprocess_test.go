@@ -11,30 +11,13 @@ import (
 
 	"pushsms.io/lib/bus"
 	"pushsms.io/lib/bus/bustest"
-	"pushsms.io/lib/telemetry"
 )
-
-func connectWith(tb testing.TB, cfg bus.Config) *bus.Bus {
-	tb.Helper()
-	tel, err := telemetry.Setup(context.Background(), "test", telemetry.Config{LogLevel: "error", LogFormat: "text"})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	b, err := bus.Connect(ctx, cfg, "test", tel)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { b.Close() })
-	return b
-}
 
 // The one-machine mode reaches its embedded server through memory: it
 // works with a URL nothing listens on, so no byte goes through TCP.
 func TestInProcess(t *testing.T) {
 	s := bustest.Start(t)
-	b := connectWith(t, bus.Config{URL: "nats://127.0.0.1:1", Replicas: 1, InProcess: s.Server.Server})
+	b := connectWith(t, bus.Config{URL: "nats://127.0.0.1:1", Replicas: 1, InProcess: s.Server.Server}, nil)
 	ctx := context.Background()
 
 	got := make(chan string, 1)
@@ -74,7 +57,7 @@ func BenchmarkPublish(b *testing.B) {
 			if mode == "inprocess" {
 				cfg.InProcess = s.Server.Server
 			}
-			bb := connectWith(b, cfg)
+			bb := connectWith(b, cfg, nil)
 			ctx := context.Background()
 			ev := wrapperspb.String("a segment report of about this size, a hundred bytes or so, as they go")
 			var n atomic.Int64
