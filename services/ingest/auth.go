@@ -8,7 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -95,7 +98,32 @@ func tenantFrom(ctx context.Context) (string, error) {
 // health and reflection.
 type authenticator struct {
 	pool *pgxpool.Pool
+	// now is the clock of the grants' age (time.Now when nil).
+	now func() time.Time
+
+	mu     sync.Mutex
+	grants map[[32]byte]grant // by key hash
 }
+
+// grantTTL is how long a key's partner and short codes are taken from
+// memory rather than the database: two round trips of every SendMessage
+// (the key, then the short code) when a partner sends hundreds a second.
+// A key removed, or a short code taken back, stops working within it; a
+// short code just given works at once (a miss asks the database).
+const grantTTL = 5 * time.Second
+
+// maxGrants bounds the cache: an aggregator has hundreds of partners.
+const maxGrants = 10_000
+
+// grant is what a key gives: its partner and the partner's short codes.
+type grant struct {
+	tenant     string
+	shortCodes []string // sorted
+	at         time.Time
+}
+
+// grantKey carries the call's grant in its context.
+type grantKey struct{}
 
 func (a *authenticator) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	if public(info.FullMethod) {
@@ -137,16 +165,45 @@ func (a *authenticator) authenticate(ctx context.Context) (context.Context, erro
 	if !strings.HasPrefix(key, APIKeyPrefix) || len(key) > 128 {
 		return ctx, errBadKey
 	}
-	hash := keyHash(key)
-	var id string
-	err := a.pool.QueryRow(ctx, `SELECT id FROM ingest.partners WHERE api_key_sha256 = $1`, hash[:]).Scan(&id)
+	g, err := a.grant(ctx, keyHash(key))
+	if err != nil {
+		return ctx, err
+	}
+	return context.WithValue(context.WithValue(ctx, tenantKey{}, g.tenant), grantKey{}, g), nil
+}
+
+// grant returns the grant of the key whose hash is hash: from memory if it
+// is younger than grantTTL, else read in one query.
+func (a *authenticator) grant(ctx context.Context, hash [32]byte) (grant, error) {
+	now := time.Now
+	if a.now != nil {
+		now = a.now
+	}
+	t := now()
+	a.mu.Lock()
+	g, ok := a.grants[hash]
+	a.mu.Unlock()
+	if ok && t.Sub(g.at) < grantTTL {
+		return g, nil
+	}
+	err := a.pool.QueryRow(ctx, `SELECT p.id, coalesce(array_agg(s.short_code ORDER BY s.short_code)
+			FILTER (WHERE s.short_code IS NOT NULL), '{}')
+		FROM ingest.partners p LEFT JOIN ingest.partner_short_codes s ON s.partner_id = p.id
+		WHERE p.api_key_sha256 = $1 GROUP BY p.id`, hash[:]).Scan(&g.tenant, &g.shortCodes)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return ctx, errBadKey
+		return g, errBadKey
 	}
 	if err != nil {
-		return ctx, dbErr("authenticate", err)
+		return g, dbErr("authenticate", err)
 	}
-	return context.WithValue(ctx, tenantKey{}, id), nil
+	g.at = t
+	a.mu.Lock()
+	if a.grants == nil || len(a.grants) >= maxGrants {
+		a.grants = make(map[[32]byte]grant)
+	}
+	a.grants[hash] = g
+	a.mu.Unlock()
+	return g, nil
 }
 
 // apiKeyFrom reads "authorization: Bearer <key>", else "x-api-key: <key>".
@@ -193,8 +250,15 @@ func shortCodes(ctx context.Context, q querier, tenant string) ([]string, error)
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
-// checkShortCode refuses a short code the tenant does not own.
+// checkShortCode refuses a short code the tenant does not own. The call's
+// grant answers when it lists it; otherwise the database does, so that a
+// short code given a moment ago works at once.
 func checkShortCode(ctx context.Context, q querier, tenant, sc string) error {
+	if g, ok := ctx.Value(grantKey{}).(grant); ok && g.tenant == tenant {
+		if _, found := slices.BinarySearch(g.shortCodes, sc); found {
+			return nil
+		}
+	}
 	ok, err := ownsShortCode(ctx, q, tenant, sc)
 	if err != nil {
 		return dbErr("check short code", err)
