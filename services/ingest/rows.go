@@ -88,9 +88,10 @@ func (r *statusRows) message(ctx context.Context, id string) (messageRow, error)
 	return m, nil
 }
 
-// segments returns a copy of the segments of a message read by message,
-// in index order, with the batch's changes so far.
-func (r *statusRows) segments(id string) []segmentRow { return slices.Clone(r.segs[id]) }
+// segments returns the segments of a message read by message, in index
+// order, with the batch's changes so far. Callers only read them (THE
+// rule's facts): a copy per report was an allocation on the hot path.
+func (r *statusRows) segments(id string) []segmentRow { return r.segs[id] }
 
 // ensureSegments creates the missing segments 1..count, PENDING, and
 // reports whether there were any.
