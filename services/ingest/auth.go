@@ -80,13 +80,11 @@ func CreatePartner(ctx context.Context, pool *pgxpool.Pool, id, name string, sho
 
 func keyHash(key string) [32]byte { return sha256.Sum256([]byte(key)) }
 
-// tenantKey carries the authenticated partner's id in a call's context.
-type tenantKey struct{}
-
-// tenantFrom returns the calling partner's id, put there by the
-// authenticator.
+// tenantFrom returns the calling partner's id, from the grant the
+// authenticator put in the call's context.
 func tenantFrom(ctx context.Context) (string, error) {
-	id, ok := ctx.Value(tenantKey{}).(string)
+	g, ok := ctx.Value(grantKey{}).(grant)
+	id := g.tenant
 	if !ok || id == "" {
 		// A method reached without authentication: a wiring bug, not the caller's.
 		return "", errors.New("ingest: no tenant in context")
@@ -122,7 +120,8 @@ type grant struct {
 	at         time.Time
 }
 
-// grantKey carries the call's grant in its context.
+// grantKey carries the call's grant (its partner, its short codes) in its
+// context.
 type grantKey struct{}
 
 func (a *authenticator) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
@@ -169,7 +168,7 @@ func (a *authenticator) authenticate(ctx context.Context) (context.Context, erro
 	if err != nil {
 		return ctx, err
 	}
-	return context.WithValue(context.WithValue(ctx, tenantKey{}, g.tenant), grantKey{}, g), nil
+	return context.WithValue(ctx, grantKey{}, g), nil
 }
 
 // grant returns the grant of the key whose hash is hash: from memory if it
