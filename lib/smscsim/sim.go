@@ -193,10 +193,17 @@ type Sim struct {
 	sessions map[*session]struct{}
 	records  []Submission
 	lastSCTS map[string]time.Time // per recipient, for unique SCTS
-	faults   Faults
-	rng      *rand.Rand
-	unknown  int64 // logins to unknown accounts
-	closed   bool
+	// sctsOrder lists the SCTS in the order handed out, so that the
+	// entries of lastSCTS that can no longer collide leave it as they age:
+	// the map (and the state file's list, written every saveDelay under
+	// the lock every submit takes) stays a few seconds of recipients,
+	// where pruning only at 100 000 entries had it scan that many.
+	sctsOrder []recipientSCTS
+	sctsHead  int
+	faults    Faults
+	rng       *rand.Rand
+	unknown   int64 // logins to unknown accounts
+	closed    bool
 	// pending holds every 52/53 not yet ACKed by a client, for StateFile.
 	pending   map[*outOp]struct{}
 	saveTimer *time.Timer // debounced write of StateFile
@@ -554,15 +561,40 @@ func (s *Sim) sctsLocked(adc string, now time.Time) string {
 	if last, ok := s.lastSCTS[adc]; ok && !t.After(last) {
 		t = last.Add(time.Second)
 	}
-	s.lastSCTS[adc] = t
-	if len(s.lastSCTS) > 100_000 {
-		for k, v := range s.lastSCTS {
-			if v.Before(now.Add(-time.Second)) {
-				delete(s.lastSCTS, k)
-			}
-		}
-	}
+	s.rememberSCTSLocked(adc, t)
+	s.forgetSCTSLocked(now)
 	return ucp.FormatSCTS(t, s.cfg.Location)
+}
+
+// rememberSCTSLocked records t as adc's last SCTS. Called with s.mu held.
+func (s *Sim) rememberSCTSLocked(adc string, t time.Time) {
+	s.lastSCTS[adc] = t
+	s.sctsOrder = append(s.sctsOrder, recipientSCTS{AdC: adc, SCTS: t})
+}
+
+// forgetSCTSLocked drops the SCTS older than the second before now: the
+// next one of their recipients is now's second or later, so they cannot
+// collide. Bumped SCTS lie ahead and leave once passed. Called with s.mu
+// held.
+func (s *Sim) forgetSCTSLocked(now time.Time) {
+	cut := now.Add(-time.Second)
+	for s.sctsHead < len(s.sctsOrder) {
+		e := s.sctsOrder[s.sctsHead]
+		if !e.SCTS.Before(cut) {
+			break
+		}
+		if last, ok := s.lastSCTS[e.AdC]; ok && last.Equal(e.SCTS) {
+			delete(s.lastSCTS, e.AdC)
+		}
+		s.sctsOrder[s.sctsHead] = recipientSCTS{}
+		s.sctsHead++
+	}
+	// Reuse the slice's space once most of it is behind the head.
+	if s.sctsHead > 1024 && s.sctsHead*2 > len(s.sctsOrder) {
+		n := copy(s.sctsOrder, s.sctsOrder[s.sctsHead:])
+		clear(s.sctsOrder[n:])
+		s.sctsOrder, s.sctsHead = s.sctsOrder[:n], 0
+	}
 }
 
 // submitOutcome decides what happens to a 51 and records it.

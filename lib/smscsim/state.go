@@ -188,7 +188,7 @@ func (s *Sim) load() error {
 	}
 	for _, r := range st.SCTS {
 		if last, ok := s.lastSCTS[r.AdC]; !ok || r.SCTS.After(last) {
-			s.lastSCTS[r.AdC] = r.SCTS
+			s.rememberSCTSLocked(r.AdC, r.SCTS)
 		}
 	}
 	if dropped > 0 {
