@@ -279,7 +279,9 @@ func (k *kannel) collect(ctx context.Context, sys *System, start time.Time, msgs
 		if err != nil {
 			return err
 		}
-		byHash[h] = sentAt[i]
+		if k.p.cfg.warm(start, sentAt[i]) {
+			byHash[h] = sentAt[i]
+		}
 		for range m.segments {
 			accTS = append(accTS, acceptedAt[i])
 		}
@@ -298,7 +300,7 @@ func (k *kannel) collect(ctx context.Context, sys *System, start time.Time, msgs
 	for i, ts := range k.sink.finals {
 		for _, t := range ts {
 			drTS = append(drTS, t)
-			if i >= 0 && i < len(sentAt) && !sentAt[i].IsZero() {
+			if i >= 0 && i < len(sentAt) && !sentAt[i].IsZero() && k.p.cfg.warm(start, sentAt[i]) {
 				toDR = append(toDR, t.Sub(sentAt[i]))
 			}
 		}

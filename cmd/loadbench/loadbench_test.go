@@ -312,3 +312,33 @@ func TestMarkdown(t *testing.T) {
 		}
 	}
 }
+
+// TestWarmup: a message accepted in the run's first Warmup stays out of the
+// latencies, and the report says so; without Warmup every message counts.
+func TestWarmup(t *testing.T) {
+	start := time.Date(2026, 11, 29, 9, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		warmup time.Duration
+		at     time.Duration
+		want   bool
+	}{
+		{0, 0, true},
+		{0, time.Millisecond, true},
+		{2 * time.Second, 0, false},
+		{2 * time.Second, 1999 * time.Millisecond, false},
+		{2 * time.Second, 2 * time.Second, true},
+		{2 * time.Second, 10 * time.Second, true},
+	} {
+		if got := (Config{Warmup: tc.warmup}).warm(start, start.Add(tc.at)); got != tc.want {
+			t.Errorf("warmup %v, accepted %v after the start: counted %v, want %v", tc.warmup, tc.at, got, tc.want)
+		}
+	}
+	r := &Report{Started: start, Machine: "test", ShortCodes: 1, Messages: 10, Unthrottled: true, Pace: 400, Warmup: 2 * time.Second}
+	var b strings.Builder
+	if err := writeMarkdown(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	if want := "offered at 400 messages/s (SendMessage; Kannel: sendsms); latencies of the messages accepted (Kannel: sent) after the first 2s."; !strings.Contains(b.String(), want) {
+		t.Errorf("report lacks %q:\n%s", want, b.String())
+	}
+}

@@ -205,7 +205,9 @@ func (p *platform) collectOurs(ctx context.Context, sys *System, start time.Time
 		if err := rows.Scan(&h, &at, &n); err != nil {
 			return fmt.Errorf("accepted messages: %w", err)
 		}
-		accepted[h] = at
+		if p.cfg.warm(start, at) {
+			accepted[h] = at
+		}
 		for range n {
 			acceptedTS = append(acceptedTS, at)
 		}
@@ -230,7 +232,9 @@ func (p *platform) collectOurs(ctx context.Context, sys *System, start time.Time
 			return fmt.Errorf("reported messages: %w", err)
 		}
 		drTS = append(drTS, done)
-		toDR = append(toDR, done.Sub(acc))
+		if p.cfg.warm(start, acc) {
+			toDR = append(toDR, done.Sub(acc))
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("reported messages: %w", err)
@@ -260,7 +264,7 @@ func (p *platform) collectOurs(ctx context.Context, sys *System, start time.Time
 		return err
 	}
 	sys.Submitted, sys.AcceptToSubmit = throughput(subTS), percentiles(toSubmit)
-	if n := len(toSubmit); n < len(subTS) {
+	if n := len(toSubmit); n < len(subTS) && p.cfg.Warmup == 0 {
 		sys.Notes = append(sys.Notes, fmt.Sprintf("%d of %d submits matched to an acceptance time", n, len(subTS)))
 	}
 	return nil

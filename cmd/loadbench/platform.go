@@ -55,8 +55,12 @@ type platform struct {
 	nats     *proc
 	natsArgs []string
 	natsAddr string
-	pgPort   int
-	services []*proc
+	// natsProfile is nats-server's profiling address (its -profile port)
+	// when cfg.Profile asks for profiles: the server is profiled with the
+	// services.
+	natsProfile string
+	pgPort      int
+	services    []*proc
 	// specs are how each of services was started, index for index: a
 	// chaos restart starts the same process again, same port and flags.
 	specs []svcSpec
@@ -137,6 +141,14 @@ func (p *platform) startNATS(ctx context.Context) error {
 	p.natsAddr = hostPort(port)
 	p.natsURL = "nats://" + p.natsAddr
 	p.natsArgs = []string{"-js", "-sd", p.natsDir, "-a", "127.0.0.1", "-p", strconv.Itoa(port)}
+	if p.cfg.Profile > 0 {
+		prof, err := freePort()
+		if err != nil {
+			return err
+		}
+		p.natsProfile = hostPort(prof)
+		p.natsArgs = append(p.natsArgs, "-profile", strconv.Itoa(prof))
+	}
 	return p.runNATS(ctx)
 }
 
@@ -315,10 +327,15 @@ func (p *platform) profile(ctx context.Context) func() string {
 		return func() string { return "" }
 	}
 	var wg sync.WaitGroup
-	errs := make([]error, len(p.specs))
+	errs := make([]error, len(p.specs)+1)
 	for i, s := range p.specs {
 		wg.Go(func() {
 			errs[i] = fetchProfile(ctx, s.metrics, p.cfg.Profile, filepath.Join(p.dir, s.name+".cpu.pprof"))
+		})
+	}
+	if p.natsProfile != "" {
+		wg.Go(func() {
+			errs[len(p.specs)] = fetchProfile(ctx, p.natsProfile, p.cfg.Profile, filepath.Join(p.dir, "nats-server.cpu.pprof"))
 		})
 	}
 	return func() string {
@@ -326,7 +343,7 @@ func (p *platform) profile(ctx context.Context) func() string {
 		if err := errors.Join(errs...); err != nil {
 			return fmt.Sprintf("CPU profiles: %v", err)
 		}
-		return fmt.Sprintf("CPU profiles of the services over %v of the run: %s/<service>.cpu.pprof", p.cfg.Profile, p.dir)
+		return fmt.Sprintf("CPU profiles of the services and nats-server over %v of the run: %s/<process>.cpu.pprof", p.cfg.Profile, p.dir)
 	}
 }
 

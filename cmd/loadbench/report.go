@@ -19,8 +19,11 @@ type Report struct {
 	Rate        int       `json:"rate_per_short_code"` // 0: unthrottled
 	Unthrottled bool      `json:"unthrottled"`
 	// Pace is the offered load, messages/s; 0: everything at once.
-	Pace    float64  `json:"pace"`
-	Systems []System `json:"systems"`
+	Pace float64 `json:"pace"`
+	// Warmup: the latencies leave out the messages of the run's first
+	// Warmup (Config.Warmup).
+	Warmup  time.Duration `json:"warmup_ns,omitempty"`
+	Systems []System      `json:"systems"`
 	// Ratio is ours / Kannel for the figures both have, when both ran.
 	Ratio map[string]float64 `json:"ratio,omitempty"`
 }
@@ -147,6 +150,9 @@ func writeMarkdown(w io.Writer, r *Report) error {
 	offer := "offered all at once (one campaign per short code; Kannel: sendsms as fast as it answers)"
 	if r.Pace > 0 {
 		offer = fmt.Sprintf("offered at %.0f messages/s (SendMessage; Kannel: sendsms)", r.Pace)
+	}
+	if r.Warmup > 0 {
+		offer += fmt.Sprintf("; latencies of the messages accepted (Kannel: sent) after the first %s", r.Warmup)
 	}
 	fmt.Fprintf(&b, "## loadbench %s\n\n%s; %d short codes, %d messages of 1–3 GSM segments, %s, %s.\n\n",
 		r.Started.Format("2006-01-02 15:04 UTC"), r.Machine, r.ShortCodes, r.Messages, mode, offer)
