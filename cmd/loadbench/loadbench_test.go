@@ -342,3 +342,47 @@ func TestWarmup(t *testing.T) {
 		t.Errorf("report lacks %q:\n%s", want, b.String())
 	}
 }
+
+// TestHalfCapacity: the latency run is paced at half the messages per
+// second the capacity run submitted, and its report says whether p99
+// accept→submit is within the 50 ms the issue asks for there.
+func TestHalfCapacity(t *testing.T) {
+	capRep := &Report{Messages: 10000, Systems: []System{{Name: "pushsms", Segments: 20000, Complete: true,
+		Submitted: Throughput{Events: 20000, PerSecond: 2040}}}}
+	h, err := halfOf(capRep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.CapacitySegments != 2040 || h.CapacityMessages != 1020 || h.Target != 50 {
+		t.Errorf("capacity %+v, want 2040 segments/s, 1020 messages/s, target 50 ms", h)
+	}
+	for _, bad := range []*Report{
+		{Messages: 10000},
+		{Messages: 10000, Systems: []System{{Segments: 20000, Complete: false, Submitted: Throughput{PerSecond: 1500}}}},
+		{Messages: 10000, Systems: []System{{Segments: 20000, Complete: true}}},
+	} {
+		if _, err := halfOf(bad); err == nil {
+			t.Errorf("halfOf(%+v): no error, want one (no capacity to halve)", bad)
+		}
+	}
+	for _, tc := range []struct {
+		p99  float64
+		want string
+	}{
+		{42, "p99 accept→submit 42.0 ms, target ≤ 50 ms: **met**"},
+		{50, "p99 accept→submit 50.0 ms, target ≤ 50 ms: **met**"},
+		{68.4, "p99 accept→submit 68.4 ms, target ≤ 50 ms: **not met**"},
+	} {
+		r := &Report{Started: time.Date(2026, 11, 29, 9, 0, 0, 0, time.UTC), Machine: "test", ShortCodes: 4, Messages: 7000,
+			Unthrottled: true, Pace: 510, HalfOf: &h,
+			Systems: []System{{Name: "pushsms", Segments: 14000, AcceptToSubmit: Percentiles{N: 14000, P50: 9, P90: 20, P99: tc.p99, Max: 90}}}}
+		var b strings.Builder
+		if err := writeMarkdown(&b, r); err != nil {
+			t.Fatal(err)
+		}
+		want := "Half capacity: SendMessage capacity 1020 messages/s (2040 segments/s); offered 510 messages/s: " + tc.want
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("p99 %v: report lacks %q:\n%s", tc.p99, want, b.String())
+		}
+	}
+}

@@ -32,6 +32,7 @@ func main() {
 	flag.BoolVar(&cfg.Kannel, "kannel", cfg.Kannel, "then drive Kannel 1.4.5 (bearerbox + smsbox) against the same simulator")
 	flag.Float64Var(&cfg.Pace, "pace", cfg.Pace, "offered load, messages/s, both systems (0: all at once, ours as one campaign per short code)")
 	flag.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "leave the messages accepted in the run's first this long out of the latency percentiles, both systems (throughput and CPU count them all)")
+	flag.BoolVar(&cfg.HalfCapacity, "half-capacity", cfg.HalfCapacity, "measure SendMessage's capacity (unthrottled), then the latencies at half of it on a fresh platform, and say whether p99 accept→submit is within 50 ms")
 	flag.IntVar(&cfg.Parallel, "parallel", cfg.Parallel, "requests in flight at most: SendMessage with -pace, Kannel's sendsms always")
 	flag.DurationVar(&cfg.AcceptWatch, "accept-watch", cfg.AcceptWatch, "measure the acceptance only: the campaigns' SubmitCampaign time, then this long of the platform working on them, then each process's CPU and peak RSS (0: the full run)")
 	flag.DurationVar(&cfg.Profile, "profile", cfg.Profile, "a CPU profile of each service over this long from the start of the measured run, into the work directory (then kept)")

@@ -22,7 +22,9 @@ type Report struct {
 	Pace float64 `json:"pace"`
 	// Warmup: the latencies leave out the messages of the run's first
 	// Warmup (Config.Warmup).
-	Warmup  time.Duration `json:"warmup_ns,omitempty"`
+	Warmup time.Duration `json:"warmup_ns,omitempty"`
+	// HalfOf, with -half-capacity, is the capacity this run's pace halves.
+	HalfOf  *HalfCapacity `json:"half_of,omitempty"`
 	Systems []System      `json:"systems"`
 	// Ratio is ours / Kannel for the figures both have, when both ran.
 	Ratio map[string]float64 `json:"ratio,omitempty"`
@@ -167,6 +169,9 @@ func writeMarkdown(w io.Writer, r *Report) error {
 	if r.Ratio != nil {
 		fmt.Fprintf(&b, "\nours / Kannel: submitted/s ×%.2f, DR/s ×%.2f, CPU per segment ×%.2f\n",
 			r.Ratio["submitted_per_second"], r.Ratio["drs_per_second"], r.Ratio["cpu_per_segment"])
+	}
+	if r.HalfOf != nil {
+		fmt.Fprintf(&b, "\n%s\n", r.HalfOf.verdict(r))
 	}
 
 	b.WriteString("\n### Per short code (simulator)\n\n| system | short code | rate/s | submits | accepted | violations | achieved/s | utilisation | max/s |\n| --- | --- | --: | --: | --: | --: | --: | --: | --: |\n")

@@ -44,8 +44,12 @@ type Config struct {
 	// and lanes made on the first messages are a start-up's cost, not the
 	// steady load's. Throughput and CPU still count every message.
 	Warmup time.Duration
-	Kannel bool
-	JSON   string
+	// HalfCapacity measures the capacity through SendMessage first
+	// (unthrottled, more offered than taken), then the latencies at half of
+	// it on a fresh platform (half.go): issue 8's latency figure.
+	HalfCapacity bool
+	Kannel       bool
+	JSON         string
 	// Keep keeps the work directory (logs, data, kannel.conf).
 	Keep bool
 	// Profile, when above 0, takes a CPU profile of each service over
@@ -82,31 +86,54 @@ func (c Config) warm(start, at time.Time) bool { return at.Sub(start) >= c.Warmu
 // Run builds the binaries, starts the platform as separate processes,
 // drives it, then Kannel if asked, and writes the report to out (Markdown)
 // and cfg.JSON. Every process it started is stopped before it returns.
-func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
+func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	if cfg.Chaos {
 		return RunChaos(ctx, cfg, out)
 	}
+	if cfg.HalfCapacity {
+		return runHalfCapacity(ctx, cfg, out)
+	}
+	rep, err := measure(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	return writeReport(out, cfg.JSON, rep)
+}
+
+// writeReport prints rep as Markdown to out and, with file, as JSON there.
+func writeReport(out io.Writer, file string, rep *Report) error {
+	if err := writeMarkdown(out, rep); err != nil {
+		return err
+	}
+	if file != "" {
+		return writeJSON(file, rep)
+	}
+	return nil
+}
+
+// measure is one run: the platform, then Kannel if asked.
+func measure(ctx context.Context, cfg Config) (_ *Report, err error) {
 	if cfg.ShortCodes < 1 || cfg.ShortCodes > 100 {
-		return fmt.Errorf("shortcodes %d: want 1 to 100", cfg.ShortCodes)
+		return nil, fmt.Errorf("shortcodes %d: want 1 to 100", cfg.ShortCodes)
 	}
 	if !cfg.Unthrottled && cfg.Rate < 1 {
-		return fmt.Errorf("rate %d: want at least 1, or -unthrottled", cfg.Rate)
+		return nil, fmt.Errorf("rate %d: want at least 1, or -unthrottled", cfg.Rate)
 	}
 	if cfg.Duration > 0 && !cfg.Unthrottled {
 		cfg.Messages = int(cfg.Duration.Seconds() * float64(cfg.Rate*cfg.ShortCodes) / 2)
 	}
 	if cfg.Messages < cfg.ShortCodes {
-		return fmt.Errorf("messages %d: want at least one per short code", cfg.Messages)
+		return nil, fmt.Errorf("messages %d: want at least one per short code", cfg.Messages)
 	}
 	p, root, err := newPlatform(cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer func() { err = p.finish(err) }()
 
 	cfg.Log.Info("building binaries", "dir", p.bin)
 	if err := build(ctx, root, p.bin); err != nil {
-		return err
+		return nil, err
 	}
 	rep := &Report{Started: time.Now().UTC(), Machine: machine(), ShortCodes: cfg.ShortCodes, Messages: cfg.Messages, Rate: cfg.simRate(), Unthrottled: cfg.Unthrottled, Pace: cfg.Pace, Warmup: cfg.Warmup}
 	msgs := mix(cfg.Messages, 0)
@@ -117,7 +144,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 
 	cfg.Log.Info("starting the platform")
 	if err := p.startAll(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	run := p.runOurs
 	if cfg.AcceptWatch > 0 {
@@ -125,29 +152,23 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	}
 	ours, err := run(ctx, msgs, segments)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rep.Systems = append(rep.Systems, ours)
 	// Kannel gets the machine to itself: our services, NATS and PostgreSQL
 	// stop first; the simulator stays, the same process for both.
 	if err := p.stopPlatform(); err != nil {
-		return err
+		return nil, err
 	}
 	if cfg.Kannel {
 		k, err := p.runKannel(ctx, msgs, segments)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		rep.Systems = append(rep.Systems, k)
 	}
 	rep.computeRatio()
-	if err := writeMarkdown(out, rep); err != nil {
-		return err
-	}
-	if cfg.JSON != "" {
-		return writeJSON(cfg.JSON, rep)
-	}
-	return nil
+	return rep, nil
 }
 
 // newPlatform creates the work directory of a run; finish removes it.
