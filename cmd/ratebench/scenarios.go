@@ -150,11 +150,11 @@ func runMany(ctx context.Context, cfg Config, rep *Report) error {
 	return backlog(ctx, cfg, rep, rates, 0.98)
 }
 
-// marketingOpen says why a scenario that queues marketing on code cannot
-// run now: marketing flows only in the sending window (all day in the
-// bench's contracts, not on Sundays and holidays), and the platform holds
-// it otherwise, so the scenario would measure nothing.
-func marketingOpen(code string) error {
+// checkMarketingWindow returns why a scenario that queues marketing on
+// code cannot run now: marketing flows only in the sending window (all day
+// in the bench's contracts, not on Sundays and holidays), and the platform
+// holds it otherwise, so the scenario would measure nothing.
+func checkMarketingWindow(code string) error {
 	w, err := allDay([]string{code}).WindowFor(code).Calendar()
 	if err != nil {
 		return err
@@ -170,7 +170,7 @@ func marketingOpen(code string) error {
 // queued on the same short code; time from SendMessage to the SMSC.
 func runPriority(ctx context.Context, cfg Config, rep *Report) error {
 	const code = singleCode
-	if err := marketingOpen(code); err != nil {
+	if err := checkMarketingWindow(code); err != nil {
 		return err
 	}
 	b, rates, err := startSingle(ctx, cfg, 1)
@@ -315,7 +315,7 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 // shares of the SMSC's submits while both have messages waiting.
 func runWeights(ctx context.Context, cfg Config, rep *Report) error {
 	const code = singleCode
-	if err := marketingOpen(code); err != nil {
+	if err := checkMarketingWindow(code); err != nil {
 		return err
 	}
 	b, rates, err := startSingle(ctx, cfg, 1)
