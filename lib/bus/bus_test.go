@@ -175,6 +175,9 @@ func TestSubjects(t *testing.T) {
 		{bus.SubmitSubject("36.*"), "sms.submit._"},
 		{bus.ClearedSubject("", "36000"), "sms.cleared._.36000"},
 		{bus.ReportTenantFilter("acme"), "sms.report.*.acme.*"},
+		{bus.ReleaseSubject("36000", "c1", "m1"), "sms.release.36000.c1.m1"},
+		{bus.ReleaseFilter("36000", "c1"), "sms.release.36000.c1.>"},
+		{bus.ReleaseFilter("36000", ""), "sms.release.36000.>"},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
@@ -282,7 +285,7 @@ func TestEnsureAddsScheduledRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := time.Now().Add(2 * time.Second)
-	err := b.PublishAll(ctx, []bus.Event{{Subject: subject, Msg: wrapperspb.String("later"), MsgID: "later/batch", At: at, Hold: bus.ReleaseSubject("36000", "later")}})
+	err := b.PublishAll(ctx, []bus.Event{{Subject: subject, Msg: wrapperspb.String("later"), MsgID: "later/batch", At: at, Hold: bus.ReleaseSubject("36000", "c1", "later")}})
 	if err != nil {
 		t.Fatal(err)
 	}

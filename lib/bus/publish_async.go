@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
@@ -28,6 +29,10 @@ type Event struct {
 	// second, as a new event without a Nats-Msg-Id (Schedule).
 	At   time.Time
 	Hold string
+	// Trace, a W3C traceparent, is the trace the event belongs to, when it
+	// has one already (a campaign message's); empty, the event starts a
+	// trace of its own.
+	Trace string
 }
 
 // Bounds of PublishAll: how many events are in flight at once, and how
@@ -47,8 +52,8 @@ const (
 // before it may be stored, so callers rely on the MsgIDs for retries.
 //
 // Each event starts a trace of its own (one SMS, one trace, however it was
-// submitted), its producer span linked to the span of ctx so that the bulk
-// request and its events lead to each other.
+// submitted), or continues its Trace, its producer span linked to the span
+// of ctx so that the bulk request and its events lead to each other.
 func (b *Bus) PublishAll(ctx context.Context, events []Event) error {
 	link := trace.LinkFromContext(ctx)
 	for start := 0; start < len(events); start += publishAllWindow {
@@ -81,8 +86,7 @@ func (b *Bus) publishWindow(ctx context.Context, events []Event, link trace.Link
 			return fault.Permanent(fmt.Errorf("marshal %s: %w", ev.Msg.ProtoReflect().Descriptor().FullName(), err))
 		}
 		typ := string(ev.Msg.ProtoReflect().Descriptor().FullName())
-		sctx, span := b.tracer.Start(ctx, "send "+subjectPattern(ev.Subject),
-			trace.WithNewRoot(),
+		opts := []trace.SpanStartOption{
 			trace.WithLinks(link),
 			trace.WithSpanKind(trace.SpanKindProducer),
 			trace.WithAttributes(
@@ -90,7 +94,15 @@ func (b *Bus) publishWindow(ctx context.Context, events []Event, link trace.Link
 				attribute.String("messaging.destination.name", ev.Subject),
 				attribute.String("messaging.message.id", ev.MsgID),
 				attribute.String("pushsms.event.type", typ),
-			))
+			),
+		}
+		parent := ctx
+		if sc := b.traceOf(ctx, ev.Trace); sc.IsValid() {
+			parent = trace.ContextWithRemoteSpanContext(ctx, sc)
+		} else {
+			opts = append(opts, trace.WithNewRoot())
+		}
+		sctx, span := b.tracer.Start(parent, "send "+subjectPattern(ev.Subject), opts...)
 		m := nats.NewMsg(ev.Subject)
 		if !ev.At.IsZero() {
 			m = nats.NewMsg(ev.Hold)
@@ -172,4 +184,13 @@ func copyMsg(m *nats.Msg) *nats.Msg {
 		c.Header[k] = append([]string(nil), v...)
 	}
 	return c
+}
+
+// traceOf is the span context of a W3C traceparent; invalid if empty or
+// malformed.
+func (b *Bus) traceOf(ctx context.Context, traceparent string) trace.SpanContext {
+	if traceparent == "" {
+		return trace.SpanContext{}
+	}
+	return trace.SpanContextFromContext(b.prop.Extract(ctx, propagation.MapCarrier{"traceparent": traceparent}))
 }

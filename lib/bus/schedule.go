@@ -2,12 +2,15 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"pushsms.io/lib/fault"
 )
 
 // Schedule stores m again on subject as a JetStream message schedule: at
@@ -51,3 +54,72 @@ func setSchedule(h nats.Header, at time.Time, target string) time.Time {
 	h.Set(jetstream.ScheduleTargetHeader, target)
 	return at
 }
+
+// Unschedule takes back the message schedules stored on the subjects
+// filter matches (a hold or release filter) that have not come due. fn
+// gets the event each holds (Subject is the subject it would be published
+// on) and says whether to delete the schedule; it runs before the
+// deletion, so that what it stores (a cancellation, say) is kept even if
+// the caller stops in between. A schedule that comes due meanwhile is
+// published as usual: what fn stores must be safe to meet that event too.
+// It returns how many schedules it deleted, and stops at fn's first error.
+func (b *Bus) Unschedule(ctx context.Context, filter string, fn func(ctx context.Context, m *Msg) (bool, error)) (int, error) {
+	name, err := b.JS.StreamNameBySubject(ctx, filter)
+	if err != nil {
+		return 0, fmt.Errorf("unschedule %s: stream: %w", filter, errors.Join(err, fault.ErrUnavailable))
+	}
+	st, err := b.JS.Stream(ctx, name)
+	if err != nil {
+		return 0, fmt.Errorf("unschedule %s: stream %s: %w", filter, name, errors.Join(err, fault.ErrUnavailable))
+	}
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+	if err != nil {
+		return 0, fmt.Errorf("unschedule %s: consumer: %w", filter, errors.Join(err, fault.ErrUnavailable))
+	}
+	deleted := 0
+	for {
+		batch, err := cons.FetchNoWait(unscheduleBatch)
+		if err != nil {
+			return deleted, fmt.Errorf("unschedule %s: fetch: %w", filter, errors.Join(err, fault.ErrUnavailable))
+		}
+		got, pending := 0, uint64(0)
+		for jm := range batch.Messages() {
+			got++
+			md, err := jm.Metadata()
+			if err != nil {
+				return deleted, fmt.Errorf("unschedule %s: %w", filter, err)
+			}
+			pending = md.NumPending
+			h := jm.Headers()
+			if h.Get(jetstream.ScheduleHeader) == "" {
+				continue
+			}
+			m := &Msg{Subject: h.Get(jetstream.ScheduleTargetHeader), Data: jm.Data(), Header: h, Type: h.Get(HeaderType),
+				Sequence: md.Sequence.Stream, Time: md.Timestamp}
+			del, err := fn(ctx, m)
+			if err != nil {
+				return deleted, err
+			}
+			if !del {
+				continue
+			}
+			switch err := st.DeleteMsg(ctx, md.Sequence.Stream); {
+			case errors.Is(err, jetstream.ErrMsgNotFound):
+				// Due meanwhile: the server published it.
+			case err != nil:
+				return deleted, fmt.Errorf("unschedule %s: delete %d: %w", filter, md.Sequence.Stream, errors.Join(err, fault.ErrUnavailable))
+			default:
+				deleted++
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+			return deleted, fmt.Errorf("unschedule %s: fetch: %w", filter, errors.Join(err, fault.ErrUnavailable))
+		}
+		if got == 0 || pending == 0 {
+			return deleted, nil
+		}
+	}
+}
+
+// unscheduleBatch is how many schedules Unschedule reads at a time.
+const unscheduleBatch = 64

@@ -3,11 +3,13 @@ package bus_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"pushsms.io/lib/bus"
@@ -97,4 +99,80 @@ func TestScheduleBringsAnEventBack(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// Unschedule hands over each schedule a filter matches and deletes those
+// it is told to: they never come due. One it keeps comes due as usual, and
+// an event already published is not a schedule to take back.
+func TestUnschedule(t *testing.T) {
+	b := connect(t, bustest.Start(t), nil)
+	ctx := context.Background()
+	subject := bus.AcceptedSubject("acme", "36000")
+	if err := b.Publish(ctx, subject, wrapperspb.String("now"), "now"); err != nil {
+		t.Fatal(err)
+	}
+	due := time.Now().Add(2 * time.Second)
+	var events []bus.Event
+	for _, v := range []string{"drop-1", "keep", "drop-2"} {
+		events = append(events, bus.Event{Subject: subject, Msg: wrapperspb.String(v), MsgID: v, At: due, Hold: bus.ReleaseSubject("36000", "c1", v)})
+	}
+	// Another campaign's: not matched.
+	events = append(events, bus.Event{Subject: subject, Msg: wrapperspb.String("other"), MsgID: "other", At: due, Hold: bus.ReleaseSubject("36000", "c2", "other")})
+	if err := b.PublishAll(ctx, events); err != nil {
+		t.Fatal(err)
+	}
+
+	var seen []string
+	n, err := b.Unschedule(ctx, bus.ReleaseFilter("36000", "c1"), func(ctx context.Context, m *bus.Msg) (bool, error) {
+		var v wrapperspb.StringValue
+		if err := m.Decode(&v); err != nil {
+			return false, err
+		}
+		if m.Subject != subject {
+			t.Errorf("schedule of %q for %s, want %s", v.Value, m.Subject, subject)
+		}
+		seen = append(seen, v.Value)
+		return v.Value != "keep", nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 || fmt.Sprint(seen) != "[drop-1 keep drop-2]" {
+		t.Errorf("deleted %d of %v, want 2 of [drop-1 keep drop-2]", n, seen)
+	}
+
+	st, err := b.JS.Stream(ctx, bus.StreamAccepted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bustest.Eventually(t, 10*time.Second, func() error {
+		info, err := st.Info(ctx, jetstream.WithSubjectFilter(bus.SubjectRelease))
+		if err != nil {
+			return err
+		}
+		if len(info.State.Subjects) != 0 {
+			return fmt.Errorf("schedules left: %v", info.State.Subjects)
+		}
+		return nil
+	})
+	var got []string
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if err != nil {
+			continue
+		}
+		var v wrapperspb.StringValue
+		if err := proto.Unmarshal(m.Data, &v); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, v.Value)
+	}
+	slices.Sort(got)
+	if fmt.Sprint(got) != "[keep now other]" {
+		t.Errorf("published on %s: %v, want [keep now other]", subject, got)
+	}
 }

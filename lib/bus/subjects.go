@@ -22,9 +22,10 @@ const (
 	// SMS_CLEARED as a JetStream message schedule that the server
 	// publishes again on its sms.cleared subject at that time.
 	SubjectHold = "sms.hold.>"
-	// sms.release.<short_code>.<key>: a CampaignBatch ingest releases
-	// later, stored in SMS_ACCEPTED as a JetStream message schedule that
-	// the server publishes on its sms.accepted subject when it is due.
+	// sms.release.<short_code>.<campaign>.<key>: a CampaignBatch ingest
+	// releases later, stored in SMS_ACCEPTED as a JetStream message
+	// schedule that the server publishes on its sms.accepted subject when
+	// it is due.
 	SubjectRelease = "sms.release.>"
 )
 
@@ -49,9 +50,20 @@ func ClearedSubject(tenant, shortCode string) string {
 // key names the message (a subject token: no dots or wildcards).
 func HoldSubject(shortCode, key string) string { return join("sms.hold", shortCode, key) }
 
-// ReleaseSubject is where ingest schedules a campaign batch of shortCode;
-// key names the batch (a subject token: no dots or wildcards).
-func ReleaseSubject(shortCode, key string) string { return join("sms.release", shortCode, key) }
+// ReleaseSubject is where ingest schedules a batch of campaign on
+// shortCode; key names the batch (a subject token: no dots or wildcards).
+func ReleaseSubject(shortCode, campaign, key string) string {
+	return join("sms.release", shortCode, campaign, key)
+}
+
+// ReleaseFilter matches the scheduled batches of campaign on shortCode,
+// or of all its campaigns when campaign is empty.
+func ReleaseFilter(shortCode, campaign string) string {
+	if campaign == "" {
+		return join("sms.release", shortCode) + ".>"
+	}
+	return join("sms.release", shortCode, campaign) + ".>"
+}
 
 // SubmitSubject is where throttle releases segments of a short code.
 func SubmitSubject(shortCode string) string { return join("sms.submit", shortCode) }

@@ -554,7 +554,7 @@ func (u *upload) batches(msgs []*eventsv1.MessageAccepted, now time.Time) []bus.
 				// UUIDs, and a retried publish of this chunk reuses them.
 				MsgID: m.GetMessageId() + "/batch",
 				At:    at,
-				Hold:  bus.ReleaseSubject(c.ShortCode, m.GetMessageId()),
+				Hold:  bus.ReleaseSubject(c.ShortCode, c.ID, m.GetMessageId()),
 			})
 		}
 		cur.Messages = append(cur.Messages, m)
@@ -700,7 +700,16 @@ func (s *Service) cancelCampaign(ctx context.Context, tenant, id string) (*partn
 	if err != nil {
 		return nil, err
 	}
-	return s.getCampaign(ctx, tenant, id)
+	c, err := s.getCampaign(ctx, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	// Again on a campaign cancelled before: what a first call could not
+	// finish is done now.
+	if c.GetState() == partnerv1.CampaignState_CAMPAIGN_STATE_CANCELLED {
+		s.cancelScheduled(ctx, bus.ReleaseFilter(c.GetShortCode(), id), time.Time{}, campaignCancelledDetail)
+	}
+	return c, nil
 }
 
 func (s *Service) getCampaign(ctx context.Context, tenant, id string) (*partnerv1.Campaign, error) {

@@ -125,6 +125,8 @@ type Service struct {
 	credit *creditCheck
 	// tracer starts the trace of each campaign message (campaign.go).
 	tracer trace.Tracer
+	// unreleaser cancels cancelled campaigns' scheduled batches (cancel.go).
+	unreleaser unreleaser
 }
 
 // New checks cfg, sets up telemetry, connects to the bus (ensuring streams
@@ -160,6 +162,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("bucket %s: %w", bus.BucketOptOuts, err)
 	}
 	s.optouts = optout.NewStore(optouts)
+	// Before the bus drains: a cancellation in progress stops at its next
+	// publish once Close began.
+	core.OnClose(s.unreleaser.wg.Wait)
 	if cfg.CreditAddr != "" {
 		credit, conn, err := newCreditCheck(cfg.CreditAddr, cfg.CreditTTL, core.Log)
 		if err != nil {

@@ -236,9 +236,11 @@ func (x *MessageAccepted) GetTraceparent() string {
 // sms.accepted.<tenant>.<short_code>, as MessageAccepted). A campaign is
 // stored in batches: one event per few hundred recipients rather than one
 // each. Ingest publishes the first batches at once and schedules the rest
-// (sms.release.<short_code>.<key>, published again by the server when
-// due) at the pace its short code could at most send them, so that
-// compliance clears a campaign as it goes out, not all at its upload.
+// (sms.release.<short_code>.<campaign_id>.<key>, published again by the
+// server when due) at the pace its short code could at most send them, so
+// that compliance clears a campaign as it goes out, not all at its upload.
+// A cancel takes the campaign's schedules back and reports their messages
+// cancelled at once.
 type CampaignBatch struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Messages      []*MessageAccepted     `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`

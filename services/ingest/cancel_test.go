@@ -1,0 +1,141 @@
+package ingest_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"pushsms.io/lib/bus"
+	"pushsms.io/lib/bus/bustest"
+	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
+	"pushsms.io/services/ingest"
+)
+
+// scheduledBatches counts the release schedules stored on filter.
+func (e *env) scheduledBatches(t *testing.T, filter string) int {
+	t.Helper()
+	st, err := e.bus.JS.Stream(context.Background(), bus.StreamAccepted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(context.Background(), jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, c := range info.State.Subjects {
+		n += int(c)
+	}
+	return n
+}
+
+// cancelledReports returns the traceparent of each message reported
+// cancelled, by message id.
+func (e *env) cancelledReports(t *testing.T) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	st, err := e.bus.JS.Stream(ctx, bus.StreamReports)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if err != nil || !strings.HasPrefix(m.Subject, "sms.report.cancelled.") {
+			continue
+		}
+		id := strings.TrimSuffix(m.Header.Get(bus.HeaderMsgID), "/cancelled")
+		if _, twice := out[id]; twice {
+			t.Errorf("message %s reported cancelled twice", id)
+		}
+		out[id] = m.Header.Get("traceparent")
+	}
+	return out
+}
+
+// A cancelled campaign's messages still waiting for their release are
+// cancelled at once, not as they come due (up to hours later at a short
+// code's pace): the partner sees them CANCELLED, billing gives their
+// credit back. Another campaign of the short code keeps its schedules,
+// until the short code itself is cancelled; a campaign accepted after that
+// goes on.
+func TestCancelCampaignCancelsScheduledBatches(t *testing.T) {
+	// 10 messages a second: of 1 500 recipients in chunks of 500, the
+	// first chunk is published, the next two are due in 50 s and 100 s.
+	e := startWith(t, func(c *ingest.Config) { c.Release = ingest.ReleaseConfig{Rate: 10, Lead: 0} })
+	submit := func(ref string) *partnerv1.Campaign {
+		t.Helper()
+		resp, err := e.submit(t, campaignSpec(ref), 1500, 500, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetCampaign()
+	}
+	first, second := submit("first"), submit("second")
+	filter := func(c *partnerv1.Campaign) string { return bus.ReleaseFilter(scA, c.GetCampaignId()) }
+	if n, m := e.scheduledBatches(t, filter(first)), e.scheduledBatches(t, filter(second)); n != 2 || m != 2 {
+		t.Fatalf("%d and %d batches scheduled, want 2 each", n, m)
+	}
+	trace := map[string]string{}
+	for _, acc := range e.acceptedMessages(t) {
+		trace[acc.GetMessageId()] = acc.GetTraceparent()
+	}
+
+	if _, err := e.client.CancelCampaign(as(e.keyA), &partnerv1.CancelCampaignRequest{CampaignId: first.GetCampaignId()}); err != nil {
+		t.Fatal(err)
+	}
+	bustest.Eventually(t, 10*time.Second, func() error {
+		got, err := e.client.GetCampaign(as(e.keyA), &partnerv1.GetCampaignRequest{CampaignId: first.GetCampaignId()})
+		if err != nil {
+			return err
+		}
+		// The first chunk went to compliance before the cancel: throttle
+		// cancels those.
+		if c := counts(got.GetCampaign()); c[partnerv1.MessageState_MESSAGE_STATE_CANCELLED] != 1000 || c[partnerv1.MessageState_MESSAGE_STATE_ACCEPTED] != 500 {
+			return fmt.Errorf("counts %v, want 1000 CANCELLED and 500 ACCEPTED", c)
+		}
+		return nil
+	})
+	if n, m := e.scheduledBatches(t, filter(first)), e.scheduledBatches(t, filter(second)); n != 0 || m != 2 {
+		t.Errorf("%d batches of the cancelled campaign and %d of the other still scheduled, want 0 and 2", n, m)
+	}
+	reports := e.cancelledReports(t)
+	if len(reports) != 1000 {
+		t.Errorf("%d messages reported cancelled, want 1000", len(reports))
+	}
+	// One SMS, one trace: the report continues the message's.
+	for id, tp := range reports {
+		want := trace[id]
+		if want == "" || len(tp) != 55 || tp[3:35] != want[3:35] {
+			t.Fatalf("message %s reported cancelled in trace %q, accepted in %q", id, tp, want)
+		}
+	}
+
+	// The short code's cancel takes the other campaign's schedules; a
+	// campaign accepted after it keeps its own.
+	if _, err := e.client.CancelShortCode(as(e.keyA), &partnerv1.CancelShortCodeRequest{ShortCode: scA}); err != nil {
+		t.Fatal(err)
+	}
+	bustest.Eventually(t, 10*time.Second, func() error {
+		if n := e.scheduledBatches(t, filter(second)); n != 0 {
+			return fmt.Errorf("%d batches of the second campaign still scheduled", n)
+		}
+		return nil
+	})
+	third := submit("third")
+	if n := len(e.cancelledReports(t)); n != 2000 {
+		t.Errorf("%d messages reported cancelled after the short code's cancel, want 2000", n)
+	}
+	time.Sleep(time.Second)
+	if n := e.scheduledBatches(t, filter(third)); n != 2 {
+		t.Errorf("%d batches of a campaign accepted after the short code's cancel scheduled, want 2", n)
+	}
+}
