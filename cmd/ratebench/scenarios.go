@@ -30,6 +30,7 @@ var scenarios = map[string]func(context.Context, Config, *Report) error{
 	"weights":  runWeights,
 	"failover": runFailover,
 	"accept":   runAccept,
+	"cancel":   runCancel,
 }
 
 const (
@@ -554,6 +555,93 @@ func runAccept(ctx context.Context, cfg Config, rep *Report) error {
 	rep.Extra["peak_rss_mb"] = peakRSS() >> 20
 	if took > 30*time.Second {
 		rep.Failures = append(rep.Failures, fmt.Sprintf("%d recipients accepted in %v, want ≤ 30 s", cfg.Recipients, took.Round(time.Millisecond)))
+	}
+	return nil
+}
+
+// runCancel: one campaign of -recipients recipients at -rate, cancelled
+// once it goes out: how long after CancelCampaign the SMSC saw its last
+// submit (issue 5: within 1 s), and how long until every message is in a
+// final state (the status view's counts: nothing accepted, queued or
+// scheduled left), which for the messages still waiting for their release
+// is ingest's work, not the release pace's (docs/events.md, "Campaign
+// release").
+func runCancel(ctx context.Context, cfg Config, rep *Report) error {
+	const code = singleCode
+	b, _, err := startSingle(ctx, cfg, 1)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	c, err := b.submit(ctx, campaign{shortCode: code, category: customer, messages: cfg.Recipients, name: "cancel"})
+	if err != nil {
+		return err
+	}
+	// Going out: a few seconds of submits at the SMSC.
+	for len(b.st.Sim().Submissions()) < 3*cfg.Rate {
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	cancelled := time.Now()
+	if _, err := b.client.CancelCampaign(b.auth(ctx), &partnerv1.CancelCampaignRequest{CampaignId: c.id}); err != nil {
+		return fmt.Errorf("CancelCampaign: %w", err)
+	}
+	answered := time.Since(cancelled)
+	final := map[partnerv1.MessageState]bool{
+		partnerv1.MessageState_MESSAGE_STATE_CANCELLED: true, partnerv1.MessageState_MESSAGE_STATE_DELIVERED: true,
+		partnerv1.MessageState_MESSAGE_STATE_FAILED: true, partnerv1.MessageState_MESSAGE_STATE_EXPIRED: true,
+		partnerv1.MessageState_MESSAGE_STATE_REJECTED: true,
+	}
+	var counts map[partnerv1.MessageState]int64
+	// unreleased is when no message is left waiting for its release
+	// (ACCEPTED): ingest's part. The rest, QUEUED at throttle, is
+	// cancelled as throttle meets each message: those it parked, at the
+	// short code's pace.
+	var unreleased time.Duration
+	deadline := time.Now().Add(10 * time.Minute)
+	for {
+		got, err := b.client.GetCampaign(b.auth(ctx), &partnerv1.GetCampaignRequest{CampaignId: c.id})
+		if err != nil {
+			return fmt.Errorf("GetCampaign: %w", err)
+		}
+		counts = map[partnerv1.MessageState]int64{}
+		pending := int64(0)
+		for _, sc := range got.GetCampaign().GetCounts() {
+			counts[sc.GetState()] = sc.GetCount()
+			if !final[sc.GetState()] {
+				pending += sc.GetCount()
+			}
+		}
+		if counts[partnerv1.MessageState_MESSAGE_STATE_ACCEPTED] == 0 && unreleased == 0 {
+			unreleased = time.Since(cancelled)
+		}
+		if pending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d messages not final 10 min after the cancel: %v", pending, counts)
+		}
+		if err := sleep(ctx, 250*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	allFinal := time.Since(cancelled)
+	var last time.Time
+	for _, s := range b.st.Sim().Submissions() {
+		if s.Time.After(last) {
+			last = s.Time
+		}
+	}
+	rep.Extra["recipients"] = cfg.Recipients
+	rep.Extra["cancel_answered_in"] = answered.Round(time.Millisecond).String()
+	rep.Extra["last_submit_after_cancel"] = last.Sub(cancelled).Round(time.Millisecond).String()
+	rep.Extra["unreleased_final_in"] = unreleased.Round(time.Millisecond).String()
+	rep.Extra["all_final_in"] = allFinal.Round(time.Millisecond).String()
+	rep.Extra["cancelled"] = counts[partnerv1.MessageState_MESSAGE_STATE_CANCELLED]
+	rep.Extra["submitted_before_cancel"] = int64(cfg.Recipients) - counts[partnerv1.MessageState_MESSAGE_STATE_CANCELLED]
+	if d := last.Sub(cancelled); d > time.Second {
+		rep.Failures = append(rep.Failures, fmt.Sprintf("last submit %v after the cancel, want ≤ 1 s", d.Round(time.Millisecond)))
 	}
 	return nil
 }
