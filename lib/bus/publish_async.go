@@ -33,6 +33,8 @@ type Event struct {
 	// has one already (a campaign message's); empty, the event starts a
 	// trace of its own.
 	Trace string
+	// Header holds headers of the caller's, stored with the event.
+	Header nats.Header
 }
 
 // Bounds of PublishAll: how many events are in flight at once, and how
@@ -109,6 +111,9 @@ func (b *Bus) publishWindow(ctx context.Context, events []Event, link trace.Link
 			setSchedule(m.Header, ev.At, ev.Subject)
 		}
 		m.Data = data
+		for k, vs := range ev.Header {
+			m.Header[k] = vs
+		}
 		m.Header.Set(HeaderType, typ)
 		b.prop.Inject(sctx, headerCarrier(m.Header))
 		m.Header.Set(HeaderMsgID, ev.MsgID)

@@ -64,62 +64,134 @@ func setSchedule(h nats.Header, at time.Time, target string) time.Time {
 // published as usual: what fn stores must be safe to meet that event too.
 // It returns how many schedules it deleted, and stops at fn's first error.
 func (b *Bus) Unschedule(ctx context.Context, filter string, fn func(ctx context.Context, m *Msg) (bool, error)) (int, error) {
+	deleted := 0
+	err := b.eachSchedule(ctx, filter, false, func(st jetstream.Stream, m *Msg, _ time.Time) error {
+		del, err := fn(ctx, m)
+		if err != nil || !del {
+			return err
+		}
+		switch err := st.DeleteMsg(ctx, m.Sequence); {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			// Due meanwhile: the server published it.
+		case err != nil:
+			return fmt.Errorf("unschedule %s: delete %d: %w", filter, m.Sequence, errors.Join(err, fault.ErrUnavailable))
+		default:
+			deleted++
+		}
+		return nil
+	})
+	return deleted, err
+}
+
+// Reschedule moves the message schedules stored on the subjects filter
+// matches that have not come due. at gets each one's headers (Data is
+// empty: only headers are read until a schedule is to move) and the time
+// it is due, and returns its new time, or false to leave it; the headers
+// it changes are stored with it. A moved schedule is stored again on its
+// subject, which replaces it, unless it came due (or was moved by another
+// replica) since it was read: the subject's last sequence is expected. A
+// time less than a second ahead becomes a second ahead (the schedules'
+// resolution). It returns how many it moved.
+func (b *Bus) Reschedule(ctx context.Context, filter string, at func(m *Msg, due time.Time) (time.Time, bool)) (int, error) {
+	moved := 0
+	err := b.eachSchedule(ctx, filter, true, func(st jetstream.Stream, m *Msg, due time.Time) error {
+		next, ok := at(m, due)
+		if !ok {
+			return nil
+		}
+		stored, err := st.GetMsg(ctx, m.Sequence)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reschedule %s: get %d: %w", filter, m.Sequence, errors.Join(err, fault.ErrUnavailable))
+		}
+		nm := nats.NewMsg(stored.Subject)
+		nm.Data = stored.Data
+		for k, vs := range m.Header {
+			if !strings.HasPrefix(k, "Nats-") {
+				nm.Header[k] = vs
+			}
+		}
+		if soon := time.Now().Add(time.Second); next.Before(soon) {
+			next = soon
+		}
+		next = setSchedule(nm.Header, next, m.Subject)
+		id := fmt.Sprintf("%s@%d", m.Header.Get(HeaderMsgID), next.Unix())
+		_, err = b.JS.PublishMsg(ctx, nm, jetstream.WithMsgID(id), jetstream.WithExpectLastSequencePerSubject(m.Sequence))
+		var apiErr *jetstream.APIError
+		switch {
+		case errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant):
+			// Due, or moved, meanwhile.
+		case err != nil:
+			return fmt.Errorf("reschedule %s: store %s: %w", filter, stored.Subject, errors.Join(err, fault.ErrUnavailable))
+		default:
+			moved++
+		}
+		return nil
+	})
+	return moved, err
+}
+
+// eachSchedule calls fn with each message schedule stored on the subjects
+// filter matches, in stream order, its headers only when headersOnly, and
+// the time it is due; Subject is the subject it would be published on.
+func (b *Bus) eachSchedule(ctx context.Context, filter string, headersOnly bool, fn func(st jetstream.Stream, m *Msg, due time.Time) error) error {
 	name, err := b.JS.StreamNameBySubject(ctx, filter)
 	if err != nil {
-		return 0, fmt.Errorf("unschedule %s: stream: %w", filter, errors.Join(err, fault.ErrUnavailable))
+		return fmt.Errorf("schedules %s: stream: %w", filter, errors.Join(err, fault.ErrUnavailable))
 	}
 	st, err := b.JS.Stream(ctx, name)
 	if err != nil {
-		return 0, fmt.Errorf("unschedule %s: stream %s: %w", filter, name, errors.Join(err, fault.ErrUnavailable))
+		return fmt.Errorf("schedules %s: stream %s: %w", filter, name, errors.Join(err, fault.ErrUnavailable))
 	}
-	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, HeadersOnly: headersOnly})
 	if err != nil {
-		return 0, fmt.Errorf("unschedule %s: consumer: %w", filter, errors.Join(err, fault.ErrUnavailable))
+		return fmt.Errorf("schedules %s: consumer: %w", filter, errors.Join(err, fault.ErrUnavailable))
 	}
-	deleted := 0
 	for {
-		batch, err := cons.FetchNoWait(unscheduleBatch)
+		batch, err := cons.FetchNoWait(scheduleBatch)
 		if err != nil {
-			return deleted, fmt.Errorf("unschedule %s: fetch: %w", filter, errors.Join(err, fault.ErrUnavailable))
+			return fmt.Errorf("schedules %s: fetch: %w", filter, errors.Join(err, fault.ErrUnavailable))
 		}
 		got, pending := 0, uint64(0)
 		for jm := range batch.Messages() {
 			got++
 			md, err := jm.Metadata()
 			if err != nil {
-				return deleted, fmt.Errorf("unschedule %s: %w", filter, err)
+				return fmt.Errorf("schedules %s: %w", filter, err)
 			}
 			pending = md.NumPending
 			h := jm.Headers()
-			if h.Get(jetstream.ScheduleHeader) == "" {
+			due, ok := scheduledAt(h)
+			if !ok {
 				continue
 			}
 			m := &Msg{Subject: h.Get(jetstream.ScheduleTargetHeader), Data: jm.Data(), Header: h, Type: h.Get(HeaderType),
 				Sequence: md.Sequence.Stream, Time: md.Timestamp}
-			del, err := fn(ctx, m)
-			if err != nil {
-				return deleted, err
-			}
-			if !del {
-				continue
-			}
-			switch err := st.DeleteMsg(ctx, md.Sequence.Stream); {
-			case errors.Is(err, jetstream.ErrMsgNotFound):
-				// Due meanwhile: the server published it.
-			case err != nil:
-				return deleted, fmt.Errorf("unschedule %s: delete %d: %w", filter, md.Sequence.Stream, errors.Join(err, fault.ErrUnavailable))
-			default:
-				deleted++
+			if err := fn(st, m, due); err != nil {
+				return err
 			}
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return deleted, fmt.Errorf("unschedule %s: fetch: %w", filter, errors.Join(err, fault.ErrUnavailable))
+			return fmt.Errorf("schedules %s: fetch: %w", filter, errors.Join(err, fault.ErrUnavailable))
 		}
 		if got == 0 || pending == 0 {
-			return deleted, nil
+			return nil
 		}
 	}
 }
 
-// unscheduleBatch is how many schedules Unschedule reads at a time.
-const unscheduleBatch = 64
+// scheduledAt is the time of a one-shot schedule's header (setSchedule).
+func scheduledAt(h nats.Header) (time.Time, bool) {
+	v, ok := strings.CutPrefix(h.Get(jetstream.ScheduleHeader), "@at ")
+	if !ok {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	return t, err == nil
+}
+
+// scheduleBatch is how many schedules eachSchedule reads at a time.
+const scheduleBatch = 64

@@ -58,7 +58,7 @@ func WatchTable(ctx context.Context, b *bus.Bus, def int, overrides map[string]i
 
 // apply takes one change of the bucket.
 func (t *Table) apply(key string, value []byte) {
-	code, ok := strings.CutSuffix(key, rateSuffix)
+	code, ok := ShortCodeOf(key)
 	if !ok {
 		return
 	}
@@ -92,6 +92,12 @@ func (t *Table) Rate(shortCode string) int {
 // Stop ends the watch; Rate keeps answering with the last values.
 func (t *Table) Stop() { t.w.Stop() }
 
+// Key is the key of bus.BucketShortCodes that holds shortCode's rate.
+func Key(shortCode string) string { return shortCode + rateSuffix }
+
+// ShortCodeOf is the short code whose rate key is key, if key is one.
+func ShortCodeOf(key string) (string, bool) { return strings.CutSuffix(key, rateSuffix) }
+
 // ParseRate reads a "<sc>.rate" value: decimal SMS-MT per second, 0 to
 // MaxRate.
 func ParseRate(v []byte) (int, error) {
@@ -122,7 +128,7 @@ func PutRate(ctx context.Context, b *bus.Bus, shortCode string, r int) error {
 	if err != nil {
 		return fmt.Errorf("bucket %s: %w", bus.BucketShortCodes, err)
 	}
-	if _, err := kv.Put(ctx, shortCode+rateSuffix, []byte(strconv.Itoa(r))); err != nil {
+	if _, err := kv.Put(ctx, Key(shortCode), []byte(strconv.Itoa(r))); err != nil {
 		return fmt.Errorf("put rate of %s: %w", shortCode, err)
 	}
 	return nil

@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
@@ -153,10 +155,51 @@ func (c ReleaseConfig) at(rate int, start, now time.Time, n int64) time.Time {
 	return due
 }
 
+// Headers of a scheduled batch that say how it was timed, so that it can
+// be moved when its short code's rate is raised (retime).
+const (
+	// headerReleasePace is the release pace, messages a second.
+	headerReleasePace = "Pushsms-Release-Pace"
+	// headerReleaseOrigin is when the release clock started (RFC 3339):
+	// the campaign's start less the lead.
+	headerReleaseOrigin = "Pushsms-Release-Origin"
+)
+
+// header is the timing of a batch of a campaign starting at start and
+// released at rate messages a second.
+func (c ReleaseConfig) header(rate int, start time.Time) nats.Header {
+	return nats.Header{
+		headerReleasePace:   {strconv.Itoa(rate)},
+		headerReleaseOrigin: {start.Add(-c.Lead).UTC().Format(time.RFC3339Nano)},
+	}
+}
+
+// retimed is when a batch timed by h, due at due, is due at pace instead:
+// as many messages past the release clock's start (its origin, or now if
+// later) at the new pace as it was at the old one. False when the batch
+// does not say how it was timed, or pace is not faster.
+func retimed(h nats.Header, due, now time.Time, pace int) (time.Time, bool) {
+	old, err := strconv.Atoi(h.Get(headerReleasePace))
+	if err != nil || old <= 0 || pace <= old {
+		return time.Time{}, false
+	}
+	origin, err := time.Parse(time.RFC3339Nano, h.Get(headerReleaseOrigin))
+	if err != nil {
+		return time.Time{}, false
+	}
+	if origin.Before(now) {
+		origin = now
+	}
+	if !due.After(origin) {
+		return time.Time{}, false
+	}
+	return origin.Add(time.Duration(float64(due.Sub(origin)) * float64(old) / float64(pace))), true
+}
+
 // contractedRate reads sc's rate in the SHORT_CODES bucket kv, if it is
 // there.
 func contractedRate(ctx context.Context, kv jetstream.KeyValue, sc string) (int, bool, error) {
-	e, err := kv.Get(ctx, sc+".rate")
+	e, err := kv.Get(ctx, rate.Key(sc))
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 		return 0, false, nil
@@ -552,9 +595,10 @@ func (u *upload) batches(msgs []*eventsv1.MessageAccepted, now time.Time) []bus.
 				Msg:     cur,
 				// The first message's id names the batch: ids are fresh
 				// UUIDs, and a retried publish of this chunk reuses them.
-				MsgID: m.GetMessageId() + "/batch",
-				At:    at,
-				Hold:  bus.ReleaseSubject(c.ShortCode, c.ID, m.GetMessageId()),
+				MsgID:  m.GetMessageId() + "/batch",
+				At:     at,
+				Hold:   bus.ReleaseSubject(c.ShortCode, c.ID, m.GetMessageId()),
+				Header: u.s.cfg.Release.header(u.release, start),
 			})
 		}
 		cur.Messages = append(cur.Messages, m)

@@ -125,8 +125,8 @@ type Service struct {
 	credit *creditCheck
 	// tracer starts the trace of each campaign message (campaign.go).
 	tracer trace.Tracer
-	// unreleaser cancels cancelled campaigns' scheduled batches (cancel.go).
-	unreleaser unreleaser
+	// releases works on campaigns' scheduled batches (release.go).
+	releases releases
 }
 
 // New checks cfg, sets up telemetry, connects to the bus (ensuring streams
@@ -162,9 +162,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("bucket %s: %w", bus.BucketOptOuts, err)
 	}
 	s.optouts = optout.NewStore(optouts)
-	// Before the bus drains: a cancellation in progress stops at its next
-	// publish once Close began.
-	core.OnClose(s.unreleaser.wg.Wait)
+	// Before the bus drains: work on scheduled batches stops at its next
+	// step once Close began.
+	core.OnClose(s.releases.wg.Wait)
 	if cfg.CreditAddr != "" {
 		credit, conn, err := newCreditCheck(cfg.CreditAddr, cfg.CreditTTL, core.Log)
 		if err != nil {
@@ -188,6 +188,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 // done.
 func (s *Service) Serve(ctx context.Context) error {
 	if err := s.startProjection(ctx); err != nil {
+		return err
+	}
+	if err := s.watchRates(ctx); err != nil {
 		return err
 	}
 	for _, name := range servedServices() {

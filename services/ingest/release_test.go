@@ -3,14 +3,17 @@ package ingest_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"pushsms.io/lib/bus"
 	"pushsms.io/lib/bus/bustest"
+	"pushsms.io/lib/rate"
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
 	"pushsms.io/services/ingest"
 )
@@ -137,5 +140,113 @@ func TestCancelCampaignCancelsScheduledBatches(t *testing.T) {
 	time.Sleep(time.Second)
 	if n := e.scheduledBatches(t, filter(third)); n != 2 {
 		t.Errorf("%d batches of a campaign accepted after the short code's cancel scheduled, want 2", n)
+	}
+}
+
+// scheduleTimes returns when the batches scheduled on filter are due, in
+// order.
+func (e *env) scheduleTimes(t *testing.T, filter string) []time.Time {
+	t.Helper()
+	ctx := context.Background()
+	st, err := e.bus.JS.Stream(ctx, bus.StreamAccepted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []time.Time
+	for subject := range info.State.Subjects {
+		m, err := st.GetLastMsgForSubject(ctx, subject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		at, err := time.Parse(time.RFC3339, strings.TrimPrefix(m.Header.Get(jetstream.ScheduleHeader), "@at "))
+		if err != nil {
+			t.Fatalf("schedule on %s: %v", subject, err)
+		}
+		out = append(out, at)
+	}
+	slices.SortFunc(out, time.Time.Compare)
+	return out
+}
+
+// A campaign is released at twice the rate its short code had at the
+// upload. When the rate is raised more than that while the campaign runs,
+// its batches still scheduled are moved forward to the new pace, in
+// order; a campaign that starts later keeps its start and is spread at the
+// new pace from there.
+func TestRateRaiseMovesScheduledBatchesForward(t *testing.T) {
+	e := startWith(t, func(c *ingest.Config) { c.Release = ingest.ReleaseConfig{Rate: 1000, Lead: 0} })
+	ctx := context.Background()
+	// 5 SMS/s: released at 10 a second, 1 500 recipients in chunks of 500
+	// are due at once, in 50 s and in 100 s.
+	if err := rate.PutRate(ctx, e.bus, scA, 5); err != nil {
+		t.Fatal(err)
+	}
+	submit := func(spec *partnerv1.CampaignSpec) *partnerv1.Campaign {
+		t.Helper()
+		resp, err := e.submit(t, spec, 1500, 500, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetCampaign()
+	}
+	running := submit(campaignSpec("running"))
+	laterSpec := campaignSpec("later")
+	start := time.Now().Add(time.Hour).Truncate(time.Second)
+	laterSpec.StartAt = timestamppb.New(start)
+	later := submit(laterSpec)
+	if got := e.scheduleTimes(t, bus.ReleaseFilter(scA, running.GetCampaignId())); len(got) != 2 || time.Until(got[1]) < 90*time.Second {
+		t.Fatalf("running campaign's batches due %v, want 2, the last in about 100 s", got)
+	}
+
+	raised := time.Now()
+	if err := rate.PutRate(ctx, e.bus, scA, 100); err != nil {
+		t.Fatal(err)
+	}
+	// Released at 200 a second now: the two batches are due 2.5 and 5 s
+	// after the raise, not 50 and 100 s.
+	bustest.Eventually(t, 20*time.Second, func() error {
+		n := 0
+		for _, acc := range e.acceptedMessages(t) {
+			if acc.GetCampaignId() == running.GetCampaignId() {
+				n++
+			}
+		}
+		if left := e.scheduledBatches(t, bus.ReleaseFilter(scA, running.GetCampaignId())); left != 0 {
+			return fmt.Errorf("%d batches of the running campaign still scheduled", left)
+		}
+		if n != 1500 {
+			return fmt.Errorf("%d of 1500 messages", n)
+		}
+		return nil
+	})
+	if took := time.Since(raised); took > 15*time.Second {
+		t.Errorf("the running campaign's last batch released %v after the raise, want about 5 s", took)
+	}
+	// Still in the partner's order.
+	i := 0
+	for _, acc := range e.acceptedMessages(t) {
+		if acc.GetCampaignId() != running.GetCampaignId() {
+			continue
+		}
+		if want := fmt.Sprintf("06%08d", i); acc.GetRecipient() != want {
+			t.Fatalf("message %d to %s, want %s", i, acc.GetRecipient(), want)
+		}
+		i++
+	}
+	// The later campaign: from its start, 0, 2.5 and 5 s (schedules are
+	// rounded down to the second).
+	got := e.scheduleTimes(t, bus.ReleaseFilter(scA, later.GetCampaignId()))
+	want := []time.Duration{0, 2 * time.Second, 5 * time.Second}
+	if len(got) != len(want) {
+		t.Fatalf("later campaign's batches due %v, want 3", got)
+	}
+	for i, at := range got {
+		if d := at.Sub(start); d != want[i] {
+			t.Errorf("later campaign's batch %d due %v after its start, want %v", i, d, want[i])
+		}
 	}
 }
