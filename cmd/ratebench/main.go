@@ -45,6 +45,8 @@ type Config struct {
 	Marketing int
 	// Priority is how many customer-relationship messages it measures.
 	Priority int
+	// RaiseTo is the rate the raise scenario raises -rate to.
+	RaiseTo int
 	// Recipients is the campaign size of the accept and cancel scenarios.
 	Recipients int
 	JSON       bool
@@ -63,14 +65,15 @@ func main() {
 	// The services' deployment setting (deploy/k8s): the bench measures
 	// the platform as it runs.
 	stack.TuneGC()
-	cfg := Config{Scenario: "rates", Duration: 60 * time.Second, Rate: 50, Marketing: 100_000, Priority: 100, Recipients: 1_000_000, Progress: true, Path: "full"}
-	flag.StringVar(&cfg.Scenario, "scenario", cfg.Scenario, "rates, many, priority, weights, failover, accept or cancel")
+	cfg := Config{Scenario: "rates", Duration: 60 * time.Second, Rate: 50, Marketing: 100_000, Priority: 100, Recipients: 1_000_000, RaiseTo: 100, Progress: true, Path: "full"}
+	flag.StringVar(&cfg.Scenario, "scenario", cfg.Scenario, "rates, many, priority, weights, failover, accept, cancel or raise")
 	flag.DurationVar(&cfg.Duration, "duration", cfg.Duration, "backlog per short code, in time at its rate (rates, many, weights, failover)")
 	flag.IntVar(&cfg.Rate, "rate", cfg.Rate, "rate of the short code of the priority, weights and failover scenarios, SMS/s")
 	flag.StringVar(&cfg.ManyMix, "many-mix", "6000", "rates of the many scenario's 200 short codes: 6000 (10 ×80, 20 ×60, 50 ×40, 100 ×20 SMS/s) or 5000 (10 ×120, 20 ×40, 50 ×20, 100 ×20)")
 	flag.IntVar(&cfg.ManyRate, "many-rate", cfg.ManyRate, "rate of each of the 200 short codes of the many scenario (0: the offer's mix, 6 000 SMS/s in all)")
 	flag.IntVar(&cfg.Marketing, "marketing", cfg.Marketing, "marketing messages queued before the customer-relationship ones (priority)")
 	flag.IntVar(&cfg.Priority, "priority", cfg.Priority, "customer-relationship messages measured (priority)")
+	flag.IntVar(&cfg.RaiseTo, "raise-to", cfg.RaiseTo, "rate the raise scenario raises -rate to, SMS/s")
 	flag.IntVar(&cfg.Recipients, "recipients", cfg.Recipients, "recipients of the accept and cancel scenarios' campaign")
 	flag.BoolVar(&cfg.JSON, "json", cfg.JSON, "print the results as JSON")
 	flag.StringVar(&cfg.Path, "path", cfg.Path, `"full": the whole platform, fed through the partner API; "pacing": throttle and smsc-link only, fed cleared events (rates, many)`)

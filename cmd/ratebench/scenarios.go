@@ -18,6 +18,7 @@ import (
 
 	"pushsms.io/cmd/stack"
 	"pushsms.io/lib/bus"
+	"pushsms.io/lib/rate"
 	eventsv1 "pushsms.io/proto/gen/pushsms/events/v1"
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
 	"pushsms.io/services/throttle"
@@ -31,6 +32,7 @@ var scenarios = map[string]func(context.Context, Config, *Report) error{
 	"failover": runFailover,
 	"accept":   runAccept,
 	"cancel":   runCancel,
+	"raise":    runRaise,
 }
 
 const (
@@ -642,6 +644,75 @@ func runCancel(ctx context.Context, cfg Config, rep *Report) error {
 	rep.Extra["submitted_before_cancel"] = int64(cfg.Recipients) - counts[partnerv1.MessageState_MESSAGE_STATE_CANCELLED]
 	if d := last.Sub(cancelled); d > time.Second {
 		rep.Failures = append(rep.Failures, fmt.Sprintf("last submit %v after the cancel, want ≤ 1 s", d.Round(time.Millisecond)))
+	}
+	return nil
+}
+
+// runRaise: one campaign on a short code at -rate, its rate raised to
+// -raise-to after 10 s, as the operator's contract changes (the simulator
+// first): the achieved rate over the -duration after the raise (its first
+// 2 s left out: the throttle and smsc-link take the new rate within a
+// second) against the new rate. A campaign is released to compliance at
+// twice the rate its short code had at the upload; without moving its
+// scheduled batches forward it could not use a rate raised more than
+// twofold.
+func runRaise(ctx context.Context, cfg Config, rep *Report) error {
+	const code = singleCode
+	if cfg.RaiseTo <= cfg.Rate {
+		return fmt.Errorf("-raise-to %d: want more than -rate %d", cfg.RaiseTo, cfg.Rate)
+	}
+	b, rates, err := startSingle(ctx, cfg, 1)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	const before, settle = 10 * time.Second, 2 * time.Second
+	// Segments for the time before the raise and for the measure, 2 a
+	// message on average, and a margin so that the backlog never runs dry.
+	segments := float64(cfg.Rate)*(before+settle).Seconds() + float64(cfg.RaiseTo)*cfg.Duration.Seconds()
+	messages := int(segments/2*1.1) + 1
+	c, err := b.submit(ctx, campaign{shortCode: code, category: customer, messages: messages, name: "raise"})
+	if err != nil {
+		return err
+	}
+	if err := sleep(ctx, before); err != nil {
+		return err
+	}
+	raised := time.Now()
+	b.st.SetSimRate(code, cfg.RaiseTo)
+	if err := rate.PutRate(ctx, b.bus, code, cfg.RaiseTo); err != nil {
+		return err
+	}
+	if err := sleep(ctx, settle+cfg.Duration+time.Second); err != nil {
+		return err
+	}
+	from, to := raised.Add(settle).Unix()+1, raised.Add(settle+cfg.Duration).Unix()
+	st := b.st.Sim().Stats().Accounts[code]
+	var sum, lowest int64 = 0, -1
+	perSecond := map[int64]int64{}
+	for _, s := range st.PerSecond {
+		perSecond[s.Second] = s.Accepted
+	}
+	for t := from; t < to; t++ {
+		sum += perSecond[t]
+		if lowest < 0 || perSecond[t] < lowest {
+			lowest = perSecond[t]
+		}
+	}
+	seconds := to - from
+	achieved := float64(sum) / float64(seconds)
+	rates[code] = cfg.RaiseTo
+	rep.Results = b.results(rates)
+	rep.Extra["campaign"] = c.id
+	rep.Extra["raised_from"] = cfg.Rate
+	rep.Extra["raised_to"] = cfg.RaiseTo
+	rep.Extra["measured_seconds"] = seconds
+	rep.Extra["achieved_after_raise"] = fmt.Sprintf("%.2f/s = %.1f %% of %d/s (lowest second %d)", achieved, 100*achieved/float64(cfg.RaiseTo), cfg.RaiseTo, lowest)
+	if st.Violations > 0 {
+		rep.Failures = append(rep.Failures, fmt.Sprintf("%d violations, want 0", st.Violations))
+	}
+	if achieved < 0.99*float64(cfg.RaiseTo) {
+		rep.Failures = append(rep.Failures, fmt.Sprintf("achieved %.2f/s after the raise, want ≥ 99 %% of %d/s", achieved, cfg.RaiseTo))
 	}
 	return nil
 }

@@ -211,10 +211,19 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	return s, nil
 }
 
+// simAccount is the simulator's account of a short code at rate r.
+func simAccount(sc string, r int) smscsim.Account {
+	return smscsim.Account{ShortCode: sc, Password: simPassword, Window: 100, Rate: r}
+}
+
+// SetSimRate changes the rate the simulator enforces for sc, as the
+// operator does when a contract changes.
+func (s *Stack) SetSimRate(sc string, r int) { s.sim.AddAccount(simAccount(sc, r)) }
+
 func (s *Stack) startSim(ctx context.Context) error {
 	accounts := make([]smscsim.Account, len(s.cfg.ShortCodes))
 	for i, sc := range s.cfg.ShortCodes {
-		accounts[i] = smscsim.Account{ShortCode: sc, Password: simPassword, Window: 100, Rate: s.cfg.RateOf(sc)}
+		accounts[i] = simAccount(sc, s.cfg.RateOf(sc))
 	}
 	// The SMSC's clock and smsc-link's agree on French time, as the
 	// operator's do: UCP timestamps carry no zone.

@@ -275,7 +275,9 @@ func New(cfg Config) *Sim {
 	return s
 }
 
-// AddAccount adds or replaces an account.
+// AddAccount adds an account, or changes one in place: its sessions, its
+// rate window and its statistics go on, under the new terms (a contract's
+// rate raised while the short code sends, say).
 func (s *Sim) AddAccount(a Account) {
 	if a.Login == "" {
 		a.Login = a.ShortCode
@@ -285,10 +287,20 @@ func (s *Sim) AddAccount(a Account) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	acc := &account{Account: a, sessions: make(map[*session]struct{}), perSec: make(map[int64]*SecondStats)}
 	if old, ok := s.accounts[a.Login]; ok {
-		acc.sessions, acc.queue, acc.stats, acc.perSec = old.sessions, old.queue, old.stats, old.perSec
+		if s.byCode[old.ShortCode] == old {
+			delete(s.byCode, old.ShortCode)
+		}
+		// Sessions read the window under their own lock.
+		for ss := range old.sessions {
+			ss.mu.Lock()
+			defer ss.mu.Unlock()
+		}
+		old.Account = a
+		s.byCode[a.ShortCode] = old
+		return
 	}
+	acc := &account{Account: a, sessions: make(map[*session]struct{}), perSec: make(map[int64]*SecondStats)}
 	s.accounts[a.Login] = acc
 	s.byCode[a.ShortCode] = acc
 }

@@ -581,3 +581,30 @@ func TestNoRecords(t *testing.T) {
 		t.Errorf("%d submissions recorded, want none", len(got))
 	}
 }
+
+// An account changed while its session is open applies its new rate to
+// that session at once, as an operator raising a contract does.
+func TestAddAccountChangesALiveSession(t *testing.T) {
+	sim := startSim(t, smscsim.Config{Accounts: []smscsim.Account{{ShortCode: code, Password: password, Rate: 5}}})
+	c := dial(t, sim, ucp.Options{Window: 50})
+	submit := func(n int) (accepted int) {
+		for range n {
+			s := &ucp.Submit{AdC: "33612345678", OAdC: code}
+			s.SetText("rate")
+			if _, err := c.Submit(t.Context(), s); err == nil {
+				accepted++
+			}
+		}
+		return accepted
+	}
+	if got := submit(10); got != 5 {
+		t.Fatalf("%d of 10 accepted at 5/s, want 5", got)
+	}
+	sim.AddAccount(smscsim.Account{ShortCode: code, Password: password, Rate: 50})
+	if got := submit(10); got != 10 {
+		t.Errorf("%d of 10 accepted once the rate is 50/s, want 10", got)
+	}
+	if st := sim.Stats().Accounts[code]; st.Accepted != 15 || st.Violations != 5 {
+		t.Errorf("stats %d accepted, %d violations, want 15 and 5: kept across the change", st.Accepted, st.Violations)
+	}
+}
