@@ -137,6 +137,11 @@ func (b *Bus) Reschedule(ctx context.Context, filter string, at func(m *Msg, due
 // eachSchedule calls fn with each message schedule stored on the subjects
 // filter matches, in stream order, its headers only when headersOnly, and
 // the time it is due; Subject is the subject it would be published on.
+//
+// It streams them with an ordered consumer (Messages: one consumer for the
+// whole walk; its Fetch would create a consumer again at each call) and
+// ends at the last one pending when it started, or when none comes for
+// scheduleIdle: the schedules left came due meanwhile.
 func (b *Bus) eachSchedule(ctx context.Context, filter string, headersOnly bool, fn func(st jetstream.Stream, m *Msg, due time.Time) error) error {
 	name, err := b.JS.StreamNameBySubject(ctx, filter)
 	if err != nil {
@@ -146,38 +151,47 @@ func (b *Bus) eachSchedule(ctx context.Context, filter string, headersOnly bool,
 	if err != nil {
 		return fmt.Errorf("schedules %s: stream %s: %w", filter, name, errors.Join(err, fault.ErrUnavailable))
 	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		return fmt.Errorf("schedules %s: stream %s: %w", filter, name, errors.Join(err, fault.ErrUnavailable))
+	}
+	if len(info.State.Subjects) == 0 {
+		return nil
+	}
 	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, HeadersOnly: headersOnly})
 	if err != nil {
 		return fmt.Errorf("schedules %s: consumer: %w", filter, errors.Join(err, fault.ErrUnavailable))
 	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(scheduleBatch))
+	if err != nil {
+		return fmt.Errorf("schedules %s: consume: %w", filter, errors.Join(err, fault.ErrUnavailable))
+	}
+	defer it.Stop()
 	for {
-		batch, err := cons.FetchNoWait(scheduleBatch)
-		if err != nil {
-			return fmt.Errorf("schedules %s: fetch: %w", filter, errors.Join(err, fault.ErrUnavailable))
+		nctx, cancel := context.WithTimeout(ctx, scheduleIdle)
+		jm, err := it.Next(jetstream.NextContext(nctx))
+		cancel()
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return fmt.Errorf("schedules %s: %w", filter, errors.Join(ctx.Err(), fault.ErrUnavailable))
+		case errors.Is(err, context.DeadlineExceeded):
+			return nil
+		case err != nil:
+			return fmt.Errorf("schedules %s: next: %w", filter, errors.Join(err, fault.ErrUnavailable))
 		}
-		got, pending := 0, uint64(0)
-		for jm := range batch.Messages() {
-			got++
-			md, err := jm.Metadata()
-			if err != nil {
-				return fmt.Errorf("schedules %s: %w", filter, err)
-			}
-			pending = md.NumPending
-			h := jm.Headers()
-			due, ok := scheduledAt(h)
-			if !ok {
-				continue
-			}
+		md, err := jm.Metadata()
+		if err != nil {
+			return fmt.Errorf("schedules %s: %w", filter, err)
+		}
+		h := jm.Headers()
+		if due, ok := scheduledAt(h); ok {
 			m := &Msg{Subject: h.Get(jetstream.ScheduleTargetHeader), Data: jm.Data(), Header: h, Type: h.Get(HeaderType),
 				Sequence: md.Sequence.Stream, Time: md.Timestamp}
 			if err := fn(st, m, due); err != nil {
 				return err
 			}
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return fmt.Errorf("schedules %s: fetch: %w", filter, errors.Join(err, fault.ErrUnavailable))
-		}
-		if got == 0 || pending == 0 {
+		if md.NumPending == 0 {
 			return nil
 		}
 	}
@@ -193,5 +207,9 @@ func scheduledAt(h nats.Header) (time.Time, bool) {
 	return t, err == nil
 }
 
-// scheduleBatch is how many schedules eachSchedule reads at a time.
-const scheduleBatch = 64
+// How eachSchedule reads: up to scheduleBatch schedules a request, and it
+// stops when none comes for scheduleIdle.
+const (
+	scheduleBatch = 64
+	scheduleIdle  = 2 * time.Second
+)
