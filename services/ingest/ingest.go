@@ -191,6 +191,10 @@ func (s *Service) Serve(ctx context.Context) error {
 		return err
 	}
 	if err := s.watchRates(ctx); err != nil {
+		if ctx.Err() != nil {
+			// Stopped while starting: a stop, not a failure.
+			return nil
+		}
 		return err
 	}
 	for _, name := range servedServices() {

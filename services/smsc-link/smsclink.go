@@ -562,6 +562,10 @@ func (s *Service) Serve(ctx context.Context) error {
 		MaxAckPending:  max(2*workers, 1000),
 	}, s.handleSubmit)
 	if err != nil {
+		if ctx.Err() != nil {
+			// Stopped while starting: a stop, not a failure.
+			return nil
+		}
 		return err
 	}
 	s.Log.InfoContext(ctx, "smsc-link serving", "smsc_addr", s.cfg.SMSCAddr,
