@@ -104,48 +104,58 @@ func scanCampaign(row pgx.Row) (campaignRow, error) {
 // subscriber's STOP or a partner's opt-out reaches the campaign's later
 // messages before compliance clears them.
 //
-// A campaign is released at twice its short code's contracted rate (its
-// "<sc>.rate" in SHORT_CODES when the upload starts), at most Rate: it can
-// never be sent faster than that rate, and twice leaves room for the rate
-// to be raised while it runs. Without a rate in the bucket (the throttle's
-// flags decide) it is released at Rate, which defaults to rate.MaxRate,
-// the highest rate any short code may have.
+// The pace is counted in segments, as the rate is: a campaign is released
+// at its short code's contracted rate (its "<sc>.rate" in SHORT_CODES when
+// the upload starts), at most Rate, Lead ahead of it. It can never be sent
+// faster, and what the throttle holds of it stays about Lead: a raised
+// rate moves the batches still scheduled (retime), and the throttle's
+// parked messages are few, so the campaign takes the new rate within
+// seconds. Without a rate in the bucket (the throttle's flags decide) it is
+// released at Rate, which defaults to rate.MaxRate, the highest rate any
+// short code may have.
 type ReleaseConfig struct {
-	// Rate is the pace beyond the lead, messages a second.
+	// Rate is the highest pace beyond the lead, segments a second.
 	Rate int
 	// Lead is how far ahead of the pace a campaign is released.
 	Lead time.Duration
+	// Span bounds the time at the pace that one batch covers. A batch
+	// reaches the throttle at once, which parks what it cannot hold at the
+	// short code's rate of that moment: a batch of 500 messages at 10/s
+	// would be parked over 100 s, and come back at that pace even after a
+	// raise. Longer spans mean fewer schedules.
+	Span time.Duration
 }
 
 // DefaultReleaseConfig releases 10 s of the pace at once, the pace being
-// at most rate.MaxRate messages a second.
+// at most rate.MaxRate segments a second, in batches of 5 s of it: within
+// the throttle's lookahead.
 func DefaultReleaseConfig() ReleaseConfig {
-	return ReleaseConfig{Rate: rate.MaxRate, Lead: 10 * time.Second}
+	return ReleaseConfig{Rate: rate.MaxRate, Lead: 10 * time.Second, Span: 5 * time.Second}
 }
 
 // Validate checks the pace.
 func (c ReleaseConfig) Validate() error {
-	if c.Rate < 1 || c.Lead < 0 {
-		return fmt.Errorf("campaign release: rate %d/s, lead %v: want a rate of at least 1 and a lead of 0 or more", c.Rate, c.Lead)
+	if c.Rate < 1 || c.Lead < 0 || c.Span < time.Second {
+		return fmt.Errorf("campaign release: rate %d/s, lead %v, span %v: want a rate of at least 1, a lead of 0 or more and a span of 1s or more (schedules have a resolution of a second)", c.Rate, c.Lead, c.Span)
 	}
 	return nil
 }
 
 // forShortCode is the pace of a campaign on a short code whose contracted
-// rate (SMS-MT a second) is contracted, if known: twice that, so that a
-// campaign never waits on its release even after its short code's rate is
-// doubled, and never more than c.Rate. Unknown (no rate in the bucket,
-// the throttle's flags decide) or 0 (held): c.Rate.
+// rate (SMS-MT a second) is contracted, if known: that rate, never more
+// than c.Rate. Unknown (no rate in the bucket, the throttle's flags decide)
+// or 0 (held): c.Rate.
 func (c ReleaseConfig) forShortCode(contracted int, known bool) int {
 	if !known || contracted <= 0 {
 		return c.Rate
 	}
-	return min(c.Rate, 2*contracted)
+	return min(c.Rate, contracted)
 }
 
-// at is when the n-th message (0-based) of a campaign starting at start,
-// released at rate messages a second, is due at compliance; zero means now
-// (within the lead, or already due).
+// at is when the segment at index n (0-based, counted over the campaign's
+// messages in order) of a campaign starting at start, released at rate
+// segments a second, is due at compliance; zero means now (within the
+// lead, or already due).
 func (c ReleaseConfig) at(rate int, start, now time.Time, n int64) time.Time {
 	due := start.Add(time.Duration(float64(n)/float64(rate)*float64(time.Second)) - c.Lead)
 	// Schedules have a resolution of a second: one due within it goes now.
@@ -155,10 +165,16 @@ func (c ReleaseConfig) at(rate int, start, now time.Time, n int64) time.Time {
 	return due
 }
 
+// batchSegments is how many segments a batch released at rate holds at
+// most.
+func (c ReleaseConfig) batchSegments(rate int) int64 {
+	return max(int64(float64(rate)*c.Span.Seconds()), 1)
+}
+
 // Headers of a scheduled batch that say how it was timed, so that it can
 // be moved when its short code's rate is raised (retime).
 const (
-	// headerReleasePace is the release pace, messages a second.
+	// headerReleasePace is the release pace, segments a second.
 	headerReleasePace = "Pushsms-Release-Pace"
 	// headerReleaseOrigin is when the release clock started (RFC 3339):
 	// the campaign's start less the lead.
@@ -166,7 +182,7 @@ const (
 )
 
 // header is the timing of a batch of a campaign starting at start and
-// released at rate messages a second.
+// released at rate segments a second.
 func (c ReleaseConfig) header(rate int, start time.Time) nats.Header {
 	return nats.Header{
 		headerReleasePace:   {strconv.Itoa(rate)},
@@ -175,7 +191,7 @@ func (c ReleaseConfig) header(rate int, start time.Time) nats.Header {
 }
 
 // retimed is when a batch timed by h, due at due, is due at pace instead:
-// as many messages past the release clock's start (its origin, or now if
+// as many segments past the release clock's start (its origin, or now if
 // later) at the new pace as it was at the old one. False when the batch
 // does not say how it was timed, or pace is not faster.
 func retimed(h nats.Header, due, now time.Time, pace int) (time.Time, bool) {
@@ -221,14 +237,15 @@ type upload struct {
 	header   header
 	tpl      template
 	// started is when the upload began: a campaign that starts at once
-	// is released from then, at release messages a second.
+	// is released from then, at release segments a second.
 	started time.Time
 	release int
 	// position is the 0-based index of the next recipient in the stream
 	// (receive's reading goroutine only).
 	position int64
-	// accepted and refused count what is stored (receive's storing side).
-	accepted, refused int64
+	// accepted and refused count what is stored, segments the accepted
+	// messages' segments (receive's storing side).
+	accepted, refused, segments int64
 	// errors lists the first refused recipients, from both sides.
 	mu     sync.Mutex
 	errors []*partnerv1.RecipientError
@@ -569,12 +586,16 @@ func (u *upload) store(ctx context.Context, p prepared) error {
 	hold.keep()
 	u.accepted += int64(len(rows))
 	u.refused += refused
+	for _, m := range msgs {
+		u.segments += int64(m.GetSegmentCount())
+	}
 	return nil
 }
 
 // batches packs a chunk's messages, in order, into CampaignBatch events of
-// at most maxBatchBytes, each published now or scheduled for when the
-// release pace reaches its first message (ReleaseConfig).
+// at most maxBatchBytes and the release's Span of the pace, each published now or
+// scheduled for when the release pace reaches its first segment
+// (ReleaseConfig).
 func (u *upload) batches(msgs []*eventsv1.MessageAccepted, now time.Time) []bus.Event {
 	c := u.campaign
 	subject := bus.AcceptedSubject(c.TenantID, c.ShortCode)
@@ -582,27 +603,29 @@ func (u *upload) batches(msgs []*eventsv1.MessageAccepted, now time.Time) []bus.
 	if c.StartAt.After(start) {
 		start = c.StartAt
 	}
+	span := u.s.cfg.Release.batchSegments(u.release)
 	var out []bus.Event
 	var cur *eventsv1.CampaignBatch
 	size := 0
-	for i, m := range msgs {
+	seg, first := u.segments, int64(0) // the message's first segment, the batch's
+	for _, m := range msgs {
 		n := proto.Size(m) + 4
-		if cur == nil || size+n > maxBatchBytes {
-			cur, size = &eventsv1.CampaignBatch{}, 0
-			at := u.s.cfg.Release.at(u.release, start, now, u.accepted+int64(i))
+		if cur == nil || size+n > maxBatchBytes || seg-first >= span {
+			cur, size, first = &eventsv1.CampaignBatch{}, 0, seg
 			out = append(out, bus.Event{
 				Subject: subject,
 				Msg:     cur,
 				// The first message's id names the batch: ids are fresh
 				// UUIDs, and a retried publish of this chunk reuses them.
 				MsgID:  m.GetMessageId() + "/batch",
-				At:     at,
+				At:     u.s.cfg.Release.at(u.release, start, now, seg),
 				Hold:   bus.ReleaseSubject(c.ShortCode, c.ID, m.GetMessageId()),
 				Header: u.s.cfg.Release.header(u.release, start),
 			})
 		}
 		cur.Messages = append(cur.Messages, m)
 		size += n
+		seg += int64(m.GetSegmentCount())
 	}
 	return out
 }

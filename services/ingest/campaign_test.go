@@ -255,7 +255,7 @@ func TestCampaignInterrupted(t *testing.T) {
 // later batches wait on the server as message schedules, not on the
 // accepted subject compliance reads, and survive the server's restart.
 func TestCampaignRelease(t *testing.T) {
-	e := startWith(t, func(c *ingest.Config) { c.Release = ingest.ReleaseConfig{Rate: 200, Lead: 0} })
+	e := startWith(t, func(c *ingest.Config) { c.Release = ingest.ReleaseConfig{Rate: 200, Lead: 0, Span: 5 * time.Second} })
 	begin := time.Now()
 	// Three chunks of 500: due at once, 2.5 s and 5 s after the upload's start.
 	resp, err := e.submit(t, campaignSpec("paced"), 1500, 500, nil, nil)

@@ -83,8 +83,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Workers, "workers", c.Workers, "status-view events applied at once by this replica, per consumer")
 	fs.StringVar(&c.CreditAddr, "credit-addr", c.CreditAddr, "billing's gRPC address: prepaid tenants' messages reserve credit there (empty: no prepaid check)")
 	fs.DurationVar(&c.CreditTTL, "credit-cache-ttl", c.CreditTTL, "how long the list of prepaid tenants is trusted")
-	fs.IntVar(&c.Release.Rate, "campaign-release-rate", c.Release.Rate, "a campaign's messages go to compliance at most this many a second, beyond the lead (messages/s)")
-	fs.DurationVar(&c.Release.Lead, "campaign-release-lead", c.Release.Lead, "how far ahead of that pace a campaign is released: its first rate × lead messages go at once")
+	fs.IntVar(&c.Release.Rate, "campaign-release-rate", c.Release.Rate, "a campaign's messages go to compliance at most this many segments a second, beyond the lead; below it, at their short code's rate (segments/s)")
+	fs.DurationVar(&c.Release.Span, "campaign-release-span", c.Release.Span, "time at that pace one scheduled batch covers: longer means fewer schedules, and more for the throttle to park at once")
+	fs.DurationVar(&c.Release.Lead, "campaign-release-lead", c.Release.Lead, "how far ahead of that pace a campaign is released: its first rate × lead segments go at once")
 }
 
 // Validate checks the configuration.

@@ -71,9 +71,10 @@ func (e *env) cancelledReports(t *testing.T) map[string]string {
 // until the short code itself is cancelled; a campaign accepted after that
 // goes on.
 func TestCancelCampaignCancelsScheduledBatches(t *testing.T) {
-	// 10 messages a second: of 1 500 recipients in chunks of 500, the
-	// first chunk is published, the next two are due in 50 s and 100 s.
-	e := startWith(t, func(c *ingest.Config) { c.Release = ingest.ReleaseConfig{Rate: 10, Lead: 0} })
+	// 10 segments a second, batches of 50 s: of 1 500 one-segment
+	// recipients in chunks of 500, the first chunk is published, the next
+	// two are due in 50 s and 100 s.
+	e := startWith(t, func(c *ingest.Config) { c.Release = ingest.ReleaseConfig{Rate: 10, Lead: 0, Span: 50 * time.Second} })
 	submit := func(ref string) *partnerv1.Campaign {
 		t.Helper()
 		resp, err := e.submit(t, campaignSpec(ref), 1500, 500, nil, nil)
@@ -172,16 +173,17 @@ func (e *env) scheduleTimes(t *testing.T, filter string) []time.Time {
 	return out
 }
 
-// A campaign is released at twice the rate its short code had at the
-// upload. When the rate is raised more than that while the campaign runs,
-// its batches still scheduled are moved forward to the new pace, in
-// order; a campaign that starts later keeps its start and is spread at the
-// new pace from there.
+// A campaign is released at the rate its short code had at the upload.
+// When the rate is raised while the campaign runs, its batches still
+// scheduled are moved forward to the new pace, in order; a campaign that
+// starts later keeps its start and is spread at the new pace from there.
 func TestRateRaiseMovesScheduledBatchesForward(t *testing.T) {
-	e := startWith(t, func(c *ingest.Config) { c.Release = ingest.ReleaseConfig{Rate: 1000, Lead: 0} })
+	e := startWith(t, func(c *ingest.Config) {
+		c.Release = ingest.ReleaseConfig{Rate: 1000, Lead: 0, Span: 100 * time.Second}
+	})
 	ctx := context.Background()
-	// 5 SMS/s: released at 10 a second, 1 500 recipients in chunks of 500
-	// are due at once, in 50 s and in 100 s.
+	// 5 SMS/s: 1 500 one-segment recipients in chunks of 500 are due at
+	// once, in 100 s and in 200 s.
 	if err := rate.PutRate(ctx, e.bus, scA, 5); err != nil {
 		t.Fatal(err)
 	}
@@ -198,16 +200,16 @@ func TestRateRaiseMovesScheduledBatchesForward(t *testing.T) {
 	start := time.Now().Add(time.Hour).Truncate(time.Second)
 	laterSpec.StartAt = timestamppb.New(start)
 	later := submit(laterSpec)
-	if got := e.scheduleTimes(t, bus.ReleaseFilter(scA, running.GetCampaignId())); len(got) != 2 || time.Until(got[1]) < 90*time.Second {
-		t.Fatalf("running campaign's batches due %v, want 2, the last in about 100 s", got)
+	if got := e.scheduleTimes(t, bus.ReleaseFilter(scA, running.GetCampaignId())); len(got) != 2 || time.Until(got[1]) < 190*time.Second {
+		t.Fatalf("running campaign's batches due %v, want 2, the last in about 200 s", got)
 	}
 
 	raised := time.Now()
-	if err := rate.PutRate(ctx, e.bus, scA, 100); err != nil {
+	if err := rate.PutRate(ctx, e.bus, scA, 150); err != nil {
 		t.Fatal(err)
 	}
-	// Released at 200 a second now: the two batches are due 2.5 and 5 s
-	// after the raise, not 50 and 100 s.
+	// Released at 150 a second now: the two batches are due 3.3 and 6.7 s
+	// after the raise, not 100 and 200 s.
 	bustest.Eventually(t, 20*time.Second, func() error {
 		n := 0
 		for _, acc := range e.acceptedMessages(t) {
@@ -224,7 +226,7 @@ func TestRateRaiseMovesScheduledBatchesForward(t *testing.T) {
 		return nil
 	})
 	if took := time.Since(raised); took > 15*time.Second {
-		t.Errorf("the running campaign's last batch released %v after the raise, want about 5 s", took)
+		t.Errorf("the running campaign's last batch released %v after the raise, want about 7 s", took)
 	}
 	// Still in the partner's order.
 	i := 0
@@ -237,10 +239,10 @@ func TestRateRaiseMovesScheduledBatchesForward(t *testing.T) {
 		}
 		i++
 	}
-	// The later campaign: from its start, 0, 2.5 and 5 s (schedules are
+	// The later campaign: from its start, 0, 3.3 and 6.7 s (schedules are
 	// rounded down to the second).
 	got := e.scheduleTimes(t, bus.ReleaseFilter(scA, later.GetCampaignId()))
-	want := []time.Duration{0, 2 * time.Second, 5 * time.Second}
+	want := []time.Duration{0, 3 * time.Second, 6 * time.Second}
 	if len(got) != len(want) {
 		t.Fatalf("later campaign's batches due %v, want 3", got)
 	}

@@ -136,8 +136,11 @@ type lane struct {
 	work         [numClasses]int // unreleased segments of queued tickets
 	inflightWork int             // unreleased segments of started tickets
 	parkTail     time.Time       // of the urgent class; marketing's is per flow
-	lastRate     int             // the last rate above 0 seen
-	sched        time.Time       // when the last release was scheduled
+	// tailRate is the rate the parking slots were given at: when the rate
+	// changes, the slots still ahead are moved to the new pace.
+	tailRate int
+	lastRate int       // the last rate above 0 seen
+	sched    time.Time // when the last release was scheduled
 	// released holds the last releases' times: the schedule may catch up
 	// a late release, never so that a 1-s window holds more than R.
 	released rate.History
@@ -209,6 +212,7 @@ func (l *lane) admit(t *ticket, now time.Time) (time.Duration, bool) {
 		// does not bring its backlog back every second.
 		r = l.lastRate
 	}
+	l.retimeTails(r, now)
 	period := rate.Pacing(r, l.slack())
 	if capacity := max(int(l.lookahead/period), 1); ahead < capacity {
 		l.enqueue(t)
@@ -228,6 +232,28 @@ func (l *lane) admit(t *ticket, now time.Time) (time.Duration, bool) {
 	// not run dry while the event travels.
 	wait := due.Sub(now) - l.lookahead/2
 	return min(max(wait, l.lookahead/2), maxPark), false
+}
+
+// retimeTails moves the parking slots still ahead to rate r when they were
+// given at another rate. Without it, a short code whose rate was raised
+// parks every new message behind slots spaced at the old pace, far beyond
+// its turn at the new one: the lane runs dry and the raise is not used.
+// Lowered, the slots move later (a ticket back early is parked again).
+func (l *lane) retimeTails(r int, now time.Time) {
+	old := l.tailRate
+	l.tailRate = r
+	if old == 0 || old == r {
+		return
+	}
+	scale := func(tail *time.Time) {
+		if tail.After(now) {
+			*tail = now.Add(time.Duration(float64(tail.Sub(now)) * float64(old) / float64(r)))
+		}
+	}
+	scale(&l.parkTail)
+	for _, tail := range l.bulk.tails {
+		scale(tail)
+	}
 }
 
 func (l *lane) enqueue(t *ticket) {

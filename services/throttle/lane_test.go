@@ -221,6 +221,48 @@ func TestLaneAdmit(t *testing.T) {
 	}
 }
 
+func TestLaneParksAtARaisedRate(t *testing.T) {
+	// rate 10, no guard: 100 ms a segment; lookahead 1s: 10 segments held.
+	rates := StaticRates{Default: 10, Overrides: RateTable{}}
+	l := newLane("36000", rates, 0, time.Second, allRunning, t0)
+	seq := uint64(0)
+	admit := func(c class) (time.Duration, bool) {
+		seq++
+		return l.admit(newTicket(c, "camp", seq, 1), t0)
+	}
+	for range 10 {
+		admit(classUrgent)
+	}
+	// 1 000 parked at 10/s: the last one's slot is 100 s ahead.
+	for range 1000 {
+		admit(classUrgent)
+		admit(classBulk)
+	}
+	rates.Overrides["36000"] = 100
+	// The lane takes 1 s of work at the new rate.
+	for i := range 90 {
+		if _, ok := admit(classUrgent); !ok {
+			t.Fatalf("not admitted with %d segments ahead at 100/s", 10+i)
+		}
+	}
+	// At 100/s the same slots are 10 s ahead: the next parked message
+	// comes back about 10 s ahead minus half the lookahead, not 100 s.
+	for _, c := range []class{classUrgent, classBulk} {
+		wait, ok := admit(c)
+		if ok {
+			t.Fatalf("class %d: admitted with a full lane", c)
+		}
+		if lo, hi := 9*time.Second, 10*time.Second; wait < lo || wait > hi {
+			t.Errorf("class %d: parked for %v after the raise, want %v to %v", c, wait, lo, hi)
+		}
+	}
+	// Lowered back, the slots move later again.
+	rates.Overrides["36000"] = 10
+	if wait, _ := admit(classUrgent); wait < 99*time.Second {
+		t.Errorf("parked for %v after the rate fell back to 10/s, want about 100 s", wait)
+	}
+}
+
 func TestLaneAdmitLongWaitIsBounded(t *testing.T) {
 	l := newLane("36000", StaticRates{Default: 1}, 0, time.Second, allRunning, t0)
 	l.admit(newTicket(classBulk, "", 1, 100_000), t0)
