@@ -10,11 +10,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
 	"pushsms.io/lib/fault"
+	"pushsms.io/lib/telemetry"
 )
 
 // Event is one event of PublishAll.
@@ -99,7 +99,7 @@ func (b *Bus) publishWindow(ctx context.Context, events []Event, link trace.Link
 			),
 		}
 		parent := ctx
-		if sc := b.traceOf(ctx, ev.Trace); sc.IsValid() {
+		if sc := trace.SpanContextFromContext(telemetry.ContextWithTraceparent(ctx, ev.Trace)); sc.IsValid() {
 			parent = trace.ContextWithRemoteSpanContext(ctx, sc)
 		} else {
 			opts = append(opts, trace.WithNewRoot())
@@ -189,13 +189,4 @@ func copyMsg(m *nats.Msg) *nats.Msg {
 		c.Header[k] = append([]string(nil), v...)
 	}
 	return c
-}
-
-// traceOf is the span context of a W3C traceparent; invalid if empty or
-// malformed.
-func (b *Bus) traceOf(ctx context.Context, traceparent string) trace.SpanContext {
-	if traceparent == "" {
-		return trace.SpanContext{}
-	}
-	return trace.SpanContextFromContext(b.prop.Extract(ctx, propagation.MapCarrier{"traceparent": traceparent}))
 }

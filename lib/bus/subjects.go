@@ -75,6 +75,18 @@ func ReportSubject(state, tenant, shortCode string) string {
 	return join("sms.report", state, tenant, shortCode)
 }
 
+// A message cancelled before its first segment was released is reported
+// once, with a MessageRejected{REASON_CANCELLED} under CancelledID, whoever
+// reports it: ingest for a batch still scheduled, throttle for a message
+// that came due or was waiting. Its detail says what was cancelled.
+const (
+	CampaignCancelled  = "campaign cancelled"
+	ShortCodeCancelled = "short code cancelled"
+)
+
+// CancelledID is the Nats-Msg-Id of message id's cancellation report.
+func CancelledID(messageID string) string { return messageID + "/cancelled" }
+
 // ReportTenantFilter matches every report of one tenant.
 func ReportTenantFilter(tenant string) string { return "sms.report.*." + token(tenant) + ".*" }
 

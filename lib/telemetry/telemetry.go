@@ -221,3 +221,16 @@ func (h traceHandler) WithAttrs(as []slog.Attr) slog.Handler {
 func (h traceHandler) WithGroup(name string) slog.Handler {
 	return traceHandler{h.Handler.WithGroup(name)}
 }
+
+// ContextWithTraceparent returns ctx whose span is the remote one that a
+// W3C traceparent names (a trace carried in an event's field rather than
+// its headers, such as MessageAccepted.traceparent), in place of any span
+// ctx holds: without one if traceparent is empty or malformed. A
+// traceparent is always in the W3C format, whatever the propagators.
+func ContextWithTraceparent(ctx context.Context, traceparent string) context.Context {
+	ctx = trace.ContextWithSpanContext(ctx, trace.SpanContext{})
+	if traceparent == "" {
+		return ctx
+	}
+	return propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier{"traceparent": traceparent})
+}

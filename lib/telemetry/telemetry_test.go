@@ -96,3 +96,33 @@ func TestTraceRatio(t *testing.T) {
 		t.Error("trace ratio 1.5: got nil error")
 	}
 }
+
+// A trace carried in an event's field continues there, and only there: an
+// empty or malformed one leaves no parent, not the caller's span.
+func TestContextWithTraceparent(t *testing.T) {
+	const valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	caller := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{1}, TraceFlags: trace.FlagsSampled,
+	}))
+	tests := []struct {
+		name, traceparent string
+		wantTrace         string // "" for no span
+	}{
+		{"valid", valid, "4bf92f3577b34da6a3ce929d0e0e4736"},
+		{"empty", "", ""},
+		{"malformed", "00-zz-00f067aa0ba902b7-01", ""},
+	}
+	for _, tt := range tests {
+		sc := trace.SpanContextFromContext(ContextWithTraceparent(caller, tt.traceparent))
+		got := ""
+		if sc.IsValid() {
+			got = sc.TraceID().String()
+			if !sc.IsRemote() || sc.SpanID().String() != "00f067aa0ba902b7" {
+				t.Errorf("%s: span %v remote %v, want 00f067aa0ba902b7, remote", tt.name, sc.SpanID(), sc.IsRemote())
+			}
+		}
+		if got != tt.wantTrace {
+			t.Errorf("%s: trace %q, want %q", tt.name, got, tt.wantTrace)
+		}
+	}
+}

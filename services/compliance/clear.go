@@ -8,13 +8,13 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"pushsms.io/lib/bus"
 	"pushsms.io/lib/fault"
 	"pushsms.io/lib/gsm"
+	"pushsms.io/lib/telemetry"
 	eventsv1 "pushsms.io/proto/gen/pushsms/events/v1"
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
 )
@@ -60,7 +60,7 @@ func (s *Service) handleBatch(ctx context.Context, m *bus.Msg) error {
 		// the message carries none (not sampled at ingest).
 		mctx, opts := ctx, []trace.SpanStartOption{trace.WithLinks(link)}
 		if tp := acc.GetTraceparent(); tp != "" {
-			mctx = s.Tel.Propagator.Extract(trace.ContextWithSpanContext(ctx, trace.SpanContext{}), propagation.MapCarrier{"traceparent": tp})
+			mctx = telemetry.ContextWithTraceparent(ctx, tp)
 			// From here the events' headers carry it.
 			acc.Traceparent = ""
 		} else {

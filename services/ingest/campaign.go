@@ -593,8 +593,8 @@ func (u *upload) store(ctx context.Context, p prepared) error {
 }
 
 // batches packs a chunk's messages, in order, into CampaignBatch events of
-// at most maxBatchBytes and the release's Span of the pace, each published now or
-// scheduled for when the release pace reaches its first segment
+// at most maxBatchBytes and the release's Span of the pace, each published
+// now or scheduled for when the release pace reaches its first segment
 // (ReleaseConfig).
 func (u *upload) batches(msgs []*eventsv1.MessageAccepted, now time.Time) []bus.Event {
 	c := u.campaign
@@ -612,16 +612,20 @@ func (u *upload) batches(msgs []*eventsv1.MessageAccepted, now time.Time) []bus.
 		n := proto.Size(m) + 4
 		if cur == nil || size+n > maxBatchBytes || seg-first >= span {
 			cur, size, first = &eventsv1.CampaignBatch{}, 0, seg
-			out = append(out, bus.Event{
+			ev := bus.Event{
 				Subject: subject,
 				Msg:     cur,
 				// The first message's id names the batch: ids are fresh
 				// UUIDs, and a retried publish of this chunk reuses them.
-				MsgID:  m.GetMessageId() + "/batch",
-				At:     u.s.cfg.Release.at(u.release, start, now, seg),
-				Hold:   bus.ReleaseSubject(c.ShortCode, c.ID, m.GetMessageId()),
-				Header: u.s.cfg.Release.header(u.release, start),
-			})
+				MsgID: m.GetMessageId() + "/batch",
+				At:    u.s.cfg.Release.at(u.release, start, now, seg),
+				Hold:  bus.ReleaseSubject(c.ShortCode, c.ID, m.GetMessageId()),
+			}
+			if !ev.At.IsZero() {
+				// Only a schedule is ever moved (retime).
+				ev.Header = u.s.cfg.Release.header(u.release, start)
+			}
+			out = append(out, ev)
 		}
 		cur.Messages = append(cur.Messages, m)
 		size += n
@@ -774,7 +778,7 @@ func (s *Service) cancelCampaign(ctx context.Context, tenant, id string) (*partn
 	// Again on a campaign cancelled before: what a first call could not
 	// finish is done now.
 	if c.GetState() == partnerv1.CampaignState_CAMPAIGN_STATE_CANCELLED {
-		s.cancelScheduled(ctx, bus.ReleaseFilter(c.GetShortCode(), id), time.Time{}, campaignCancelledDetail)
+		s.cancelScheduled(ctx, bus.ReleaseFilter(c.GetShortCode(), id), time.Time{}, bus.CampaignCancelled)
 	}
 	return c, nil
 }

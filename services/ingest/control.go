@@ -125,7 +125,7 @@ func (a *api) CancelShortCode(ctx context.Context, req *partnerv1.CancelShortCod
 	if err != nil {
 		return nil, err
 	}
-	a.s.cancelScheduled(ctx, bus.ReleaseFilter(req.GetShortCode(), ""), now, shortCodeCancelledDetail)
+	a.s.cancelScheduled(ctx, bus.ReleaseFilter(req.GetShortCode(), ""), now, bus.ShortCodeCancelled)
 	return &partnerv1.CancelShortCodeResponse{ShortCode: sc}, nil
 }
 

@@ -17,12 +17,6 @@ import (
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
 )
 
-// Details of a message reported cancelled, as throttle words them.
-const (
-	campaignCancelledDetail  = "campaign cancelled"
-	shortCodeCancelledDetail = "short code cancelled"
-)
-
 // releases is the background work on the batches of campaigns still
 // scheduled for release (ReleaseConfig): cancelling them with their
 // campaign (cancelScheduled), moving them forward when their short code's
@@ -81,7 +75,7 @@ func (s *Service) cancelScheduled(ctx context.Context, filter string, before tim
 						Detail:     detail,
 						At:         timestamppb.New(s.now()),
 					},
-					MsgID: a.GetMessageId() + "/cancelled",
+					MsgID: bus.CancelledID(a.GetMessageId()),
 					Trace: a.GetTraceparent(),
 				})
 			}

@@ -63,10 +63,10 @@ func (s *Service) handle(ctx context.Context, m *bus.Msg, o *ownership) error {
 	// otherwise park a message that can no longer go.
 	state := s.campaigns.get(msg.GetCampaignId())
 	if state == campaignCancelled {
-		return s.cancel(ctx, &c, now, campaignCancelledDetail)
+		return s.cancel(ctx, &c, now, bus.CampaignCancelled)
 	}
 	if s.controls.cancelledAt(msg.GetShortCode(), timeOf(msg.GetAcceptedAt())) {
-		return s.cancel(ctx, &c, now, shortCodeCancelledDetail)
+		return s.cancel(ctx, &c, now, bus.ShortCodeCancelled)
 	}
 	if !exp.IsZero() && !now.Before(exp) {
 		return s.expire(ctx, &c, 0, now, expiredDetail)
@@ -112,11 +112,11 @@ func (s *Service) handle(ctx context.Context, m *bus.Msg, o *ownership) error {
 			return m.Defer(shutdownRedelivery)
 		case evicted:
 			if s.controls.cancelledAt(msg.GetShortCode(), t.accepted) {
-				return s.cancel(ctx, &c, s.now(), shortCodeCancelledDetail)
+				return s.cancel(ctx, &c, s.now(), bus.ShortCodeCancelled)
 			}
 			switch s.campaigns.get(msg.GetCampaignId()) {
 			case campaignCancelled:
-				return s.cancel(ctx, &c, s.now(), campaignCancelledDetail)
+				return s.cancel(ctx, &c, s.now(), bus.CampaignCancelled)
 			case campaignPaused:
 				return s.park(m, s.now(), exp, s.pauseRecheck())
 			}
@@ -354,12 +354,6 @@ func (s *Service) expire(ctx context.Context, c *eventsv1.MessageCleared, i int,
 	return nil
 }
 
-// Details of a message reported cancelled.
-const (
-	campaignCancelledDetail  = "campaign cancelled"
-	shortCodeCancelledDetail = "short code cancelled"
-)
-
 // cancel reports the message cancelled: its campaign, or its short code
 // (detail says which), was cancelled before any of its segments was
 // released.
@@ -374,7 +368,7 @@ func (s *Service) cancel(ctx context.Context, c *eventsv1.MessageCleared, now ti
 		Detail:     detail,
 		At:         timestamppb.New(now),
 	}
-	id := msg.GetMessageId() + "/cancelled"
+	id := bus.CancelledID(msg.GetMessageId())
 	if err := s.Bus.Publish(ctx, bus.ReportSubject("cancelled", msg.GetTenantId(), msg.GetShortCode()), ev, id); err != nil {
 		return fmt.Errorf("report cancelled %s: %w", id, err)
 	}
