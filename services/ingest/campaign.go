@@ -282,7 +282,10 @@ func (a *api) SubmitCampaign(stream partnerv1.MessagingService_SubmitCampaignSer
 	if err != nil {
 		return err
 	}
-	if err := u.receive(ctx, stream); err != nil {
+	stop := u.heartbeat(ctx)
+	err = u.receive(ctx, stream)
+	stop()
+	if err != nil {
 		u.abandon(ctx, err)
 		return err
 	}

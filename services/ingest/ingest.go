@@ -62,16 +62,20 @@ type Config struct {
 	CreditTTL time.Duration
 	// Release paces a campaign's messages to compliance (campaign.go).
 	Release ReleaseConfig
+	// OrphanAfter is how long a campaign may stay RECEIVING without its
+	// upload marking it alive before it is cancelled (orphans.go).
+	OrphanAfter time.Duration
 }
 
 // DefaultConfig listens on :9090 with 8 status-view workers.
 func DefaultConfig() Config {
 	return Config{
-		Config:    service.DefaultConfig(":9090"),
-		DB:        pgdb.Config{MaxConns: 20},
-		Workers:   8,
-		CreditTTL: DefaultCreditTTL,
-		Release:   DefaultReleaseConfig(),
+		Config:      service.DefaultConfig(":9090"),
+		DB:          pgdb.Config{MaxConns: 20},
+		Workers:     8,
+		CreditTTL:   DefaultCreditTTL,
+		Release:     DefaultReleaseConfig(),
+		OrphanAfter: DefaultOrphanAfter,
 	}
 }
 
@@ -85,6 +89,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.CreditTTL, "credit-cache-ttl", c.CreditTTL, "how long the list of prepaid tenants is trusted")
 	fs.IntVar(&c.Release.Rate, "campaign-release-rate", c.Release.Rate, "a campaign's messages go to compliance at most this many segments a second, beyond the lead; below it, at their short code's rate (segments/s)")
 	fs.DurationVar(&c.Release.Span, "campaign-release-span", c.Release.Span, "time at that pace one scheduled batch covers: longer means fewer schedules, and more for the throttle to park at once")
+	fs.DurationVar(&c.OrphanAfter, "campaign-orphan-after", c.OrphanAfter, "a campaign whose upload has not marked it alive for this long (its process died) is cancelled")
 	fs.DurationVar(&c.Release.Lead, "campaign-release-lead", c.Release.Lead, "how far ahead of that pace a campaign is released: its first rate × lead segments go at once")
 }
 
@@ -102,6 +107,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Release.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("ingest: %w", err))
+	}
+	if c.OrphanAfter < time.Second {
+		errs = append(errs, fmt.Errorf("ingest: campaign-orphan-after %v: want 1s or more", c.OrphanAfter))
 	}
 	if c.CreditAddr != "" && (c.CreditTTL <= 0 || c.CreditTTL > 5*time.Minute) {
 		errs = append(errs, fmt.Errorf("ingest: %w", errNoCreditTTL))
@@ -198,6 +206,7 @@ func (s *Service) Serve(ctx context.Context) error {
 		}
 		return err
 	}
+	s.reapOrphans()
 	for _, name := range servedServices() {
 		s.RPC.Health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}

@@ -19,8 +19,9 @@ import (
 
 // releases is the background work on the batches of campaigns still
 // scheduled for release (ReleaseConfig): cancelling them with their
-// campaign (cancelScheduled), moving them forward when their short code's
-// rate is raised (retime). Close waits for it.
+// campaign (cancelScheduled; the campaigns of dead uploads too,
+// reapOrphans), moving them forward when their short code's rate is raised
+// (retime). Close waits for it.
 type releases struct {
 	wg sync.WaitGroup
 	// pending are the short codes whose rate changed, for the retime
