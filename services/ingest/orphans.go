@@ -33,14 +33,7 @@ func (u *upload) heartbeat(ctx context.Context) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(s.cfg.OrphanAfter / 12)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
+		every(ctx, s.cfg.OrphanAfter/12, func() {
 			// A failed mark is tried again at the next tick; eleven in a
 			// row fail only with the database away, when the upload fails
 			// too.
@@ -49,7 +42,7 @@ func (u *upload) heartbeat(ctx context.Context) (stop func()) {
 			if err != nil && ctx.Err() == nil {
 				s.Log.WarnContext(ctx, "campaign upload not marked alive", "campaign_id", u.campaign.ID, "err", err)
 			}
-		}
+		})
 	}()
 	return func() {
 		cancel()
@@ -63,19 +56,26 @@ func (u *upload) heartbeat(ctx context.Context) (stop func()) {
 func (s *Service) reapOrphans() {
 	s.releases.wg.Go(func() {
 		ctx := s.Stopping()
-		t := time.NewTicker(s.cfg.OrphanAfter / 4)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
+		every(ctx, s.cfg.OrphanAfter/4, func() {
 			if err := s.cancelOrphans(ctx); err != nil && ctx.Err() == nil {
 				s.Log.WarnContext(ctx, "orphaned campaign uploads not cancelled", "err", err)
 			}
-		}
+		})
 	})
+}
+
+// every calls f every d until ctx is done.
+func every(ctx context.Context, d time.Duration, f func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f()
+		}
+	}
 }
 
 // cancelOrphans cancels the RECEIVING campaigns not marked alive for
