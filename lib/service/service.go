@@ -266,6 +266,16 @@ func (c *Core) Close() error {
 	return errors.Join(errs...)
 }
 
+// Starting is what a Serve whose start failed with err returns: nil when
+// ctx ended meanwhile (a step cut by the stop, a stop rather than a
+// failure), err otherwise.
+func Starting(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
 // Run is New, Serve and Close for a service of any shape.
 func Run[S interface {
 	Serve(context.Context) error

@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"testing"
@@ -131,5 +132,27 @@ func TestProfilesOnlyWhenAsked(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A start cut by the stop is a stop; any other failure to start is one.
+func TestStarting(t *testing.T) {
+	failed := errors.New("consumer: context canceled")
+	stopped, cancel := context.WithCancel(context.Background())
+	cancel()
+	tests := []struct {
+		name string
+		ctx  context.Context
+		err  error
+		want error
+	}{
+		{"stopped while starting", stopped, failed, nil},
+		{"failed while running", context.Background(), failed, failed},
+		{"started", context.Background(), nil, nil},
+	}
+	for _, tt := range tests {
+		if got := service.Starting(tt.ctx, tt.err); got != tt.want {
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }

@@ -89,8 +89,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.CreditTTL, "credit-cache-ttl", c.CreditTTL, "how long the list of prepaid tenants is trusted")
 	fs.IntVar(&c.Release.Rate, "campaign-release-rate", c.Release.Rate, "a campaign's messages go to compliance at most this many segments a second, beyond the lead; below it, at their short code's rate (segments/s)")
 	fs.DurationVar(&c.Release.Span, "campaign-release-span", c.Release.Span, "time at that pace one scheduled batch covers: longer means fewer schedules, and more for the throttle to park at once")
-	fs.DurationVar(&c.OrphanAfter, "campaign-orphan-after", c.OrphanAfter, "a campaign whose upload has not marked it alive for this long (its process died) is cancelled")
 	fs.DurationVar(&c.Release.Lead, "campaign-release-lead", c.Release.Lead, "how far ahead of that pace a campaign is released: its first rate × lead segments go at once")
+	fs.DurationVar(&c.OrphanAfter, "campaign-orphan-after", c.OrphanAfter, "a campaign whose upload has not marked it alive for this long (its process died) is cancelled")
 }
 
 // Validate checks the configuration.
@@ -200,11 +200,7 @@ func (s *Service) Serve(ctx context.Context) error {
 		return err
 	}
 	if err := s.watchRates(ctx); err != nil {
-		if ctx.Err() != nil {
-			// Stopped while starting: a stop, not a failure.
-			return nil
-		}
-		return err
+		return service.Starting(ctx, err)
 	}
 	s.reapOrphans()
 	for _, name := range servedServices() {

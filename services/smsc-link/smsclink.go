@@ -562,11 +562,7 @@ func (s *Service) Serve(ctx context.Context) error {
 		MaxAckPending:  max(2*workers, 1000),
 	}, s.handleSubmit)
 	if err != nil {
-		if ctx.Err() != nil {
-			// Stopped while starting: a stop, not a failure.
-			return nil
-		}
-		return err
+		return service.Starting(ctx, err)
 	}
 	s.Log.InfoContext(ctx, "smsc-link serving", "smsc_addr", s.cfg.SMSCAddr,
 		"accounts", s.cfg.Accounts, "sessions", s.cfg.Sessions, "window", s.cfg.Window, "workers", workers,
