@@ -153,12 +153,13 @@ func (g *Guard) wait(ctx context.Context, urgent bool) (Grant, error) {
 func (gr Grant) Done() { _ = gr.DoneAt(time.Time{}) }
 
 // DoneAt records the grant's result as known at at (zero: now), the time
-// its ACK was read: the SMSC had received the submit by then, so counting
+// its ACK arrived: the SMSC had received the submit by then, so counting
 // from it is as exact as counting from now, and a busy process that takes
 // a while to get round to the ACK does not hold the place longer. A time
-// before the last recorded result counts as that one (the results stay in
-// order; counting longer only errs on the safe side). It returns the time
-// the result counts from.
+// before the grant counts as the grant (no result comes before its
+// submit), one before the last recorded result as that one (the results
+// stay in order; counting longer only errs on the safe side). It returns
+// the time the result counts from.
 func (gr Grant) DoneAt(at time.Time) time.Time {
 	g := gr.g
 	g.mu.Lock()
@@ -167,6 +168,9 @@ func (gr Grant) DoneAt(at time.Time) time.Time {
 	t := g.now()
 	if !at.IsZero() && at.Before(t) {
 		t = at
+		if t.Before(gr.At) {
+			t = gr.At
+		}
 	}
 	if last, ok := g.done.Last(); ok && t.Before(last) {
 		t = last

@@ -239,6 +239,30 @@ func TestGuardCountsFromTheRead(t *testing.T) {
 	}
 }
 
+// TestGuardResultNotBeforeGrant: a result time before its grant (a
+// receive stamp skewed by a clock step) counts from the grant: no SMSC
+// answers a submit before it was written, and counting from earlier would
+// free the place too soon.
+func TestGuardResultNotBeforeGrant(t *testing.T) {
+	g := NewGuard(func() int { return 1 }, 0)
+	l := newLink(g, 1)
+	gr, err := g.Wait(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.t = l.t.Add(10 * time.Millisecond)
+	if got := gr.DoneAt(gr.At.Add(-time.Second)); !got.Equal(gr.At) {
+		t.Errorf("result counts from grant%+v, want the grant", got.Sub(gr.At))
+	}
+	next, err := g.Wait(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := next.At.Sub(gr.At); d < time.Second {
+		t.Errorf("next grant %v after the first at rate 1, want at least 1s", d)
+	}
+}
+
 // TestGuardLateGrant: a waiter that wakes late is granted late, and the
 // grant says by how much (smsc-link adds it to the cycle the throttle
 // paces at); a grant that did not wait for a place is not late. R grants

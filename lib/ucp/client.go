@@ -124,7 +124,7 @@ type pending struct {
 	msg      Message
 	done     chan struct{}
 	res      Result
-	at       time.Time // when res was read
+	at       time.Time // when res had arrived
 	err      error
 	timer    *time.Timer
 	holdsWin bool
@@ -139,10 +139,11 @@ type SubmitResult struct {
 	Key Key
 	MVP string // modified validity period, usually empty
 	SM  string // the ACK's SM as received
-	// At is when the ACK was read from the connection: the SMSC had
-	// received the submit by then. A rate guard counts from it rather
-	// than from when the caller got round to the result, which on a busy
-	// machine is later (lib/rate.Grant.DoneAt).
+	// At is when the ACK arrived (the kernel's receive stamp on Linux,
+	// else when it was read from the connection): the SMSC had received
+	// the submit by then. A rate guard counts from it rather than from
+	// when the caller got round to the result, which on a busy machine is
+	// later (lib/rate.Grant.DoneAt).
 	At time.Time
 }
 
@@ -250,7 +251,7 @@ func (c *Client) Send(ctx context.Context, m Message) (Result, error) {
 	return r, err
 }
 
-// send is Send that also returns when the result was read.
+// send is Send that also returns when the result arrived.
 func (c *Client) send(ctx context.Context, m Message) (Result, time.Time, error) {
 	if m.Kind() != KindOperation {
 		return Result{}, time.Time{}, fmt.Errorf("ucp: send: %T is not an operation", m)
@@ -426,7 +427,8 @@ func (c *Client) writeLocked(trn uint8, m Message) error {
 
 func (c *Client) readLoop() {
 	defer c.wg.Done()
-	rd := NewReader(c.conn, c.opts.MaxFrame)
+	tr := newTimedReader(c.conn)
+	rd := NewReader(tr, c.opts.MaxFrame)
 	for {
 		raw, err := rd.ReadFrame()
 		if errors.Is(err, ErrFrameTooLong) {
@@ -437,11 +439,11 @@ func (c *Client) readLoop() {
 			c.fail(fmt.Errorf("ucp: read: %w", err))
 			return
 		}
-		c.handleFrame(raw, time.Now())
+		c.handleFrame(raw, tr.arrived())
 	}
 }
 
-// handleFrame handles a frame read at at.
+// handleFrame handles a frame that had arrived by at.
 func (c *Client) handleFrame(raw []byte, at time.Time) {
 	h, err := ParseHeader(raw)
 	if err != nil {

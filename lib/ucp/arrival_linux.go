@@ -1,0 +1,78 @@
+package ucp
+
+import (
+	"io"
+	"net"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// kernelStamps reads a socket with recvmsg, the kernel giving the receive
+// time of the last segment each read took (SO_TIMESTAMPNS, TCP since Linux
+// 4.13).
+type kernelStamps struct {
+	rc  syscall.RawConn
+	oob []byte
+}
+
+// kernelStampsOf turns receive stamps on for conn; nil if it is not a
+// socket or they cannot be.
+func kernelStampsOf(conn net.Conn) *kernelStamps {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
+	}); err != nil || serr != nil {
+		return nil
+	}
+	return &kernelStamps{rc: rc, oob: make([]byte, unix.CmsgSpace(int(unsafe.Sizeof(unix.Timespec{})))*2)}
+}
+
+// read reads into p through the runtime's poller (deadlines and Close
+// apply) and returns the receive stamp, 0 if the kernel gave none.
+func (k *kernelStamps) read(p []byte) (int, int64, error) {
+	if len(p) == 0 {
+		return 0, 0, nil
+	}
+	var (
+		n, oobn int
+		rerr    error
+	)
+	err := k.rc.Read(func(fd uintptr) bool {
+		n, oobn, _, _, rerr = unix.Recvmsg(int(fd), p, k.oob, 0)
+		return rerr != unix.EAGAIN && rerr != unix.EINTR
+	})
+	switch {
+	case err != nil:
+		return 0, 0, err
+	case rerr != nil:
+		return 0, 0, &net.OpError{Op: "read", Net: "tcp", Err: rerr}
+	case n == 0:
+		return 0, 0, io.EOF
+	}
+	return n, stampOf(k.oob[:oobn]), nil
+}
+
+// stampOf finds the SCM_TIMESTAMPNS message in oob.
+func stampOf(oob []byte) int64 {
+	for len(oob) > 0 {
+		h, data, rest, err := unix.ParseOneSocketControlMessage(oob)
+		if err != nil {
+			return 0
+		}
+		if h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_TIMESTAMPNS && len(data) >= int(unsafe.Sizeof(unix.Timespec{})) {
+			return (*unix.Timespec)(unsafe.Pointer(&data[0])).Nano()
+		}
+		oob = rest
+	}
+	return 0
+}
