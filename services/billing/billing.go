@@ -147,7 +147,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 // serves gRPC until ctx is done.
 func (s *Service) Serve(ctx context.Context) error {
 	if err := consumeCredit(ctx, s.Core); err != nil {
-		return err
+		return service.Starting(ctx, err)
 	}
 	// Close stops it after gRPC, before the bus is drained and the pool
 	// closed: its batches in hand are committed and acked.
@@ -163,7 +163,7 @@ func (s *Service) Serve(ctx context.Context) error {
 		DoubleAck: true,
 	}, s.cfg.Batch, s.cfg.BatchWait, s.handleBatch)
 	if err != nil {
-		return err
+		return service.Starting(ctx, err)
 	}
 	return s.Core.Serve(ctx)
 }

@@ -268,10 +268,10 @@ func (s *Service) Serve(ctx context.Context) error {
 		Workers:        s.cfg.Workers,
 	}, s.handle)
 	if err != nil {
-		return err
+		return service.Starting(ctx, err)
 	}
 	if _, err := s.Consume(ctx, s.mo.spec(), s.mo.handle); err != nil {
-		return err
+		return service.Starting(ctx, err)
 	}
 	if s.ported != nil {
 		// The table follows imports committed by any replica; the watch

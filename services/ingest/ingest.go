@@ -197,7 +197,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 // done.
 func (s *Service) Serve(ctx context.Context) error {
 	if err := s.startProjection(ctx); err != nil {
-		return err
+		return service.Starting(ctx, err)
 	}
 	if err := s.watchRates(ctx); err != nil {
 		return service.Starting(ctx, err)

@@ -67,7 +67,7 @@ func newLink(s *Service, a Account, sessions int, rates func(string) int) *link 
 // of the account's windows, a live session (waiting up to wait for one),
 // then the guard's grant; it returns the session to write on (picked after
 // the grant, the least busy then) and its number, and done, to call with
-// the time the 51's result was read (zero: now) and the result (nil:
+// the time the 51's result arrived (zero: now) and the result (nil:
 // accepted; its error otherwise) as soon as it is known: the guard counts
 // the 51 until one second after that
 // (lib/rate.Guard), and the time from grant to result is the round trip

@@ -315,7 +315,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 func (s *Service) Serve(ctx context.Context) error {
 	w, err := s.Bus.WatchBucket(ctx, bus.BucketCampaigns, s.campaigns.set)
 	if err != nil {
-		return err
+		return service.Starting(ctx, err)
 	}
 	s.campaigns.loaded.Store(true)
 	s.OnClose(w.Stop)
@@ -323,23 +323,23 @@ func (s *Service) Serve(ctx context.Context) error {
 	// the first event: a paused short code releases nothing at start.
 	cws, err := s.controls.watch(ctx, s.Bus)
 	if err != nil {
-		return err
+		return service.Starting(ctx, err)
 	}
 	for _, cw := range cws {
 		s.OnClose(cw.Stop)
 	}
 	if err := s.migrateLegacy(ctx); err != nil {
-		return err
+		return service.Starting(ctx, err)
 	}
 	ow := s.owner
 	lw, err := s.Bus.WatchBucket(ctx, bus.BucketThrottleLeases, ow.setLease)
 	if err != nil {
-		return err
+		return service.Starting(ctx, err)
 	}
 	s.OnClose(lw.Stop)
 	cw, err := s.Bus.WatchBucket(ctx, bus.BucketShortCodes, ow.setShortCode)
 	if err != nil {
-		return err
+		return service.Starting(ctx, err)
 	}
 	s.OnClose(cw.Stop)
 	for sc := range s.cfg.Rates {
