@@ -13,8 +13,9 @@ import (
 // time of the last segment each read took (SO_TIMESTAMPNS, TCP since Linux
 // 4.13).
 type kernelStamps struct {
-	rc  syscall.RawConn
-	oob []byte
+	rc   syscall.RawConn
+	oob  []byte
+	addr net.Addr // for errors, as the net package writes them
 }
 
 // kernelStampsOf turns receive stamps on for conn; nil if it is not a
@@ -34,7 +35,7 @@ func kernelStampsOf(conn net.Conn) *kernelStamps {
 	}); err != nil || serr != nil {
 		return nil
 	}
-	return &kernelStamps{rc: rc, oob: make([]byte, unix.CmsgSpace(int(unsafe.Sizeof(unix.Timespec{})))*2)}
+	return &kernelStamps{rc: rc, oob: make([]byte, unix.CmsgSpace(int(unsafe.Sizeof(unix.Timespec{})))*2), addr: conn.RemoteAddr()}
 }
 
 // read reads into p through the runtime's poller (deadlines and Close
@@ -55,7 +56,11 @@ func (k *kernelStamps) read(p []byte) (int, int64, error) {
 	case err != nil:
 		return 0, 0, err
 	case rerr != nil:
-		return 0, 0, &net.OpError{Op: "read", Net: "tcp", Err: rerr}
+		err := &net.OpError{Op: "read", Addr: k.addr, Err: rerr}
+		if k.addr != nil {
+			err.Net = k.addr.Network()
+		}
+		return 0, 0, err
 	case n == 0:
 		return 0, 0, io.EOF
 	}
