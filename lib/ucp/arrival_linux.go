@@ -11,7 +11,9 @@ import (
 
 // kernelStamps reads a socket with recvmsg, the kernel giving the receive
 // time of the last segment each read took (SO_TIMESTAMPNS, TCP since Linux
-// 4.13).
+// 4.13). That bounds every byte of the read: segments merged in the
+// receive queue keep the later stamp, and a read reports the latest of the
+// segments it consumed.
 type kernelStamps struct {
 	rc   syscall.RawConn
 	oob  []byte
