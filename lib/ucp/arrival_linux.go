@@ -13,7 +13,9 @@ import (
 // time of the last segment each read took (SO_TIMESTAMPNS, TCP since Linux
 // 4.13). That bounds every byte of the read: segments merged in the
 // receive queue keep the later stamp, and a read reports the latest of the
-// segments it consumed.
+// segments it consumed. The kernel turns stamping on for the host when the
+// first socket asks, from a work queue: the first segments after that may
+// come unstamped, and their reads count from their return.
 type kernelStamps struct {
 	rc   syscall.RawConn
 	oob  []byte
