@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 
 	"pushsms.io/lib/smscsim"
@@ -87,5 +88,23 @@ func TestLeaseOwner(t *testing.T) {
 		if got := leaseOwner([]byte(tt.value)); got != tt.want {
 			t.Errorf("leaseOwner(%s) = %q, want %q", tt.value, got, tt.want)
 		}
+	}
+}
+
+// The summary line gives the lowest short code and the mean of all: the
+// mean is what moves between two runs of the many scenario.
+func TestPrintTableSummary(t *testing.T) {
+	var b strings.Builder
+	err := printTable(&b, []Result{
+		{ShortCode: "36000", Contracted: 10, Achieved: 9.8, Ratio: 0.98},
+		{ShortCode: "36001", Contracted: 10, Achieved: 10, Ratio: 1, Violations: 2, OverSeconds: 1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	want := "2 short codes: lowest achieved 98.0 % of contract (mean 99.00 %), 1 over-rate seconds, 2 violations"
+	if got := lines[len(lines)-1]; got != want {
+		t.Errorf("summary %q, want %q", got, want)
 	}
 }
