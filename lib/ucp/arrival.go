@@ -20,30 +20,31 @@ const maxClockStep = 100 * time.Microsecond
 // elsewhere, or on a connection that is not a socket (TLS, a pipe), the
 // bound is when the read returned.
 type timedReader struct {
-	conn   net.Conn
-	kernel *kernelStamps // nil: no receive stamps
-	base   time.Time     // for the clocks' drift
-	prev   time.Time     // when the previous read returned
-	drift  time.Duration // wall minus monotonic clock since base, at prev
-	at     time.Time     // arrival bound of the last read's data
+	// read reads the connection and gives the kernel's receive stamp of
+	// what it read (Unix nanoseconds), 0 without one.
+	read    func(p []byte) (n int, stamp int64, err error)
+	stamped bool          // whether the kernel stamps the connection's reads
+	base    time.Time     // for the clocks' drift
+	prev    time.Time     // when the previous read returned
+	drift   time.Duration // wall minus monotonic clock since base, at prev
+	at      time.Time     // arrival bound of the last read's data
 }
 
 func newTimedReader(conn net.Conn) *timedReader {
 	now := time.Now()
-	return &timedReader{conn: conn, kernel: kernelStampsOf(conn), base: now, prev: now, at: now}
+	r := &timedReader{read: stampedRead(conn), base: now, prev: now, at: now}
+	r.stamped = r.read != nil
+	if !r.stamped {
+		r.read = func(p []byte) (int, int64, error) {
+			n, err := conn.Read(p)
+			return n, 0, err
+		}
+	}
+	return r
 }
 
 func (r *timedReader) Read(p []byte) (int, error) {
-	var (
-		n     int
-		stamp int64
-		err   error
-	)
-	if r.kernel != nil {
-		n, stamp, err = r.kernel.read(p)
-	} else {
-		n, err = r.conn.Read(p)
-	}
+	n, stamp, err := r.read(p)
 	now := time.Now()
 	drift := time.Duration(now.UnixNano()-r.base.UnixNano()) - now.Sub(r.base)
 	r.at = arrival(now, stamp, r.prev, drift-r.drift)

@@ -22,9 +22,9 @@ type kernelStamps struct {
 	addr net.Addr // for errors, as the net package writes them
 }
 
-// kernelStampsOf turns receive stamps on for conn; nil if it is not a
-// socket or they cannot be.
-func kernelStampsOf(conn net.Conn) *kernelStamps {
+// stampedRead turns receive stamps on for conn and returns its stamped
+// read; nil if it is not a socket or they cannot be.
+func stampedRead(conn net.Conn) func([]byte) (int, int64, error) {
 	sc, ok := conn.(syscall.Conn)
 	if !ok {
 		return nil
@@ -39,7 +39,8 @@ func kernelStampsOf(conn net.Conn) *kernelStamps {
 	}); err != nil || serr != nil {
 		return nil
 	}
-	return &kernelStamps{rc: rc, oob: make([]byte, unix.CmsgSpace(int(unsafe.Sizeof(unix.Timespec{})))*2), addr: conn.RemoteAddr()}
+	k := &kernelStamps{rc: rc, oob: make([]byte, unix.CmsgSpace(int(unsafe.Sizeof(unix.Timespec{})))*2), addr: conn.RemoteAddr()}
+	return k.read
 }
 
 // read reads into p through the runtime's poller (deadlines and Close

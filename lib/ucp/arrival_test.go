@@ -59,7 +59,7 @@ func TestTimedReaderKernelArrival(t *testing.T) {
 	defer server.Close()
 
 	tr := newTimedReader(client)
-	if tr.kernel == nil {
+	if !tr.stamped {
 		t.Fatal("no receive stamps on a TCP connection")
 	}
 	buf := make([]byte, 64)
@@ -98,7 +98,7 @@ func TestTimedReaderWithoutStamps(t *testing.T) {
 	defer a.Close()
 	defer b.Close()
 	tr := newTimedReader(b)
-	if tr.kernel != nil {
+	if tr.stamped {
 		t.Fatal("receive stamps on a pipe")
 	}
 	go a.Write([]byte("x"))
