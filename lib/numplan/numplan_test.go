@@ -286,7 +286,14 @@ func TestMasking(t *testing.T) {
 			}
 		}
 		var buf bytes.Buffer
-		slog.New(slog.NewJSONHandler(&buf, nil)).Info("send", "to", n, "err", fmt.Errorf("send to %v: %w", n, numplan.ErrM2M))
+		// The time goes: its nanoseconds can hold five of the number's digits by chance.
+		noTime := &slog.HandlerOptions{ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}}
+		slog.New(slog.NewJSONHandler(&buf, noTime)).Info("send", "to", n, "err", fmt.Errorf("send to %v: %w", n, numplan.ErrM2M))
 		if leaks(buf.String(), digits) {
 			t.Errorf("slog shows the number: %s", buf.String())
 		}
