@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"pushsms.io/cmd/procstat"
 	"runtime"
 	"strings"
 	"time"
@@ -240,10 +241,10 @@ func (p *platform) ourProcesses() ([]watched, error) {
 	return ws, nil
 }
 
-func sample(ws []watched) (map[string]usage, error) {
-	m := map[string]usage{}
+func sample(ws []watched) (map[string]procstat.Usage, error) {
+	m := map[string]procstat.Usage{}
 	for _, w := range ws {
-		u, err := treeUsage("/proc", w.pid, w.tree)
+		u, err := procstat.TreeUsage("/proc", w.pid, w.tree)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", w.name, err)
 		}
@@ -254,7 +255,7 @@ func sample(ws []watched) (map[string]usage, error) {
 
 // costs fills sys.Processes with the CPU spent between before and after
 // and the peak RSS at the end, and the sums.
-func costs(sys *System, ws []watched, before, after map[string]usage) {
+func costs(sys *System, ws []watched, before, after map[string]procstat.Usage) {
 	for _, w := range ws {
 		pr := Process{Name: w.name, PID: w.pid, CPU: after[w.name].CPU - before[w.name].CPU, PeakRSS: after[w.name].PeakRSS}
 		sys.Processes = append(sys.Processes, pr)
@@ -264,8 +265,8 @@ func costs(sys *System, ws []watched, before, after map[string]usage) {
 }
 
 // simCost notes the simulator's CPU, which belongs to neither system.
-func (p *platform) simCost(sys *System, before usage) {
-	after, err := treeUsage("/proc", p.sim.pid(), false)
+func (p *platform) simCost(sys *System, before procstat.Usage) {
+	after, err := procstat.TreeUsage("/proc", p.sim.pid(), false)
 	if err != nil {
 		return
 	}
@@ -274,7 +275,7 @@ func (p *platform) simCost(sys *System, before usage) {
 
 // ourStart begins a run of ours: its System, the processes it watches and
 // their figures before.
-func (p *platform) ourStart(msgs []message, segments int, guarantee string) (System, []watched, map[string]usage, error) {
+func (p *platform) ourStart(msgs []message, segments int, guarantee string) (System, []watched, map[string]procstat.Usage, error) {
 	sys := System{Name: "pushsms", Messages: len(msgs), Segments: segments, Guarantee: guarantee}
 	ws, err := p.ourProcesses()
 	if err != nil {
@@ -286,7 +287,7 @@ func (p *platform) ourStart(msgs []message, segments int, guarantee string) (Sys
 
 // servicesRSS sums the peak RSS of the five services (not NATS, not
 // PostgreSQL) in u.
-func servicesRSS(ws []watched, u map[string]usage) int64 {
+func servicesRSS(ws []watched, u map[string]procstat.Usage) int64 {
 	var n int64
 	for _, w := range ws {
 		if w.name != "nats-server" && w.name != "postgresql" {
@@ -302,7 +303,7 @@ func (p *platform) runOurs(ctx context.Context, msgs []message, segments int) (S
 	if err != nil {
 		return sys, err
 	}
-	simBefore, _ := treeUsage("/proc", p.sim.pid(), false)
+	simBefore, _ := procstat.TreeUsage("/proc", p.sim.pid(), false)
 	profiled := p.profile(ctx)
 	p.log.Info("driving the platform", "messages", len(msgs), "segments", segments)
 	start := time.Now()
@@ -401,7 +402,7 @@ func (p *platform) runKannel(ctx context.Context, msgs []message, segments int) 
 	if err != nil {
 		return sys, err
 	}
-	simBefore, _ := treeUsage("/proc", p.sim.pid(), false)
+	simBefore, _ := procstat.TreeUsage("/proc", p.sim.pid(), false)
 	p.log.Info("driving kannel", "messages", len(msgs), "segments", segments)
 	start := time.Now()
 	sentAt, acceptedAt, err := k.send(ctx, msgs, p.cfg.Pace, p.cfg.Parallel)

@@ -59,9 +59,21 @@ type Config struct {
 	Dir      string
 	Progress bool
 	Verbose  bool
+	// NATSProcess runs the JetStream server in a child process rather
+	// than in the bench's, where its collector and goroutines share the
+	// runtime of the services it serves.
+	NATSProcess bool
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == natsCommand {
+		// Started by the bench itself for -nats-process (natsproc.go).
+		if err := serveNATS(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "ratebench nats-server:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	// The services' deployment setting (deploy/k8s): the bench measures
 	// the platform as it runs.
 	stack.TuneGC()
@@ -77,6 +89,7 @@ func main() {
 	flag.IntVar(&cfg.Recipients, "recipients", cfg.Recipients, "recipients of the accept and cancel scenarios' campaign")
 	flag.BoolVar(&cfg.JSON, "json", cfg.JSON, "print the results as JSON")
 	flag.StringVar(&cfg.Path, "path", cfg.Path, `"full": the whole platform, fed through the partner API; "pacing": throttle and smsc-link only, fed cleared events (rates, many)`)
+	flag.BoolVar(&cfg.NATSProcess, "nats-process", cfg.NATSProcess, "run the JetStream server in a process of its own, as in production, rather than in the bench's")
 	flag.StringVar(&cfg.Dir, "dir", cfg.Dir, "platform data directory (default: a temporary one, removed)")
 	flag.BoolVar(&cfg.Progress, "progress", cfg.Progress, "show a progress bar on stderr")
 	flag.BoolVar(&cfg.Verbose, "v", cfg.Verbose, "log the platform's messages to stderr")

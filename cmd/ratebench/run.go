@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -60,7 +61,12 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	if cfg.Path == "pacing" && cfg.Scenario != "rates" && cfg.Scenario != "many" {
 		return fmt.Errorf("path pacing: only the backlog scenarios (rates, many) can be fed cleared events")
 	}
-	rep := &Report{Scenario: cfg.Scenario, Started: time.Now().UTC(), Extra: map[string]any{"path": cfg.Path}}
+	if cfg.NATSProcess && cfg.Scenario != "rates" && cfg.Scenario != "many" {
+		// The others report the process's CPU or peak RSS as the whole
+		// platform's.
+		return fmt.Errorf("nats-process: only the backlog scenarios (rates, many) count the server's process")
+	}
+	rep := &Report{Scenario: cfg.Scenario, Started: time.Now().UTC(), Extra: map[string]any{"path": cfg.Path, "nats": natsWhere(cfg)}}
 	if err := sc(ctx, cfg, rep); err != nil {
 		return fmt.Errorf("scenario %s: %w", cfg.Scenario, err)
 	}
@@ -112,11 +118,14 @@ type bench struct {
 	conn   *grpc.ClientConn
 	// bus is the bench's own connection, for rates, policy and the
 	// pacing path's events.
-	bus  *bus.Bus
-	dir  string
-	temp bool
-	next int // next recipient
-	mu   sync.Mutex
+	bus *bus.Bus
+	// natsProc is the JetStream server's process with Config.NATSProcess;
+	// nil when it runs in the bench's.
+	natsProc *natsProcess
+	dir      string
+	temp     bool
+	next     int // next recipient
+	mu       sync.Mutex
 }
 
 // startBench starts the platform with the given short codes and rates.
@@ -161,6 +170,18 @@ func startBench(ctx context.Context, cfg Config, rates throttle.RateTable, repli
 	}
 	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
+	if cfg.NATSProcess {
+		logs := io.Discard
+		if cfg.Verbose {
+			logs = os.Stderr
+		}
+		var err error
+		if b.natsProc, err = startNATSProcess(startCtx, filepath.Join(b.dir, "nats"), logs); err != nil {
+			b.cleanup()
+			return nil, err
+		}
+		sc.NATSURL = b.natsProc.url
+	}
 	st, err := stack.Start(startCtx, sc)
 	if err != nil {
 		b.cleanup()
@@ -239,7 +260,30 @@ func (b *bench) close() {
 	b.cleanup()
 }
 
+// natsWhere says where the JetStream server runs, for the report.
+func natsWhere(cfg Config) string {
+	if cfg.NATSProcess {
+		return "a process of its own"
+	}
+	return "the bench's process"
+}
+
+// cpu is the CPU time the platform used so far: the bench's process, and
+// the JetStream server's when it runs in its own.
+func (b *bench) cpu() time.Duration {
+	cpu := processCPU()
+	if b.natsProc != nil {
+		cpu += b.natsProc.cpu()
+	}
+	return cpu
+}
+
 func (b *bench) cleanup() {
+	if b.natsProc != nil {
+		if err := b.natsProc.stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "ratebench:", err)
+		}
+	}
 	if b.temp {
 		_ = os.RemoveAll(b.dir)
 	}

@@ -69,7 +69,7 @@ func backlog(ctx context.Context, cfg Config, rep *Report, rates throttle.RateTa
 	} else if want, err = b.feedPlatform(ctx, cs); err != nil {
 		return err
 	}
-	cpu0, t0 := processCPU(), time.Now()
+	cpu0, t0 := b.cpu(), time.Now()
 	if err := b.drain(ctx, want, 2*cfg.Duration+2*time.Minute); err != nil {
 		// The figures so far still tell where it stalled.
 		rep.Failures = append(rep.Failures, err.Error())
@@ -78,7 +78,7 @@ func backlog(ctx context.Context, cfg Config, rep *Report, rates throttle.RateTa
 	for _, n := range want {
 		segments += n
 	}
-	rep.Extra["cpu"] = cpuCost(processCPU()-cpu0, time.Since(t0), segments)
+	rep.Extra["cpu"] = cpuCost(b.cpu()-cpu0, time.Since(t0), segments)
 	rep.Results = b.results(rates)
 	rep.Extra["backlog"] = fmt.Sprintf("%v at each short code's rate, texts of 1, 2 and 3 segments in turn", cfg.Duration)
 	check(rep, minRatio)

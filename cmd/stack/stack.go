@@ -77,6 +77,12 @@ type Config struct {
 	// of each submit (smscsim.Config.NoRecords): for benchmarks that read
 	// only the statistics.
 	SimNoRecords bool
+	// NATSURL, when set, is a JetStream server in another process that the
+	// services use instead of the stack's embedded one (NATSPort and
+	// NATSMonitor are then unused), as in production, where NATS runs on
+	// its own: a benchmark so keeps the server's collector and goroutines
+	// out of the runtime that paces the short codes.
+	NATSURL string
 	// SpanProcessor, when set, receives every service's spans (tests).
 	SpanProcessor sdktrace.SpanProcessor
 	// OTLPEndpoint exports every service's traces (e.g. to Jaeger).
@@ -177,11 +183,13 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		}
 	}()
 
-	s.nats, err = embeddednats.Start(embeddednats.Config{Dir: filepath.Join(dir, "nats"), Host: cfg.Host, Port: portOr(cfg.NATSPort, -1), MonitorPort: cfg.NATSMonitor})
-	if err != nil {
-		return nil, err
+	if cfg.NATSURL == "" {
+		s.nats, err = embeddednats.Start(embeddednats.Config{Dir: filepath.Join(dir, "nats"), Host: cfg.Host, Port: portOr(cfg.NATSPort, -1), MonitorPort: cfg.NATSMonitor})
+		if err != nil {
+			return nil, err
+		}
+		s.log.Info("nats jetstream ready", "url", s.nats.URL())
 	}
-	s.log.Info("nats jetstream ready", "url", s.nats.URL())
 
 	s.dbURL = cfg.DatabaseURL
 	if s.dbURL == "" && !cfg.PacingOnly {
@@ -278,7 +286,10 @@ func (s *Stack) addr(port int) string {
 }
 
 func (s *Stack) startServices(ctx, runCtx context.Context) error {
-	busCfg := bus.Config{URL: s.nats.URL(), Replicas: 1, InProcess: s.nats.Server}
+	busCfg := bus.Config{URL: s.NATSURL(), Replicas: 1}
+	if s.nats != nil {
+		busCfg.InProcess = s.nats.Server
+	}
 	start := func(name string, svc interface {
 		closer
 		Serve(context.Context) error
@@ -454,8 +465,14 @@ func (s *Stack) DatabaseURL() string { return s.dbURL }
 // Sim is the SMSC simulator.
 func (s *Stack) Sim() *smscsim.Sim { return s.sim }
 
-// NATSURL is the embedded server's client URL.
-func (s *Stack) NATSURL() string { return s.nats.URL() }
+// NATSURL is the JetStream server's client URL: the embedded server's, or
+// Config.NATSURL.
+func (s *Stack) NATSURL() string {
+	if s.nats == nil {
+		return s.cfg.NATSURL
+	}
+	return s.nats.URL()
+}
 
 // Err reports the first service that stopped on its own.
 func (s *Stack) Err() <-chan error { return s.errs }

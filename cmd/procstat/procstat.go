@@ -1,4 +1,7 @@
-package main
+// Package procstat reads what Linux says of a process in /proc: its CPU
+// time, its children's and its peak resident set. The benchmarks use it to
+// report the cost of the processes they start.
+package procstat
 
 import (
 	"bytes"
@@ -15,11 +18,11 @@ import (
 // user space, whatever CONFIG_HZ is), so there is no need for sysconf.
 const clockTicks = 100
 
-// ErrProcStat reports a /proc file that does not read as the kernel writes it.
-var ErrProcStat = errors.New("procstat: malformed")
+// ErrMalformed reports a /proc file that does not read as the kernel writes it.
+var ErrMalformed = errors.New("procstat: malformed")
 
-// procSample is what the kernel says of one process.
-type procSample struct {
+// Sample is what the kernel says of one process.
+type Sample struct {
 	// CPU is user + system seconds of the process's own threads.
 	CPU float64
 	// ChildCPU is the user + system seconds of its children that it has
@@ -32,37 +35,37 @@ type procSample struct {
 	PPID int
 }
 
-// parseStat reads utime, stime, cutime, cstime and ppid from the text of
+// ParseStat reads utime, stime, cutime, cstime and ppid from the text of
 // /proc/<pid>/stat. The command name (field 2) is in parentheses and may
 // hold spaces or parentheses itself, hence the split at the last ')'.
-func parseStat(b []byte) (procSample, error) {
+func ParseStat(b []byte) (Sample, error) {
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return procSample{}, fmt.Errorf("%w: stat without a command name", ErrProcStat)
+		return Sample{}, fmt.Errorf("%w: stat without a command name", ErrMalformed)
 	}
 	f := strings.Fields(string(b[i+1:]))
 	// f[0] is field 3 (state); utime is field 14, so f[11].
 	if len(f) < 15 {
-		return procSample{}, fmt.Errorf("%w: stat has %d fields after the name, want at least 15", ErrProcStat, len(f))
+		return Sample{}, fmt.Errorf("%w: stat has %d fields after the name, want at least 15", ErrMalformed, len(f))
 	}
 	var v [5]int64
 	for k, idx := range []int{1, 11, 12, 13, 14} { // ppid, utime, stime, cutime, cstime
 		n, err := strconv.ParseInt(f[idx], 10, 64)
 		if err != nil {
-			return procSample{}, fmt.Errorf("%w: stat field %d: %v", ErrProcStat, idx+3, err)
+			return Sample{}, fmt.Errorf("%w: stat field %d: %v", ErrMalformed, idx+3, err)
 		}
 		v[k] = n
 	}
-	return procSample{
+	return Sample{
 		PPID:     int(v[0]),
 		CPU:      float64(v[1]+v[2]) / clockTicks,
 		ChildCPU: float64(v[3]+v[4]) / clockTicks,
 	}, nil
 }
 
-// parseHWM reads VmHWM (in kB) from the text of /proc/<pid>/status; 0 when
+// ParseHWM reads VmHWM (in kB) from the text of /proc/<pid>/status; 0 when
 // absent (a kernel thread, or a zombie).
-func parseHWM(b []byte) (int64, error) {
+func ParseHWM(b []byte) (int64, error) {
 	for line := range strings.SplitSeq(string(b), "\n") {
 		rest, ok := strings.CutPrefix(line, "VmHWM:")
 		if !ok {
@@ -70,40 +73,40 @@ func parseHWM(b []byte) (int64, error) {
 		}
 		f := strings.Fields(rest)
 		if len(f) != 2 || f[1] != "kB" {
-			return 0, fmt.Errorf("%w: VmHWM %q", ErrProcStat, strings.TrimSpace(rest))
+			return 0, fmt.Errorf("%w: VmHWM %q", ErrMalformed, strings.TrimSpace(rest))
 		}
 		kb, err := strconv.ParseInt(f[0], 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("%w: VmHWM: %v", ErrProcStat, err)
+			return 0, fmt.Errorf("%w: VmHWM: %v", ErrMalformed, err)
 		}
 		return kb * 1024, nil
 	}
 	return 0, nil
 }
 
-// readProc samples one process from procRoot ("/proc" outside tests).
-func readProc(procRoot string, pid int) (procSample, error) {
+// Read samples one process from procRoot ("/proc" outside tests).
+func Read(procRoot string, pid int) (Sample, error) {
 	dir := filepath.Join(procRoot, strconv.Itoa(pid))
 	b, err := os.ReadFile(filepath.Join(dir, "stat"))
 	if err != nil {
-		return procSample{}, fmt.Errorf("pid %d: %w", pid, err)
+		return Sample{}, fmt.Errorf("pid %d: %w", pid, err)
 	}
-	s, err := parseStat(b)
+	s, err := ParseStat(b)
 	if err != nil {
-		return procSample{}, fmt.Errorf("pid %d: %w", pid, err)
+		return Sample{}, fmt.Errorf("pid %d: %w", pid, err)
 	}
 	b, err = os.ReadFile(filepath.Join(dir, "status"))
 	if err != nil {
-		return procSample{}, fmt.Errorf("pid %d: %w", pid, err)
+		return Sample{}, fmt.Errorf("pid %d: %w", pid, err)
 	}
-	if s.PeakRSS, err = parseHWM(b); err != nil {
-		return procSample{}, fmt.Errorf("pid %d: %w", pid, err)
+	if s.PeakRSS, err = ParseHWM(b); err != nil {
+		return Sample{}, fmt.Errorf("pid %d: %w", pid, err)
 	}
 	return s, nil
 }
 
-// children lists the pids whose parent is pid.
-func children(procRoot string, pid int) []int {
+// Children lists the pids whose parent is pid.
+func Children(procRoot string, pid int) []int {
 	ents, err := os.ReadDir(procRoot)
 	if err != nil {
 		return nil
@@ -114,7 +117,7 @@ func children(procRoot string, pid int) []int {
 		if err != nil {
 			continue
 		}
-		s, err := readProc(procRoot, n)
+		s, err := Read(procRoot, n)
 		if err == nil && s.PPID == pid {
 			out = append(out, n)
 		}
@@ -122,30 +125,30 @@ func children(procRoot string, pid int) []int {
 	return out
 }
 
-// usage is a process's (or a process tree's) cost.
-type usage struct {
+// Usage is a process's (or a process tree's) cost.
+type Usage struct {
 	CPU     float64 // seconds, user + system
 	PeakRSS int64   // bytes
 }
 
-// treeUsage is the CPU of pid, of its live children and of the children it
+// TreeUsage is the CPU of pid, of its live children and of the children it
 // reaped, and the largest peak RSS among them. With tree false only pid
 // counts. A PostgreSQL cluster is a tree (postmaster, backends, workers):
 // its shared buffers are in every member's RSS, so the largest member's
 // peak stands for the cluster rather than their sum, which counts the
 // shared memory once per process.
-func treeUsage(procRoot string, pid int, tree bool) (usage, error) {
-	s, err := readProc(procRoot, pid)
+func TreeUsage(procRoot string, pid int, tree bool) (Usage, error) {
+	s, err := Read(procRoot, pid)
 	if err != nil {
-		return usage{}, err
+		return Usage{}, err
 	}
-	u := usage{CPU: s.CPU, PeakRSS: s.PeakRSS}
+	u := Usage{CPU: s.CPU, PeakRSS: s.PeakRSS}
 	if !tree {
 		return u, nil
 	}
 	u.CPU += s.ChildCPU
-	for _, c := range children(procRoot, pid) {
-		cs, err := readProc(procRoot, c)
+	for _, c := range Children(procRoot, pid) {
+		cs, err := Read(procRoot, c)
 		if err != nil {
 			continue // exited meanwhile: its parent reaps it into ChildCPU
 		}
