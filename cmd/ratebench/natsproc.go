@@ -67,6 +67,9 @@ func startNATSProcess(ctx context.Context, dir string, logs io.Writer) (*natsPro
 	}
 	p := &natsProcess{cmd: exec.Command(self, natsCommand, "-dir", dir), exited: make(chan struct{})}
 	p.cmd.Stderr = logs
+	// A backstop for when the bench is killed with SIGKILL and cannot stop
+	// it: the kernel then asks the server to stop.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	out, err := p.cmd.StdoutPipe()
 	if err != nil {
 		return nil, fmt.Errorf("nats-server: %w", err)
