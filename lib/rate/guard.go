@@ -228,18 +228,26 @@ func sleepCtx(ctx context.Context, d time.Duration, wake <-chan struct{}) error 
 
 // History is the times of the last MaxRate events of a short code, added in
 // ascending order: a sliding window's memory. The zero value is empty.
+//
+// It keeps each time as its offset from the first one added: a ring of
+// time.Time would hold a *time.Location per entry, and every lane and
+// guard has a ring of MaxRate, which the collector would scan at every
+// cycle (10 MB over 200 short codes). The base keeps its monotonic
+// reading, so the arithmetic is time.Time's.
 type History struct {
-	ring  []time.Time
-	next  int // where the next time is written
-	count int // times in the ring (≤ len(ring))
+	base  time.Time
+	ring  []time.Duration // offsets from base
+	next  int             // where the next time is written
+	count int             // times in the ring (≤ len(ring))
 }
 
 // Add records an event at t, not before the last one added.
 func (h *History) Add(t time.Time) {
 	if h.ring == nil {
-		h.ring = make([]time.Time, MaxRate)
+		h.ring = make([]time.Duration, MaxRate)
+		h.base = t
 	}
-	h.ring[h.next] = t
+	h.ring[h.next] = t.Sub(h.base)
 	h.next = (h.next + 1) % len(h.ring)
 	if h.count < len(h.ring) {
 		h.count++
@@ -251,7 +259,7 @@ func (h *History) Last() (time.Time, bool) {
 	if h.count == 0 {
 		return time.Time{}, false
 	}
-	return h.ring[(h.next-1+len(h.ring))%len(h.ring)], true
+	return h.base.Add(h.ring[(h.next-1+len(h.ring))%len(h.ring)]), true
 }
 
 // Free returns the earliest time from which fewer than k (1 to MaxRate)
@@ -262,5 +270,5 @@ func (h *History) Free(k int, span time.Duration) time.Time {
 	if k < 1 || h.count < k {
 		return time.Time{}
 	}
-	return h.ring[(h.next-k+len(h.ring))%len(h.ring)].Add(span)
+	return h.base.Add(h.ring[(h.next-k+len(h.ring))%len(h.ring)] + span)
 }

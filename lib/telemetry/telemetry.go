@@ -232,5 +232,36 @@ func ContextWithTraceparent(ctx context.Context, traceparent string) context.Con
 	if traceparent == "" {
 		return ctx
 	}
-	return propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier{"traceparent": traceparent})
+	return propagation.TraceContext{}.Extract(ctx, &traceparentCarrier{value: traceparent})
 }
+
+// Traceparent is the W3C traceparent of ctx's span, "" without a valid
+// one: the form in which a trace goes into an event's field or a stored
+// record, for ContextWithTraceparent to continue it.
+func Traceparent(ctx context.Context) string {
+	var c traceparentCarrier
+	propagation.TraceContext{}.Inject(ctx, &c)
+	return c.value
+}
+
+// traceparentCarrier carries the traceparent alone: a string where a
+// propagation.MapCarrier would allocate a map, which smsc-link would then
+// keep for each of the last 100 000 submits it can match a report to.
+type traceparentCarrier struct{ value string }
+
+const traceparentKey = "traceparent"
+
+func (c *traceparentCarrier) Get(key string) string {
+	if key == traceparentKey {
+		return c.value
+	}
+	return ""
+}
+
+func (c *traceparentCarrier) Set(key, value string) {
+	if key == traceparentKey {
+		c.value = value
+	}
+}
+
+func (c *traceparentCarrier) Keys() []string { return []string{traceparentKey} }

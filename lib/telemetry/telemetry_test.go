@@ -99,6 +99,27 @@ func TestTraceRatio(t *testing.T) {
 
 // A trace carried in an event's field continues there, and only there: an
 // empty or malformed one leaves no parent, not the caller's span.
+// TestTraceparentRoundTrip: what Traceparent writes, ContextWithTraceparent
+// continues: the same trace, the caller's span as the remote parent, the
+// sampling decision kept; no span writes nothing.
+func TestTraceparentRoundTrip(t *testing.T) {
+	for _, flags := range []trace.TraceFlags{trace.FlagsSampled, 0} {
+		sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{0xab, 1}, SpanID: trace.SpanID{0xcd, 2}, TraceFlags: flags})
+		tp := Traceparent(trace.ContextWithSpanContext(context.Background(), sc))
+		want := "00-ab010000000000000000000000000000-cd02000000000000-0" + map[bool]string{true: "1", false: "0"}[flags.IsSampled()]
+		if tp != want {
+			t.Errorf("flags %v: Traceparent = %q, want %q", flags, tp, want)
+		}
+		got := trace.SpanContextFromContext(ContextWithTraceparent(context.Background(), tp))
+		if got.TraceID() != sc.TraceID() || got.SpanID() != sc.SpanID() || got.IsSampled() != sc.IsSampled() || !got.IsRemote() {
+			t.Errorf("flags %v: continued as %v, want %v as remote", flags, got, sc)
+		}
+	}
+	if tp := Traceparent(context.Background()); tp != "" {
+		t.Errorf("no span: Traceparent = %q, want empty", tp)
+	}
+}
+
 func TestContextWithTraceparent(t *testing.T) {
 	const valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	caller := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{

@@ -17,7 +17,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -26,6 +25,7 @@ import (
 	"pushsms.io/lib/fault"
 	"pushsms.io/lib/gsm"
 	"pushsms.io/lib/rate"
+	"pushsms.io/lib/telemetry"
 	eventsv1 "pushsms.io/proto/gen/pushsms/events/v1"
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
 )
@@ -648,9 +648,7 @@ func (u *upload) traceparent(ctx context.Context, id string, link trace.Link) st
 		return ""
 	}
 	span.SetAttributes(attribute.String("pushsms.message_id", id), attribute.String("pushsms.campaign_id", u.campaign.ID))
-	carrier := propagation.MapCarrier{}
-	u.s.Tel.Propagator.Inject(trace.ContextWithSpan(ctx, span), carrier)
-	return carrier.Get("traceparent")
+	return telemetry.Traceparent(trace.ContextWithSpan(ctx, span))
 }
 
 // render makes one recipient's text and counts it, or says why the

@@ -11,12 +11,12 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"pushsms.io/lib/bus"
 	"pushsms.io/lib/gsm"
+	"pushsms.io/lib/telemetry"
 	"pushsms.io/lib/ucp"
 	eventsv1 "pushsms.io/proto/gen/pushsms/events/v1"
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
@@ -69,9 +69,9 @@ func (s *Service) handleDR(ctx context.Context, acc Account, n *ucp.Notification
 	}
 	ckey := corrKey(key.AdC, key.SCTS)
 	ref, found, err := s.lookupRef(ctx, ckey)
-	if err == nil && found && len(ref.Trace) > 0 {
+	if tp := ref.traceparent(); err == nil && found && tp != "" {
 		// One trace per SMS: the DR's span continues the submit's trace.
-		ctx = s.Tel.Propagator.Extract(ctx, propagation.MapCarrier(ref.Trace))
+		ctx = telemetry.ContextWithTraceparent(ctx, tp)
 	}
 	ctx, span := s.tracer.Start(ctx, "smsc delivery report", trace.WithSpanKind(trace.SpanKindServer))
 	defer span.End()

@@ -38,9 +38,21 @@ type segmentRef struct {
 	// ValidUntil is the validity period the 51 carried, to tell an expiry
 	// from a failure in a DR.
 	ValidUntil time.Time `json:"valid_until,omitzero"`
-	// Trace is the submit's trace context, so that the DR's span joins the
-	// SMS's trace.
+	// Traceparent is the submit's trace (W3C), so that the DR's span joins
+	// the SMS's trace.
+	Traceparent string `json:"traceparent,omitempty"`
+	// Trace is the trace as refs stored it before 29 Nov 2026 (a
+	// propagator's carrier): read, never written, so that a DR for a
+	// segment submitted before the upgrade still joins its trace.
 	Trace map[string]string `json:"trace,omitempty"`
+}
+
+// traceparent is the submit's trace, from either form.
+func (r segmentRef) traceparent() string {
+	if r.Traceparent != "" {
+		return r.Traceparent
+	}
+	return r.Trace["traceparent"]
 }
 
 func (r segmentRef) sameSegment(o segmentRef) bool {

@@ -10,13 +10,13 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"pushsms.io/lib/bus"
 	"pushsms.io/lib/fault"
 	"pushsms.io/lib/gsm"
+	"pushsms.io/lib/telemetry"
 	"pushsms.io/lib/ucp"
 	eventsv1 "pushsms.io/proto/gen/pushsms/events/v1"
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
@@ -127,9 +127,7 @@ func (s *Service) submit(ctx context.Context, m *bus.Msg, ev *eventsv1.SegmentSu
 	if err != nil {
 		return errors.Join(err, s.abandonAttempt(ctx, akey))
 	}
-	carrier := propagation.MapCarrier{}
-	s.Tel.Propagator.Inject(ctx, carrier)
-	ref.Trace = carrier
+	ref.Traceparent = telemetry.Traceparent(ctx)
 
 	res, err := client.Submit(ctx, sub)
 	done(res.At, err)
