@@ -8,10 +8,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"pushsms.io/cmd/procstat"
 	"runtime"
 	"strings"
 	"time"
+
+	"pushsms.io/cmd/procstat"
 )
 
 // Config of a run.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -10,7 +11,9 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -19,9 +22,10 @@ import (
 )
 
 // natsCommand is the first argument with which ratebench runs as the
-// JetStream server rather than as the bench: for -nats-process the bench
-// starts itself so, so that the server is the platform's embedded one (the
-// same version and options), in a process of its own, without a build.
+// JetStream server rather than as the bench. For -nats-process the bench
+// starts a copy of itself with it: the server is then the platform's
+// embedded one (the same version and options), in a process of its own,
+// without a build step.
 const natsCommand = "nats-server"
 
 // serveNATS is the body of "ratebench nats-server -dir D": it runs the
@@ -33,13 +37,15 @@ func serveNATS(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	// Before the server starts: a stop asked for while it starts must
+	// still close its store.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	srv, err := embeddednats.Start(embeddednats.Config{Dir: *dir, Host: "127.0.0.1", Port: -1})
 	if err != nil {
 		return err
 	}
 	defer srv.Stop()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	if _, err := fmt.Println(srv.URL()); err != nil {
 		return err
 	}
@@ -66,10 +72,10 @@ func startNATSProcess(ctx context.Context, dir string, logs io.Writer) (*natsPro
 		return nil, fmt.Errorf("nats-server: %w", err)
 	}
 	p := &natsProcess{cmd: exec.Command(self, natsCommand, "-dir", dir), exited: make(chan struct{})}
-	p.cmd.Stderr = logs
-	// A backstop for when the bench is killed with SIGKILL and cannot stop
-	// it: the kernel then asks the server to stop.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	// What it said last goes into the error if it fails to start.
+	said := &tail{max: 4 << 10}
+	p.cmd.Stderr = io.MultiWriter(logs, said)
+	p.cmd.SysProcAttr = childAttr()
 	out, err := p.cmd.StdoutPipe()
 	if err != nil {
 		return nil, fmt.Errorf("nats-server: %w", err)
@@ -93,7 +99,7 @@ func startNATSProcess(ctx context.Context, dir string, logs io.Writer) (*natsPro
 	case p.url = <-url:
 		return p, nil
 	case <-p.exited:
-		return nil, fmt.Errorf("nats-server exited at start: %v", p.err)
+		return nil, fmt.Errorf("nats-server exited at start: %v: %s", p.err, bytes.TrimSpace(said.bytes()))
 	case <-ctx.Done():
 		_ = p.stop()
 		return nil, fmt.Errorf("nats-server: %w", ctx.Err())
@@ -103,14 +109,13 @@ func startNATSProcess(ctx context.Context, dir string, logs io.Writer) (*natsPro
 	}
 }
 
-// cpu is the CPU time the server's process used so far (0 where /proc
-// is absent).
-func (p *natsProcess) cpu() time.Duration {
+// cpu is the CPU time the server's process used so far.
+func (p *natsProcess) cpu() (time.Duration, error) {
 	s, err := procstat.Read("/proc", p.cmd.Process.Pid)
 	if err != nil {
-		return 0
+		return 0, fmt.Errorf("nats-server CPU: %w", err)
 	}
-	return time.Duration(s.CPU * float64(time.Second))
+	return time.Duration(s.CPU * float64(time.Second)), nil
 }
 
 // stop ends the server: SIGTERM (it closes its store), SIGKILL after 10 s.
@@ -127,4 +132,28 @@ func (p *natsProcess) stop() error {
 		return fmt.Errorf("nats-server: %w", p.err)
 	}
 	return nil
+}
+
+// tail keeps the last max bytes written to it: what a child said before it
+// failed, without keeping all it says.
+type tail struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if over := len(t.b) - t.max; over > 0 {
+		t.b = append(t.b[:0], t.b[over:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tail) bytes() []byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.Clone(t.b)
 }

@@ -1,9 +1,10 @@
 package main
 
 import (
+	"io"
 	"os"
+	"strings"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -65,17 +66,42 @@ func TestNATSProcess(t *testing.T) {
 		t.Errorf("stream holds %d messages, want %d", got, n)
 	}
 	// USER_HZ ticks: 2 000 stored publishes take more than one.
-	if cpu := p.cpu(); cpu <= 0 {
-		t.Errorf("server CPU %v after %d stored publishes, want some", cpu, n)
+	if cpu, err := p.cpu(); err != nil || cpu <= 0 {
+		t.Errorf("server CPU %v, %v after %d stored publishes, want some", cpu, err, n)
 	}
 	nc.Close()
 	stopped = true
 	if err := p.stop(); err != nil {
 		t.Errorf("stop: %v", err)
 	}
-	select {
-	case <-p.exited:
-	case <-time.After(time.Second):
-		t.Error("the server's process still runs after stop")
+	// It stopped on its own after SIGTERM: exit status 0, not a kill.
+	if st := p.cmd.ProcessState; st == nil || !st.Exited() || st.ExitCode() != 0 {
+		t.Errorf("the server's process after stop: %v, want exited with status 0", st)
+	}
+}
+
+// TestNATSProcessFailsWithItsReason: a server that cannot start says why
+// in the bench's error, not only its exit status.
+func TestNATSProcessFailsWithItsReason(t *testing.T) {
+	p, err := startNATSProcess(t.Context(), "", io.Discard)
+	if err == nil {
+		_ = p.stop()
+		t.Fatal("the server started without a store")
+	}
+	if !strings.Contains(err.Error(), "exited at start: exit status 1") || !strings.Contains(err.Error(), "embeddednats: Dir is empty") {
+		t.Errorf("error %q, want the exit status and the server's reason", err)
+	}
+}
+
+// TestTail keeps the last bytes written, across writes.
+func TestTail(t *testing.T) {
+	tl := &tail{max: 5}
+	for _, w := range []string{"abc", "defg", "h"} {
+		if n, err := tl.Write([]byte(w)); n != len(w) || err != nil {
+			t.Fatalf("Write(%q) = %d, %v", w, n, err)
+		}
+	}
+	if got := string(tl.bytes()); got != "defgh" {
+		t.Errorf("tail %q, want %q", got, "defgh")
 	}
 }

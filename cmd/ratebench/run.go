@@ -58,10 +58,11 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	if cfg.Path != "full" && cfg.Path != "pacing" {
 		return fmt.Errorf("path %q: want full or pacing", cfg.Path)
 	}
-	if cfg.Path == "pacing" && cfg.Scenario != "rates" && cfg.Scenario != "many" {
+	backlog := cfg.Scenario == "rates" || cfg.Scenario == "many"
+	if cfg.Path == "pacing" && !backlog {
 		return fmt.Errorf("path pacing: only the backlog scenarios (rates, many) can be fed cleared events")
 	}
-	if cfg.NATSProcess && cfg.Scenario != "rates" && cfg.Scenario != "many" {
+	if cfg.NATSProcess && !backlog {
 		// The others report the process's CPU or peak RSS as the whole
 		// platform's.
 		return fmt.Errorf("nats-process: only the backlog scenarios (rates, many) count the server's process")
@@ -270,12 +271,16 @@ func natsWhere(cfg Config) string {
 
 // cpu is the CPU time the platform used so far: the bench's process, and
 // the JetStream server's when it runs in its own.
-func (b *bench) cpu() time.Duration {
+func (b *bench) cpu() (time.Duration, error) {
 	cpu := processCPU()
 	if b.natsProc != nil {
-		cpu += b.natsProc.cpu()
+		n, err := b.natsProc.cpu()
+		if err != nil {
+			return 0, err
+		}
+		cpu += n
 	}
-	return cpu
+	return cpu, nil
 }
 
 func (b *bench) cleanup() {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -69,7 +70,8 @@ func backlog(ctx context.Context, cfg Config, rep *Report, rates throttle.RateTa
 	} else if want, err = b.feedPlatform(ctx, cs); err != nil {
 		return err
 	}
-	cpu0, t0 := b.cpu(), time.Now()
+	cpu0, cpuErr := b.cpu()
+	t0 := time.Now()
 	if err := b.drain(ctx, want, 2*cfg.Duration+2*time.Minute); err != nil {
 		// The figures so far still tell where it stalled.
 		rep.Failures = append(rep.Failures, err.Error())
@@ -78,7 +80,14 @@ func backlog(ctx context.Context, cfg Config, rep *Report, rates throttle.RateTa
 	for _, n := range want {
 		segments += n
 	}
-	rep.Extra["cpu"] = cpuCost(b.cpu()-cpu0, time.Since(t0), segments)
+	wall := time.Since(t0)
+	cpu1, err := b.cpu()
+	if err = errors.Join(cpuErr, err); err != nil {
+		// A figure that leaves a process out would be wrong, not rough.
+		rep.Extra["cpu"] = "not measured: " + err.Error()
+	} else {
+		rep.Extra["cpu"] = cpuCost(cpu1-cpu0, wall, segments)
+	}
 	rep.Results = b.results(rates)
 	rep.Extra["backlog"] = fmt.Sprintf("%v at each short code's rate, texts of 1, 2 and 3 segments in turn", cfg.Duration)
 	check(rep, minRatio)

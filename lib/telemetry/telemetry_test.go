@@ -97,8 +97,6 @@ func TestTraceRatio(t *testing.T) {
 	}
 }
 
-// A trace carried in an event's field continues there, and only there: an
-// empty or malformed one leaves no parent, not the caller's span.
 // TestTraceparentRoundTrip: what Traceparent writes, ContextWithTraceparent
 // continues: the same trace, the caller's span as the remote parent, the
 // sampling decision kept; no span writes nothing.
@@ -120,6 +118,8 @@ func TestTraceparentRoundTrip(t *testing.T) {
 	}
 }
 
+// A trace carried in an event's field continues there, and only there: an
+// empty or malformed one leaves no parent, not the caller's span.
 func TestContextWithTraceparent(t *testing.T) {
 	const valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	caller := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{

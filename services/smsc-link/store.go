@@ -41,9 +41,11 @@ type segmentRef struct {
 	// Traceparent is the submit's trace (W3C), so that the DR's span joins
 	// the SMS's trace.
 	Traceparent string `json:"traceparent,omitempty"`
-	// Trace is the trace as refs stored it before 29 Nov 2026 (a
+	// Trace is the trace as smsc-link stored it before cdefebe (a
 	// propagator's carrier): read, never written, so that a DR for a
-	// segment submitted before the upgrade still joins its trace.
+	// segment submitted before the upgrade still joins its trace. It can go
+	// once the bucket's TTL (7 days) has passed since the last replica that
+	// wrote it stopped.
 	Trace map[string]string `json:"trace,omitempty"`
 }
 

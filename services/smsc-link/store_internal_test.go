@@ -15,8 +15,8 @@ func TestRefTraceForms(t *testing.T) {
 		name, stored, want string
 	}{
 		{"written now", `{"message_id":"m","short_code":"36000","index":1,"count":1,"traceparent":"` + tp + `"}`, tp},
-		{"written before 29 Nov 2026", `{"message_id":"m","short_code":"36000","index":1,"count":1,"trace":{"traceparent":"` + tp + `","tracestate":""}}`, tp},
-		{"no trace (an unsampled submit)", `{"message_id":"m","short_code":"36000","index":1,"count":1}`, ""},
+		{"written before cdefebe", `{"message_id":"m","short_code":"36000","index":1,"count":1,"trace":{"traceparent":"` + tp + `","tracestate":""}}`, tp},
+		{"no span context", `{"message_id":"m","short_code":"36000","index":1,"count":1}`, ""},
 	}
 	for _, tt := range tests {
 		var ref segmentRef
