@@ -138,7 +138,7 @@ func (s *Service) newMetrics() (*linkMetrics, error) {
 	collisions := counter("pushsms_smsc_link_scts_collisions", "ACKs whose (recipient, SCTS) key already belonged to another segment: the later one's DRs cannot be matched.")
 	authFailures := counter("pushsms_smsc_link_auth_failures", "Logins (OT 60) the SMSC refused.")
 	lateAcks := counter("pushsms_smsc_link_late_acks", "51 results that came after their timeout: the segment, reported UNKNOWN, gets its DR key after all.")
-	duplicates := counter("pushsms_smsc_link_possible_duplicates", "UNKNOWN segments sent once more (customer relationship only): the SMSC may have taken the first 51 too.")
+	duplicates := counter("pushsms_smsc_link_possible_duplicates", "resends of UNKNOWN segments (customer relationship only): the SMSC may have taken an earlier 51 too.")
 	drLatency, err := m.Float64Histogram("pushsms_short_code_dr_latency", metric.WithUnit("s"),
 		metric.WithDescription("Time from a segment's SCTS (the SMSC's acceptance) to the arrival of its DELIVERED report."),
 		metric.WithExplicitBucketBoundaries(drLatencyBuckets...))

@@ -22,10 +22,15 @@ import (
 // loss. Which costs more depends on the traffic:
 //
 //   - CUSTOMER_RELATIONSHIP (OTPs, order updates): a missing SMS costs more
-//     than a duplicate. The segment is sent once more, after
+//     than a duplicate. The segment is sent again, after
 //     -smsc-unknown-resend-after, on a session opened after the timeout
 //     (never on the one where it happened: it may be the SMSC's silent
 //     window drop or a half-dead link), counted in Stats.PossibleDuplicates.
+//     A resend that gets no result either (its session lost, say: a link
+//     cut that caught it) is due again the same way, on a session opened
+//     after its own; one the SMSC refused for now (temporary NACK) is due
+//     again on any session, since the SMSC has said it did not take it.
+//     At most maxResends in all.
 //   - every other category: never resent; the segment stays UNKNOWN until
 //     a DR or its expiry resolves it.
 //
@@ -34,17 +39,23 @@ import (
 // the records waiting, so that the resolver does not scan the bucket. The
 // resolver runs when a session comes up and every resolverEvery. It claims
 // a record by a compare-and-set on its revision (one replica resends it),
-// marks it Resent before sending: at most one resend, even across a crash.
+// and counts the resend in it before sending: at most maxResends, even
+// across crashes (Resent once the last is claimed).
 //
 // A DR cannot resolve a segment without result before its resend: the DR
 // is matched on the SCTS of the 51 ACK, which never came (lib/ucp drops a
 // late result after logging it). The resend's own ACK gives the key its
 // DRs, and those of the first 51 if the SMSC took it with the same SCTS.
 
+// maxResends bounds the resends of one segment, hence its duplicates: the
+// chaos suite found a customer-relationship segment whose one resend a link
+// cut caught, never sent at all and left UNKNOWN for good.
+const maxResends = 3
+
 // resendInfo is what a resend needs, kept in the attempt record.
 type resendInfo struct {
 	Event   []byte `json:"event"`   // the SegmentSubmit, protobuf
-	Session uint64 `json:"session"` // number of the session of the timeout
+	Session uint64 `json:"session"` // number of the session of the timeout (or of the last resend in doubt)
 }
 
 // unknownAttempt is the attempt record of a segment left without result.
@@ -183,7 +194,7 @@ func (s *Service) resolveOne(ctx context.Context, rkey string) error {
 	}
 	// The resend is a 51 like any other: it takes a window slot and a
 	// grant of the rate guard, on a session opened after the timeout.
-	client, _, done, err := l.acquire(ctx, a.Resend.Session, linkWait, true) // customer relationship only
+	client, sessSeq, done, err := l.acquire(ctx, a.Resend.Session, linkWait, true) // customer relationship only
 	if err != nil {
 		return nil // not now: the next pass or session up tries again
 	}
@@ -193,10 +204,14 @@ func (s *Service) resolveOne(ctx context.Context, rkey string) error {
 			done(time.Time{}, errLinkDown) // never left: says nothing of the link's load
 		}
 	}()
-	// Claim it: Resent before the 51 is written, so that it is sent at
-	// most once more whatever happens next.
+	// Claim it: the resend is counted before the 51 is written, so that
+	// it is sent at most maxResends times whatever happens next. Should
+	// this process stop before the outcome, the resend is in doubt: the
+	// next may only go on a session opened after this one.
 	claimed := a
-	claimed.Resent = true
+	claimed.Resends++
+	claimed.Resent = claimed.Resends >= maxResends
+	claimed.Resend = &resendInfo{Event: a.Resend.Event, Session: sessSeq}
 	claimed.At = s.now()
 	v, err := json.Marshal(claimed)
 	if err != nil {
@@ -228,14 +243,27 @@ func (s *Service) resolveOne(ctx context.Context, rkey string) error {
 		if err := s.nacked(ctx, ref, ec); err != nil {
 			return err
 		}
-	default:
-		// No result again, a temporary NACK or the session gone: it stays
-		// UNKNOWN; one resend is all the policy allows.
-		s.Log.WarnContext(ctx, "smsc resend without acceptance; stays unknown",
-			"message_id", ref.MessageID, "segment", ref.Index, "err", err)
-		if err := s.endAttempt(ctx, akey, attempt{State: attemptUnknown, Resent: true}); err != nil {
+	case claimed.Resent:
+		s.Log.WarnContext(ctx, "smsc resend without acceptance, the last allowed; stays unknown",
+			"message_id", ref.MessageID, "segment", ref.Index, "resends", claimed.Resends, "err", err)
+		if err := s.endAttempt(ctx, akey, attempt{State: attemptUnknown, Resent: true, Resends: claimed.Resends}); err != nil {
 			return err
 		}
+	default:
+		// No result again, or a temporary NACK: due again after
+		// -smsc-unknown-resend-after. In doubt, on a session opened after
+		// this one (the claim says so already); refused, on any session
+		// after the first timeout's.
+		if errors.As(err, &nack) {
+			again := claimed
+			again.Resend = a.Resend
+			if err := s.endAttempt(ctx, akey, again); err != nil {
+				return err
+			}
+		}
+		s.Log.WarnContext(ctx, "smsc resend without acceptance; stays unknown, due again",
+			"message_id", ref.MessageID, "segment", ref.Index, "resends", claimed.Resends, "err", err)
+		return nil // the index key stays: the resolver finds it due again
 	}
 	return drop()
 }
@@ -254,5 +282,5 @@ func (s *Service) submittedResend(ctx context.Context, ref segmentRef, akey, rec
 		return err
 	}
 	// Not stored: the DRs still report the segment.
-	return s.report(ctx, ref, partnerv1.SegmentState_SEGMENT_STATE_SUBMITTED, stateSubmitted, false, "", "resent once after no result (possible duplicate)", s.parseSCTS(scts))
+	return s.report(ctx, ref, partnerv1.SegmentState_SEGMENT_STATE_SUBMITTED, stateSubmitted, false, "", "resent after no result (possible duplicate)", s.parseSCTS(scts))
 }

@@ -9,6 +9,7 @@ import (
 	"pushsms.io/lib/bus"
 	"pushsms.io/lib/bus/bustest"
 	"pushsms.io/lib/smscsim"
+	"pushsms.io/lib/ucp"
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
 	smsclink "pushsms.io/services/smsc-link"
 )
@@ -82,6 +83,87 @@ func TestUnknownResendPolicy(t *testing.T) {
 				return nil
 			})
 			stayed(2, time.Second)
+		})
+	}
+}
+
+// TestResendDueAgain: a resend that gets no result either (a link cut that
+// caught it) or that the SMSC refuses for now (NACK 04) does not leave the
+// segment UNKNOWN for good: it is sent again, and delivered once the SMSC
+// takes it. One that never gets a result is sent at most maxResends (3)
+// times more.
+func TestResendDueAgain(t *testing.T) {
+	reconnect := func(t *testing.T, e *env, logins int64) {
+		t.Helper()
+		e.sim.DropSessions()
+		bustest.Eventually(t, wait, func() error {
+			if n := e.sim.Stats().Accounts[shortCode].Logins; n < logins {
+				return fmt.Errorf("%d logins, want %d", n, logins)
+			}
+			return nil
+		})
+	}
+	sent := func(t *testing.T, e *env, want int) {
+		t.Helper()
+		bustest.Eventually(t, wait, func() error {
+			if n := len(e.submissions()); n < want {
+				return fmt.Errorf("the SMSC got %d submits, want %d", n, want)
+			}
+			return nil
+		})
+	}
+	tests := []struct {
+		name  string
+		fault smscsim.Faults // what meets the first resend
+		// cleared: the fault goes after the first resend, and a later
+		// resend is delivered; otherwise it stays, and the resends stop
+		// at the bound.
+		cleared bool
+	}{
+		{"no result again, then delivered", smscsim.Faults{DropSubmits: true}, true},
+		{"refused for now (04), then delivered", smscsim.Faults{NackSubmits: ucp.ECNotAllowed}, true},
+		{"never a result: three resends, no more", smscsim.Faults{DropSubmits: true}, false},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := start(t, smscsim.Config{}, func(c *smsclink.Config) {
+				c.AckTimeout = 300 * time.Millisecond
+				c.UnknownResendAfter = 200 * time.Millisecond
+			})
+			e.sim.SetFaults(smscsim.Faults{DropSubmits: true})
+			ev := submitEvent(fmt.Sprintf("0190a8e2-0000-7000-8000-7000000000%02d", i), segments(t, "your code is 123456")[0])
+			ev.Category = partnerv1.TrafficCategory_TRAFFIC_CATEGORY_CUSTOMER_RELATIONSHIP
+			e.publish(ev)
+			e.waitReports(ev.GetMessageId(), "unknown")
+			e.idle(1)
+
+			// The first resend, on the next session, meets the fault.
+			e.sim.SetFaults(tt.fault)
+			reconnect(t, e, 2)
+			sent(t, e, 2)
+			if !tt.cleared {
+				for k := 3; k <= 1+3; k++ {
+					reconnect(t, e, int64(k))
+					sent(t, e, k)
+				}
+				// The bound: further sessions send nothing more.
+				reconnect(t, e, 5)
+				time.Sleep(time.Second)
+				if n := len(e.submissions()); n != 1+3 {
+					t.Errorf("the SMSC got %d submits, want 4 (the first and 3 resends)", n)
+				}
+				return
+			}
+			e.sim.SetFaults(smscsim.Faults{})
+			if tt.fault.DropSubmits {
+				// In doubt: only a session opened after the resend's.
+				reconnect(t, e, 3)
+			}
+			got := e.waitReports(ev.GetMessageId(), "unknown", "submitted", "delivered")
+			checkReport(t, got["delivered"][0], partnerv1.SegmentState_SEGMENT_STATE_DELIVERED, true, "")
+			if n := len(e.submissions()); n != 3 {
+				t.Errorf("the SMSC got %d submits, want 3 (the first, the resend met by the fault, the one delivered)", n)
+			}
 		})
 	}
 }

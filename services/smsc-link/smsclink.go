@@ -21,8 +21,9 @@
 //     hold across redeliveries and crashes too: a redelivered segment whose
 //     earlier attempt left no outcome is reported UNKNOWN, not sent. The
 //     one exception is the UNKNOWN policy (resend.go): a
-//     CUSTOMER_RELATIONSHIP segment is sent once more, on a session opened
-//     after the timeout, after -smsc-unknown-resend-after.
+//     CUSTOMER_RELATIONSHIP segment is sent again, on a session opened
+//     after the timeout, after -smsc-unknown-resend-after (at most 3 times,
+//     until the SMSC answers).
 //   - Temporary NACKs (ucp.Temporary: 01, 04, 37, 50, 55, 9x) and a link
 //     that is down before the 51 is written give the segment back to the
 //     bus, redelivered with backoff; nothing is reported.
@@ -135,8 +136,9 @@ type Config struct {
 	ListenAddr     string
 	ListenAccounts AccountList
 	// UnknownResendAfter is how long a CUSTOMER_RELATIONSHIP segment left
-	// UNKNOWN by an ACK timeout waits before it is sent once more, on a
-	// session opened after the timeout; 0 never resends (resend.go).
+	// UNKNOWN by an ACK timeout waits before it is sent again, on a
+	// session opened after the timeout (at most 3 times, until the SMSC
+	// answers); 0 never resends (resend.go).
 	UnknownResendAfter time.Duration
 	// DefaultRate and Rates are the contracted SMS-MT per second of the
 	// short codes (-default-rate, -rates), under the rates of the bucket
@@ -205,7 +207,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSCA, "smsc-tls-ca", c.TLSCA, "PEM file of the CAs that sign the SMSC's certificate (default: the system roots)")
 	fs.StringVar(&c.TLSServerName, "smsc-tls-server-name", c.TLSServerName, "name to check in the SMSC's certificate (default: the host of -smsc-addr)")
 	fs.BoolVar(&c.TLSInsecureSkipVerify, "smsc-tls-insecure-skip-verify", c.TLSInsecureSkipVerify, "do not check the SMSC's certificate: tests only")
-	fs.DurationVar(&c.UnknownResendAfter, "smsc-unknown-resend-after", c.UnknownResendAfter, "a CUSTOMER_RELATIONSHIP segment UNKNOWN after an ACK timeout is sent once more after this, on a new session (0: never; other categories: never)")
+	fs.DurationVar(&c.UnknownResendAfter, "smsc-unknown-resend-after", c.UnknownResendAfter, "a CUSTOMER_RELATIONSHIP segment UNKNOWN after an ACK timeout is sent again after this, on a new session, at most 3 times until the SMSC answers (0: never; other categories: never)")
 	fs.StringVar(&c.ListenAddr, "listen-addr", c.ListenAddr, "accept UCP connections from the SMSC for MOs and DRs on this address (empty: off)")
 	fs.IntVar(&c.DefaultRate, "default-rate", c.DefaultRate, "SMS-MT per second of a short code without a rate in the SHORT_CODES bucket or -rates (the guard's limit)")
 	fs.Var(&c.Rates, "rates", `per short code rates under the bucket's, e.g. "36000=20,36001=50"`)
@@ -356,8 +358,8 @@ type Stats struct {
 	// ListenerLogins counts SMSC connections accepted on -listen-addr;
 	// ListenerRefused those closed for a missing or wrong login.
 	ListenerLogins, ListenerRefused int64
-	// PossibleDuplicates counts UNKNOWN segments sent once more (resend.go):
-	// the SMSC may have taken the first 51 too.
+	// PossibleDuplicates counts the resends of UNKNOWN segments (resend.go):
+	// the SMSC may have taken an earlier 51 too.
 	PossibleDuplicates int64
 	// RefCacheHits counts DRs matched from the in-process cache of
 	// correlation refs; RefCacheMisses those that read the bucket.

@@ -76,10 +76,12 @@ type attempt struct {
 	SCTS  string    `json:"scts,omitempty"`
 	Key   string    `json:"key,omitempty"`
 	EC    string    `json:"ec,omitempty"`
-	// Resend is set on an UNKNOWN attempt that may be sent once more
-	// (resend.go); Resent once that was tried.
-	Resend *resendInfo `json:"resend,omitempty"`
-	Resent bool        `json:"resent,omitempty"`
+	// Resend is set on an UNKNOWN attempt that may be sent again
+	// (resend.go); Resends counts the resends claimed, Resent is set once
+	// no more may be.
+	Resend  *resendInfo `json:"resend,omitempty"`
+	Resends int         `json:"resends,omitempty"`
+	Resent  bool        `json:"resent,omitempty"`
 }
 
 // addrHash is the correlation hash of an address: numplan's hash of its
