@@ -217,11 +217,26 @@ func (s *Service) resolveOne(ctx context.Context, rkey string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.kv.Update(ctx, akey, v, e.Revision()); err != nil {
+	rev, err := s.kv.Update(ctx, akey, v, e.Revision())
+	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			return nil // another replica took it
 		}
 		return fmt.Errorf("claim resend: %w", err)
+	}
+	// What is written after the claim compares and sets on its revision: a
+	// late ACK's "submitted" or another replica's next claim may have come
+	// between, and must not be undone. Either way the record is theirs.
+	rewrite := func(next attempt) error {
+		next.At = s.now()
+		v, err := json.Marshal(next)
+		if err != nil {
+			return err
+		}
+		if _, err := s.kv.Update(ctx, akey, v, rev); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+			return fmt.Errorf("record resend outcome: %w", err)
+		}
+		return nil
 	}
 	s.Log.WarnContext(ctx, "smsc resending an unknown customer-relationship segment on a new session; possible duplicate",
 		"message_id", ref.MessageID, "segment", ref.Index, "short_code", ref.ShortCode)
@@ -229,6 +244,15 @@ func (s *Service) resolveOne(ctx context.Context, rkey string) error {
 	res, err := client.Submit(ctx, sub)
 	written = true
 	done(res.At, err)
+	// A late ACK of the resend is matched as a first 51's is (late.go): it
+	// stores the DR key and records the attempt submitted, and the resolver
+	// then leaves the segment alone instead of sending it again. It is
+	// written after what this pass records (recorded, closed on return).
+	recorded := make(chan struct{})
+	defer close(recorded)
+	if errors.Is(err, ucp.ErrTimeout) {
+		s.doubts.add(sub, doubt{ref: ref, akey: akey, recipient: ev.GetRecipientE164(), at: s.now(), recorded: recorded})
+	}
 	var nack *ucp.NackError
 	switch {
 	case err == nil:
@@ -246,7 +270,7 @@ func (s *Service) resolveOne(ctx context.Context, rkey string) error {
 	case claimed.Resent:
 		s.Log.WarnContext(ctx, "smsc resend without acceptance, the last allowed; stays unknown",
 			"message_id", ref.MessageID, "segment", ref.Index, "resends", claimed.Resends, "err", err)
-		if err := s.endAttempt(ctx, akey, attempt{State: attemptUnknown, Resent: true, Resends: claimed.Resends}); err != nil {
+		if err := rewrite(attempt{State: attemptUnknown, Resent: true, Resends: claimed.Resends}); err != nil {
 			return err
 		}
 	default:
@@ -257,7 +281,7 @@ func (s *Service) resolveOne(ctx context.Context, rkey string) error {
 		if errors.As(err, &nack) {
 			again := claimed
 			again.Resend = a.Resend
-			if err := s.endAttempt(ctx, akey, again); err != nil {
+			if err := rewrite(again); err != nil {
 				return err
 			}
 		}

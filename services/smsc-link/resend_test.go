@@ -119,16 +119,19 @@ func TestResendDueAgain(t *testing.T) {
 		// resend is delivered; otherwise it stays, and the resends stop
 		// at the bound.
 		cleared bool
+		// resendAfter: a refused resend may go again on the same session,
+		// so that case leaves the test time to clear the fault first.
+		resendAfter time.Duration
 	}{
-		{"no result again, then delivered", smscsim.Faults{DropSubmits: true}, true},
-		{"refused for now (04), then delivered", smscsim.Faults{NackSubmits: ucp.ECNotAllowed}, true},
-		{"never a result: three resends, no more", smscsim.Faults{DropSubmits: true}, false},
+		{"no result again, then delivered", smscsim.Faults{DropSubmits: true}, true, 200 * time.Millisecond},
+		{"refused for now (04), then delivered", smscsim.Faults{NackSubmits: ucp.ECNotAllowed}, true, 2 * time.Second},
+		{"never a result: three resends, no more", smscsim.Faults{DropSubmits: true}, false, 200 * time.Millisecond},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := start(t, smscsim.Config{}, func(c *smsclink.Config) {
 				c.AckTimeout = 300 * time.Millisecond
-				c.UnknownResendAfter = 200 * time.Millisecond
+				c.UnknownResendAfter = tt.resendAfter
 			})
 			e.sim.SetFaults(smscsim.Faults{DropSubmits: true})
 			ev := submitEvent(fmt.Sprintf("0190a8e2-0000-7000-8000-7000000000%02d", i), segments(t, "your code is 123456")[0])
@@ -152,6 +155,9 @@ func TestResendDueAgain(t *testing.T) {
 				if n := len(e.submissions()); n != 1+3 {
 					t.Errorf("the SMSC got %d submits, want 4 (the first and 3 resends)", n)
 				}
+				if n := e.svc.Stats().PossibleDuplicates; n != 3 {
+					t.Errorf("%d possible duplicates, want 3", n)
+				}
 				return
 			}
 			e.sim.SetFaults(smscsim.Faults{})
@@ -165,6 +171,46 @@ func TestResendDueAgain(t *testing.T) {
 				t.Errorf("the SMSC got %d submits, want 3 (the first, the resend met by the fault, the one delivered)", n)
 			}
 		})
+	}
+}
+
+// TestResendLateAck: a resend whose ACK comes after the timeout is matched
+// as a first 51's is: the segment is delivered, and not sent again.
+func TestResendLateAck(t *testing.T) {
+	e := start(t, smscsim.Config{}, func(c *smsclink.Config) {
+		c.AckTimeout = 300 * time.Millisecond
+		c.UnknownResendAfter = 200 * time.Millisecond
+	})
+	e.sim.SetFaults(smscsim.Faults{DropSubmits: true})
+	ev := submitEvent("0190a8e2-0000-7000-8000-800000000001", segments(t, "your code is 123456")[0])
+	ev.Category = partnerv1.TrafficCategory_TRAFFIC_CATEGORY_CUSTOMER_RELATIONSHIP
+	e.publish(ev)
+	e.waitReports(ev.GetMessageId(), "unknown")
+	e.idle(1)
+
+	// The resend, on the next session, is ACKed 700 ms after it was sent:
+	// 400 ms after its timeout.
+	e.sim.SetFaults(smscsim.Faults{AckDelay: 700 * time.Millisecond})
+	e.sim.DropSessions()
+	// A late ACK reports nothing itself; its DR resolves the segment.
+	got := e.waitReports(ev.GetMessageId(), "unknown", "delivered")
+	checkReport(t, got["delivered"][0], partnerv1.SegmentState_SEGMENT_STATE_DELIVERED, true, "")
+	if n := e.svc.Stats().LateAcks; n != 1 {
+		t.Errorf("%d late ACKs, want 1", n)
+	}
+	// Taken late is taken: further sessions send nothing more.
+	e.sim.SetFaults(smscsim.Faults{})
+	logins := e.sim.Stats().Accounts[shortCode].Logins
+	e.sim.DropSessions()
+	bustest.Eventually(t, wait, func() error {
+		if n := e.sim.Stats().Accounts[shortCode].Logins; n <= logins {
+			return fmt.Errorf("%d logins, want a reconnection", n)
+		}
+		return nil
+	})
+	time.Sleep(time.Second)
+	if n := len(e.submissions()); n != 2 {
+		t.Errorf("the SMSC got %d submits, want 2 (the first, the resend ACKed late)", n)
 	}
 }
 

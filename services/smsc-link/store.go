@@ -66,7 +66,7 @@ const (
 	attemptSending   = "sending"   // the 51 may be on the wire
 	attemptSubmitted = "submitted" // ACKed: SCTS and Key say where
 	attemptNacked    = "nacked"    // permanent NACK: EC
-	attemptUnknown   = "unknown"   // no result: never resent
+	attemptUnknown   = "unknown"   // no result: resent only by the UNKNOWN policy (resend.go)
 )
 
 // attempt is the value of a segment's attempt key.
