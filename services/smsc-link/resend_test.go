@@ -10,9 +10,28 @@ import (
 	"pushsms.io/lib/bus/bustest"
 	"pushsms.io/lib/smscsim"
 	"pushsms.io/lib/ucp"
+	eventsv1 "pushsms.io/proto/gen/pushsms/events/v1"
 	partnerv1 "pushsms.io/proto/gen/pushsms/partner/v1"
 	smsclink "pushsms.io/services/smsc-link"
 )
+
+// leftInDoubt starts smsc-link with a 300 ms ACK timeout and resendAfter,
+// and publishes a segment of category that the SMSC never answers: it is
+// reported UNKNOWN, and the SMSC has its one submit.
+func leftInDoubt(t *testing.T, id string, category partnerv1.TrafficCategory, resendAfter time.Duration) (*env, *eventsv1.SegmentSubmit) {
+	t.Helper()
+	e := start(t, smscsim.Config{}, func(c *smsclink.Config) {
+		c.AckTimeout = 300 * time.Millisecond
+		c.UnknownResendAfter = resendAfter
+	})
+	e.sim.SetFaults(smscsim.Faults{DropSubmits: true})
+	ev := submitEvent(id, segments(t, "your code is 123456")[0])
+	ev.Category = category
+	e.publish(ev)
+	e.waitReports(ev.GetMessageId(), "unknown")
+	e.idle(1)
+	return e, ev
+}
 
 // TestUnknownResendPolicy: after an ACK timeout, a CUSTOMER_RELATIONSHIP
 // segment is sent once more on a session opened after the reconnection,
@@ -28,16 +47,7 @@ func TestUnknownResendPolicy(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := start(t, smscsim.Config{}, func(c *smsclink.Config) {
-				c.AckTimeout = 300 * time.Millisecond
-				c.UnknownResendAfter = 200 * time.Millisecond
-			})
-			e.sim.SetFaults(smscsim.Faults{DropSubmits: true})
-			ev := submitEvent(fmt.Sprintf("0190a8e2-0000-7000-8000-5000000000%02d", i), segments(t, "your code is 123456")[0])
-			ev.Category = tt.category
-			e.publish(ev)
-			e.waitReports(ev.GetMessageId(), "unknown")
-			e.idle(1)
+			e, ev := leftInDoubt(t, fmt.Sprintf("0190a8e2-0000-7000-8000-5000000000%02d", i), tt.category, 200*time.Millisecond)
 
 			// Due, but the session of the timeout is still the only one:
 			// nothing is sent on it (a bounded window, as in
@@ -129,16 +139,7 @@ func TestResendDueAgain(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := start(t, smscsim.Config{}, func(c *smsclink.Config) {
-				c.AckTimeout = 300 * time.Millisecond
-				c.UnknownResendAfter = tt.resendAfter
-			})
-			e.sim.SetFaults(smscsim.Faults{DropSubmits: true})
-			ev := submitEvent(fmt.Sprintf("0190a8e2-0000-7000-8000-7000000000%02d", i), segments(t, "your code is 123456")[0])
-			ev.Category = partnerv1.TrafficCategory_TRAFFIC_CATEGORY_CUSTOMER_RELATIONSHIP
-			e.publish(ev)
-			e.waitReports(ev.GetMessageId(), "unknown")
-			e.idle(1)
+			e, ev := leftInDoubt(t, fmt.Sprintf("0190a8e2-0000-7000-8000-7000000000%02d", i), partnerv1.TrafficCategory_TRAFFIC_CATEGORY_CUSTOMER_RELATIONSHIP, tt.resendAfter)
 
 			// The first resend, on the next session, meets the fault.
 			e.sim.SetFaults(tt.fault)
@@ -177,16 +178,7 @@ func TestResendDueAgain(t *testing.T) {
 // TestResendLateAck: a resend whose ACK comes after the timeout is matched
 // as a first 51's is: the segment is delivered, and not sent again.
 func TestResendLateAck(t *testing.T) {
-	e := start(t, smscsim.Config{}, func(c *smsclink.Config) {
-		c.AckTimeout = 300 * time.Millisecond
-		c.UnknownResendAfter = 200 * time.Millisecond
-	})
-	e.sim.SetFaults(smscsim.Faults{DropSubmits: true})
-	ev := submitEvent("0190a8e2-0000-7000-8000-800000000001", segments(t, "your code is 123456")[0])
-	ev.Category = partnerv1.TrafficCategory_TRAFFIC_CATEGORY_CUSTOMER_RELATIONSHIP
-	e.publish(ev)
-	e.waitReports(ev.GetMessageId(), "unknown")
-	e.idle(1)
+	e, ev := leftInDoubt(t, "0190a8e2-0000-7000-8000-800000000001", partnerv1.TrafficCategory_TRAFFIC_CATEGORY_CUSTOMER_RELATIONSHIP, 200*time.Millisecond)
 
 	// The resend, on the next session, is ACKed 700 ms after it was sent:
 	// 400 ms after its timeout.
@@ -218,16 +210,7 @@ func TestResendLateAck(t *testing.T) {
 // resent on the next process's first session: session numbers grow
 // across processes, not from 0 in each.
 func TestUnknownResentAfterRestart(t *testing.T) {
-	e := start(t, smscsim.Config{}, func(c *smsclink.Config) {
-		c.AckTimeout = 300 * time.Millisecond
-		c.UnknownResendAfter = 200 * time.Millisecond
-	})
-	e.sim.SetFaults(smscsim.Faults{DropSubmits: true})
-	ev := submitEvent("0190a8e2-0000-7000-8000-600000000001", segments(t, "your code is 123456")[0])
-	ev.Category = partnerv1.TrafficCategory_TRAFFIC_CATEGORY_CUSTOMER_RELATIONSHIP
-	e.publish(ev)
-	e.waitReports(ev.GetMessageId(), "unknown")
-	e.idle(1)
+	e, ev := leftInDoubt(t, "0190a8e2-0000-7000-8000-600000000001", partnerv1.TrafficCategory_TRAFFIC_CATEGORY_CUSTOMER_RELATIONSHIP, 200*time.Millisecond)
 	e.stop()
 
 	e.sim.SetFaults(smscsim.Faults{})
