@@ -26,9 +26,6 @@ func TestMain(m *testing.M) {
 // TestNATSProcess: the server in its own process stores what it is sent,
 // its CPU time counts, and it stops cleanly with its store closed.
 func TestNATSProcess(t *testing.T) {
-	if _, err := os.Stat("/proc/self/stat"); err != nil {
-		t.Skip("no /proc: a child's CPU time is read there")
-	}
 	p, err := startNATSProcess(t.Context(), t.TempDir(), os.Stderr)
 	if err != nil {
 		t.Fatal(err)
@@ -65,9 +62,12 @@ func TestNATSProcess(t *testing.T) {
 	if got := s.CachedInfo().State.Msgs; got != n {
 		t.Errorf("stream holds %d messages, want %d", got, n)
 	}
-	// USER_HZ ticks: 2 000 stored publishes take more than one.
-	if cpu, err := p.cpu(); err != nil || cpu <= 0 {
-		t.Errorf("server CPU %v, %v after %d stored publishes, want some", cpu, err, n)
+	// USER_HZ ticks: 2 000 stored publishes take more than one. A child's
+	// CPU time is read in /proc: without it, the rest still holds.
+	if _, err := os.Stat("/proc/self/stat"); err == nil {
+		if cpu, err := p.cpu(); err != nil || cpu <= 0 {
+			t.Errorf("server CPU %v, %v after %d stored publishes, want some", cpu, err, n)
+		}
 	}
 	nc.Close()
 	stopped = true

@@ -212,8 +212,7 @@ func (s *Service) resolveOne(ctx context.Context, rkey string) error {
 	claimed.Resends++
 	claimed.Resent = claimed.Resends >= maxResends
 	claimed.Resend = &resendInfo{Event: a.Resend.Event, Session: sessSeq}
-	claimed.At = s.now()
-	v, err := json.Marshal(claimed)
+	v, err := s.encodeAttempt(claimed)
 	if err != nil {
 		return err
 	}
@@ -228,8 +227,7 @@ func (s *Service) resolveOne(ctx context.Context, rkey string) error {
 	// late ACK's "submitted" or another replica's next claim may have come
 	// between, and must not be undone. Either way the record is theirs.
 	rewrite := func(next attempt) error {
-		next.At = s.now()
-		v, err := json.Marshal(next)
+		v, err := s.encodeAttempt(next)
 		if err != nil {
 			return err
 		}
@@ -277,7 +275,7 @@ func (s *Service) resolveOne(ctx context.Context, rkey string) error {
 		// No result again, or a temporary NACK: due again after
 		// -smsc-unknown-resend-after. In doubt, on a session opened after
 		// this one (the claim says so already); refused, on any session
-		// after the first timeout's.
+		// after the one the segment was last left in doubt on.
 		if errors.As(err, &nack) {
 			again := claimed
 			again.Resend = a.Resend

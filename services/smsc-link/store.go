@@ -140,7 +140,7 @@ func keySafe(s string) bool {
 // the earlier attempt when there is one: the segment must not be sent
 // again.
 func (s *Service) beginAttempt(ctx context.Context, key string) (*attempt, error) {
-	v, err := json.Marshal(attempt{State: attemptSending, At: s.now()})
+	v, err := s.encodeAttempt(attempt{State: attemptSending})
 	if err != nil {
 		return nil, err
 	}
@@ -167,10 +167,15 @@ func (s *Service) beginAttempt(ctx context.Context, key string) (*attempt, error
 	return &a, nil
 }
 
+// encodeAttempt is the value of an attempt record, stamped now.
+func (s *Service) encodeAttempt(a attempt) ([]byte, error) {
+	a.At = s.now()
+	return json.Marshal(a)
+}
+
 // endAttempt records the outcome of the attempt.
 func (s *Service) endAttempt(ctx context.Context, key string, a attempt) error {
-	a.At = s.now()
-	v, err := json.Marshal(a)
+	v, err := s.encodeAttempt(a)
 	if err != nil {
 		return err
 	}
